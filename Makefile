@@ -1,0 +1,50 @@
+# The front door. `make run` and `make test` work on a fresh clone with Python >= 3.11.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PROTOS := $(shell find protos -name '*.proto')
+GEN    := shop/order/v1/order_pb2.py
+
+.PHONY: run test test-fast lint fmt proto bench bench-quick clean lock install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip==25.3
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $@
+
+proto: $(GEN)
+
+$(GEN): $(STAMP) $(PROTOS) scripts/gen_protos.py
+	$(BIN)/python scripts/gen_protos.py
+	touch $@
+
+run: proto
+	$(BIN)/python scripts/run.py
+
+test: proto
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: proto
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
+
+bench: proto
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: proto
+	$(BIN)/python -m bench --quick
+
+# Refresh the exact versions of everything installed (after changing pyproject.toml).
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+clean:
+	rm -rf $(VENV) shop data .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,83 @@
+"""gRPC channels: one per target per process, opened at start-up and shared by all requests.
+
+Retries are declared in the service config, not coded: only UNAVAILABLE, only for methods that
+are safe to repeat. Every outbound call carries the current request id as `x-request-id`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+
+from common.logs import request_id_var
+
+# Large enough for 100 line items with room to spare; bigger messages are refused as
+# RESOURCE_EXHAUSTED before they reach a handler.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+KEEPALIVE_CLIENT_OPTIONS: list[tuple[str, Any]] = [
+    # Ping an idle connection every 30 s so that NATs and proxies do not drop it silently,
+    ("grpc.keepalive_time_ms", 30_000),
+    # and give up on it when the ping is not answered within 10 s.
+    ("grpc.keepalive_timeout_ms", 10_000),
+    # Watch streams can be idle for minutes; keep pinging them too.
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+KEEPALIVE_SERVER_OPTIONS: list[tuple[str, Any]] = [
+    # Accept the clients' 30 s pings (the default minimum is 5 minutes, which would make the
+    # server close the connection with "too_many_pings").
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+_RETRY_POLICY = {
+    "maxAttempts": 4,
+    "initialBackoff": "0.05s",
+    "maxBackoff": "1s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+
+
+def service_config(retryable: Iterable[tuple[str, str]]) -> str:
+    """Service config JSON that retries UNAVAILABLE for the given (service, method) pairs."""
+    names = [{"service": service, "method": method} for service, method in retryable]
+    return json.dumps({"methodConfig": [{"name": names, "retryPolicy": _RETRY_POLICY}]}) if names else "{}"
+
+
+class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    @staticmethod
+    def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        request_id = request_id_var.get()
+        if not request_id:
+            return details
+        metadata = grpc.aio.Metadata(*(details.metadata or ()))
+        metadata["x-request-id"] = request_id
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._with_request_id(client_call_details), request)
+
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._with_request_id(client_call_details), request)
+
+
+def open_channel(target: str, retryable: Iterable[tuple[str, str]] = ()) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(
+        target,
+        options=[
+            *KEEPALIVE_CLIENT_OPTIONS,
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.enable_retries", 1),
+            ("grpc.service_config", service_config(retryable)),
+        ],
+        interceptors=[_RequestIdInterceptor()],
+    )

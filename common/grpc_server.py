@@ -1,0 +1,157 @@
+"""Building and running a grpc.aio server: health, reflection, the error boundary, request ids,
+logs, and a graceful shutdown on SIGTERM / Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from common.errors import STATUS_DETAILS_KEY, ServiceError
+from common.grpc_client import KEEPALIVE_SERVER_OPTIONS, MAX_MESSAGE_BYTES
+from common.ids import new_id
+from common.logs import request_id_var
+
+log = logging.getLogger(__name__)
+
+# How long in-flight calls may run on after SIGTERM before they are cut off.
+SHUTDOWN_GRACE_S = 10.0
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Per call: adopt the caller's `x-request-id`, log the outcome, and map ServiceError (and
+    any unexpected exception) to a gRPC status. The one boundary between domain and wire."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        request_id = str(metadata.get("x-request-id") or new_id("req"))
+        method = handler_call_details.method
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(handler.unary_unary, method, request_id),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(handler.unary_stream, method, request_id),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, method: str) -> None:
+    if isinstance(exc, ServiceError):
+        status = exc.to_status()
+        await context.abort(exc.code, exc.message, trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),))
+    log.exception("unhandled error", extra={"rpc": method})
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def _log_call(method: str, context: grpc.aio.ServicerContext[Any, Any], started: float) -> None:
+    code = context.code() or grpc.StatusCode.OK
+    name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+    log.info(
+        "rpc",
+        extra={"rpc": method, "status": name, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+    )
+
+
+def _wrap_unary(inner: Any, method: str, request_id: str) -> Any:
+    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            return await inner(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc, method)
+        finally:
+            _log_call(method, context, started)
+            request_id_var.reset(token)
+
+    return handle
+
+
+def _wrap_stream(inner: Any, method: str, request_id: str) -> Any:
+    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            async for response in inner(request, context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc, method)
+        finally:
+            _log_call(method, context, started)
+            request_id_var.reset(token)
+
+    return handle
+
+
+def create_grpc_server(
+    service_names: Iterable[str],
+    register: Callable[[grpc.aio.Server], None],
+    host: str,
+    port: int,
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
+    """A server with the servicers `register` adds, health and reflection, bound to host:port
+    (port 0 picks a free one, for tests). Returns the server, its health servicer and the port."""
+    server = grpc.aio.server(
+        interceptors=[ServiceInterceptor()],
+        options=[
+            *KEEPALIVE_SERVER_OPTIONS,
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+    register(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = list(service_names)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise SystemExit(f"cannot listen on {host}:{port}")
+    return server, health_servicer, bound
+
+
+async def run_until_signalled(
+    server: grpc.aio.Server,
+    health_servicer: health.aio.HealthServicer,
+    service_names: Iterable[str],
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT; then say NOT_SERVING, let calls in flight finish, stop."""
+    await server.start()
+    for name in [*service_names, ""]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down", extra={"grace_s": SHUTDOWN_GRACE_S})
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(SHUTDOWN_GRACE_S)
+    if on_stop is not None:
+        await on_stop()
+    log.info("stopped")

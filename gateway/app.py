@@ -1,0 +1,46 @@
+"""The gateway application: routers, error handlers, middleware, and the gRPC channels that
+live as long as the application (opened in the lifespan, shared by all requests)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway import errors
+from gateway.backends import Backends
+from gateway.middleware import BodyGuard, BodyTooLarge, RequestContext
+from gateway.routers import health, orders, payments
+from gateway.settings import GatewaySettings
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.backends = Backends.open(settings.order_service_target, settings.payment_service_target)
+        try:
+            yield
+        finally:
+            await app.state.backends.close()
+
+    app = FastAPI(
+        title="Shop gateway",
+        version="1.0.0",
+        summary="REST in front of two gRPC services (orders, payments), with four ways to follow an order.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: object, exc: BodyTooLarge) -> object:
+        return errors.problem(413, "the request body is over 64 KiB")
+
+    app.include_router(orders.router)
+    app.include_router(payments.router)
+    app.include_router(health.router)
+    # Outermost first: the request id must exist before anything can fail.
+    app.add_middleware(BodyGuard)
+    app.add_middleware(RequestContext)
+    return app

@@ -1,0 +1,54 @@
+"""Protobuf messages → the REST API's JSON (steps 13-14 on the gateway's side)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.timestamps import rfc3339
+from shop.order.v1 import order_pb2
+from shop.payment.v1 import payment_pb2
+
+
+def _enum_name(prefix: str, name: str) -> str:
+    return name.removeprefix(prefix).lower()
+
+
+def payment_json(payment: payment_pb2.Payment, public_url: str) -> dict[str, Any]:
+    next_action = None
+    if payment.status == payment_pb2.PAYMENT_STATUS_REQUIRES_ACTION and payment.HasField("next_action"):
+        next_action = {
+            "type": "scan_qr",
+            "confirm_url": f"{public_url}/pay/{payment.id}",
+            "qr_svg_url": f"{public_url}/v1/payments/{payment.id}/qr.svg",
+            "expires_at": rfc3339(payment.next_action.expires_at),
+        }
+    return {
+        "id": payment.id,
+        "status": _enum_name("PAYMENT_STATUS_", payment_pb2.PaymentStatus.Name(payment.status)),
+        "payment_method": payment.payment_method,
+        "amount": payment.amount,
+        "amount_refunded": payment.amount_refunded,
+        "currency": payment.currency,
+        "failure_code": payment.failure_code if payment.HasField("failure_code") else None,
+        "decline_code": payment.decline_code if payment.HasField("decline_code") else None,
+        "failure_message": payment.failure_message if payment.HasField("failure_message") else None,
+        "next_action": next_action,
+        "created_at": rfc3339(payment.created_at),
+        "updated_at": rfc3339(payment.updated_at),
+    }
+
+
+def order_json(order: order_pb2.Order, public_url: str) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "customer_id": order.customer_id,
+        "status": _enum_name("ORDER_STATUS_", order_pb2.OrderStatus.Name(order.status)),
+        "currency": order.currency,
+        "items": [{"sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price} for i in order.items],
+        "amount": order.amount,
+        "amount_refunded": order.amount_refunded,
+        "payment": payment_json(order.payment, public_url) if order.HasField("payment") else None,
+        "version": order.version,
+        "created_at": rfc3339(order.created_at),
+        "updated_at": rfc3339(order.updated_at),
+    }

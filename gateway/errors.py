@@ -1,0 +1,164 @@
+"""Every error the gateway answers, as application/problem+json (RFC 9457).
+
+gRPC status codes become HTTP statuses through one table (google.rpc.Code, as grpc-gateway
+maps them); HTTP-level errors (404 path, 405, 413, 415, invalid JSON) are built here too.
+No answer carries a stack trace or an internal address: the detail of an error that the gRPC
+library made up (a refused connection, a deadline) is replaced by a plain sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import grpc
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from common.errors import error_reason, field_violations, rich_status
+from common.logs import request_id_var
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+}
+
+# Where an ErrorInfo reason asks for a more precise HTTP status than the code's.
+REASON_TO_HTTP = {"IDEMPOTENCY_KEY_REUSED": 422}
+
+_HTTP_TO_CODE = {
+    400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "UNIMPLEMENTED", 409: "ABORTED", 413: "RESOURCE_EXHAUSTED",
+    415: "INVALID_ARGUMENT", 422: "FAILED_PRECONDITION", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
+    503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
+}
+
+_LIBRARY_DETAILS = {
+    grpc.StatusCode.UNAVAILABLE: "the service is unavailable; try again shortly",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "the request did not finish within its deadline",
+    grpc.StatusCode.CANCELLED: "the request was cancelled",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "the request is too large or the service is overloaded",
+}
+
+
+class ApiError(Exception):
+    """An error the gateway itself decides on, before any service is asked."""
+
+    def __init__(
+        self, status: int, detail: str, *, errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Client Closed Request",
+        "status": status,
+        "detail": detail,
+        "code": code or _HTTP_TO_CODE.get(status, "UNKNOWN"),
+        "request_id": request_id_var.get(),
+    }
+    if errors:
+        body["errors"] = errors
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def from_rpc_error(exc: grpc.aio.AioRpcError) -> Response:
+    code = exc.code()
+    status = rich_status(exc)
+    ours = any(k == "grpc-status-details-bin" for k, _ in exc.trailing_metadata() or ())
+    detail = exc.details() if ours and exc.details() else _LIBRARY_DETAILS.get(code, code.name.lower().replace("_", " "))
+    if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS):
+        detail = "internal error"
+    http_status = REASON_TO_HTTP.get(error_reason(status) or "", GRPC_TO_HTTP.get(code, 500))
+    errors = [{"field": f, "message": m} for f, m in field_violations(status)]
+    if http_status >= 500:
+        log.warning("backend error", extra={"grpc_code": code.name, "grpc_details": exc.details()})
+    return problem(http_status, detail, code=code.name, errors=errors or None)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    # ("body", "items", 0, "quantity") → "items.0.quantity"; ("query", "page_size") → "page_size"
+    parts = [str(p) for p in loc[1:]] if loc and loc[0] in ("body", "query", "path", "header") else [str(p) for p in loc]
+    return ".".join(parts) or "body"
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error["type"] == "json_invalid":
+        return "is not valid JSON"
+    if error["type"] == "extra_forbidden":
+        return "is not a known field"
+    if error["type"] == "missing":
+        return "is required"
+    if error["type"] == "literal_error":
+        return "is not one of the allowed values (see /docs)"
+    ctx = error.get("ctx") or {}
+    if error["type"] in ("greater_than_equal", "less_than_equal"):
+        return f"must be {'≥' if error['type'] == 'greater_than_equal' else '≤'} {ctx.get('ge', ctx.get('le'))}"
+    return str(error["msg"])
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return problem(exc.status, exc.detail, errors=exc.errors, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"field": "body" if e["type"] == "json_invalid" else _field(tuple(e["loc"])), "message": _message(e)}
+            for e in exc.errors()
+        ]
+        malformed = any(e["type"] == "json_invalid" for e in exc.errors())
+        detail = "the request body is not valid JSON" if malformed else "the request is invalid"
+        return problem(400, detail, errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no route for {request.url.path}"
+        return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(grpc.aio.AioRpcError)
+    async def _rpc(request: Request, exc: grpc.aio.AioRpcError) -> Response:
+        return from_rpc_error(exc)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return problem(500, "internal error")

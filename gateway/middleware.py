@@ -1,0 +1,113 @@
+"""ASGI middleware (plain ASGI, so that streaming answers pass straight through):
+
+- RequestContext: adopts or makes `X-Request-ID`, returns it on every answer, keeps it in the
+  logging context (and so in the gRPC metadata of every call), logs and counts each request;
+- BodyGuard: refuses a body over 64 KiB (413) and a body that is not JSON (415) before any
+  route reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.ids import new_id
+from common.logs import request_id_var
+from gateway.errors import problem
+from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+log = logging.getLogger("gateway.access")
+
+MAX_BODY_BYTES = 64 * 1024
+_REQUEST_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+_JSON_TYPE_RE = re.compile(r"^application/([a-z0-9.+-]+\+)?json\s*(;.*)?$", re.IGNORECASE)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        request_id = given if given and _REQUEST_ID_RE.match(given) else new_id("req")
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                route = scope.get("route")
+                template = getattr(route, "path", "unmatched")
+                HTTP_LATENCY.labels(scope.get("method", "WS"), template).observe(time.perf_counter() - started)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            method = scope.get("method", "WS")
+            HTTP_REQUESTS.labels(method, template, str(status)).inc()
+            log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "route": template,
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            request_id_var.reset(token)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyGuard:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        length = _header(scope, b"content-length")
+        chunked = (_header(scope, b"transfer-encoding") or "").lower() == "chunked"
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            await problem(413, f"the request body is over {MAX_BODY_BYTES} bytes")(scope, receive, send)
+            return
+        has_body = chunked or (length is not None and int(length) > 0)
+        content_type = _header(scope, b"content-type")
+        if has_body and not (content_type and _JSON_TYPE_RE.match(content_type)):
+            await problem(415, "the request body must be application/json")(scope, receive, send)
+            return
+        received = 0
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    raise BodyTooLarge
+            return message
+
+        await self.app(scope, counted_receive, send)

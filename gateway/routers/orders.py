@@ -1,0 +1,114 @@
+"""/v1/orders: create (the 14-step flow), read, list, cancel, refund."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from common.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from gateway.convert import order_json
+from gateway.deps import BackendsDep, IdempotencyKey, JSONResponse, ResourceId, SettingsDep, call
+from gateway.schemas import CancelCreate, OrderCreate, OrderList, OrderPublic, OrderStatus, Problem, RefundCreate
+from shop.order.v1 import order_pb2
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}} for code in (400, 404, 409, 503, 504)
+}
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def order_response(
+    order: order_pb2.Order, settings: SettingsDep, *, status: int = 200, replayed: bool = False
+) -> JSONResponse:
+    headers = {"ETag": etag(order.version)}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(order_json(order, settings.gateway_public_url), status_code=status, headers=headers)
+
+
+@router.post("", status_code=201, response_model=OrderPublic, responses={**ERRORS, 422: ERRORS[400]})
+async def create_order(
+    body: OrderCreate, backends: BackendsDep, settings: SettingsDep, idempotency_key: IdempotencyKey
+) -> Response:
+    """Create an order and charge it: gateway → order service → payment service, and back."""
+    request = order_pb2.CreateOrderRequest(
+        customer_id=body.customer_id,
+        currency=body.currency,
+        items=[order_pb2.LineItem(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price) for i in body.items],
+        payment_method=body.payment_method,
+    )
+    order, replayed = await call("CreateOrder", backends.orders.CreateOrder, request, settings, idempotency_key)
+    response = order_response(order, settings, status=201, replayed=replayed)
+    response.headers["Location"] = f"/v1/orders/{order.id}"
+    return response
+
+
+@router.get("/{order_id}", response_model=OrderPublic, responses={304: {"description": "Not modified"}, **ERRORS})
+async def get_order(order_id: ResourceId, request: Request, backends: BackendsDep, settings: SettingsDep) -> Response:
+    """Read an order. With `If-None-Match: "<version>"` and no change since: 304 (short polling)."""
+    order, _ = await call("GetOrder", backends.orders.GetOrder, order_pb2.GetOrderRequest(order_id=order_id), settings)
+    if request.headers.get("if-none-match") == etag(order.version):
+        return Response(status_code=304, headers={"ETag": etag(order.version)})
+    return order_response(order, settings)
+
+
+@router.get("", response_model=OrderList, responses=ERRORS)
+async def list_orders(
+    backends: BackendsDep,
+    settings: SettingsDep,
+    customer_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: OrderStatus | None = None,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    page_token: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """Orders, newest first. Pass `next_page_token` back as `page_token` for the next page."""
+    request = order_pb2.ListOrdersRequest(
+        customer_id=customer_id or "",
+        status=order_pb2.OrderStatus.Value(f"ORDER_STATUS_{status.upper()}") if status else 0,
+        page_size=page_size,
+        page_token=page_token or "",
+    )
+    reply, _ = await call("ListOrders", backends.orders.ListOrders, request, settings)
+    return JSONResponse(
+        {
+            "orders": [order_json(o, settings.gateway_public_url) for o in reply.orders],
+            "next_page_token": reply.next_page_token,
+        }
+    )
+
+
+@router.post("/{order_id}/cancel", response_model=OrderPublic, responses={**ERRORS, 422: ERRORS[400]})
+async def cancel_order(
+    order_id: ResourceId,
+    backends: BackendsDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey,
+    body: CancelCreate | None = None,
+) -> Response:
+    """Cancel an order whose payment has not succeeded."""
+    request = order_pb2.CancelOrderRequest(order_id=order_id)
+    order, replayed = await call("CancelOrder", backends.orders.CancelOrder, request, settings, idempotency_key)
+    return order_response(order, settings, replayed=replayed)
+
+
+@router.post("/{order_id}/refund", response_model=OrderPublic, responses={**ERRORS, 422: ERRORS[400]})
+async def refund_order(
+    order_id: ResourceId,
+    backends: BackendsDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey,
+    body: RefundCreate | None = None,
+) -> Response:
+    """Refund `amount`, or everything that is left when the body is `{}`."""
+    request = order_pb2.RefundOrderRequest(order_id=order_id)
+    if body is not None and body.amount is not None:
+        request.amount = body.amount
+    order, replayed = await call("RefundOrder", backends.orders.RefundOrder, request, settings, idempotency_key)
+    return order_response(order, settings, replayed=replayed)

@@ -1,0 +1,137 @@
+"""The REST API's JSON shapes: request models that refuse anything the contract does not allow
+(strict types, no unknown fields, the limits of CONTRACT §3), and response models for OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from common.limits import (
+    CURRENCIES,
+    IDENTIFIER_PATTERN,
+    MAX_ITEMS,
+    MAX_ORDER_AMOUNT,
+    MAX_QUANTITY,
+    MAX_UNIT_PRICE,
+)
+from common.payment_methods import PAYMENT_METHODS
+
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+# Literal types (not Enum): strict validation accepts them from parsed JSON, and OpenAPI lists them.
+Currency = Literal[tuple(sorted(CURRENCIES))]  # type: ignore[valid-type]
+PaymentMethod = Literal[tuple(PAYMENT_METHODS)]  # type: ignore[valid-type]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LineItem(_Strict):
+    sku: Identifier
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    unit_price: int = Field(ge=0, le=MAX_UNIT_PRICE)
+
+
+class OrderCreate(_Strict):
+    customer_id: Identifier
+    currency: Currency  # type: ignore[valid-type]
+    items: list[LineItem] = Field(min_length=1, max_length=MAX_ITEMS)
+    payment_method: PaymentMethod  # type: ignore[valid-type]
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": "cus_42",
+                    "currency": "EUR",
+                    "items": [{"sku": "BOOK-42", "quantity": 2, "unit_price": 1299}],
+                    "payment_method": "pm_card_visa",
+                }
+            ]
+        },
+    )
+
+
+class RefundCreate(_Strict):
+    amount: int | None = Field(default=None, ge=1, le=MAX_ORDER_AMOUNT, description="Absent: everything left.")
+
+
+class CancelCreate(_Strict):
+    pass
+
+
+class PaymentConfirm(_Strict):
+    approve: bool = True
+
+
+OrderStatus = Literal[
+    "pending_payment", "paid", "payment_failed", "requires_action", "canceled", "partially_refunded", "refunded"
+]
+PaymentStatus = Literal[
+    "processing", "requires_action", "succeeded", "failed", "canceled", "partially_refunded", "refunded"
+]
+
+
+class LineItemPublic(BaseModel):
+    sku: str
+    quantity: int
+    unit_price: int
+
+
+class NextAction(BaseModel):
+    type: Literal["scan_qr"]
+    confirm_url: str
+    qr_svg_url: str
+    expires_at: str
+
+
+class PaymentPublic(BaseModel):
+    id: str
+    status: PaymentStatus
+    payment_method: str
+    amount: int
+    amount_refunded: int
+    currency: str
+    failure_code: str | None
+    decline_code: str | None
+    failure_message: str | None
+    next_action: NextAction | None
+    created_at: str
+    updated_at: str
+
+
+class OrderPublic(BaseModel):
+    id: str
+    customer_id: str
+    status: OrderStatus
+    currency: str
+    items: list[LineItemPublic]
+    amount: int
+    amount_refunded: int
+    payment: PaymentPublic | None
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class OrderList(BaseModel):
+    orders: list[OrderPublic]
+    next_page_token: str
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    request_id: str | None
+    errors: list[FieldError] | None = None

@@ -1,0 +1,87 @@
+"""The order rules: input limits, the amount, and the state machine of CONTRACT §3."""
+
+from __future__ import annotations
+
+from common.errors import InvalidArgument
+from common.limits import (
+    CURRENCIES,
+    IDENTIFIER_RE,
+    MAX_ITEMS,
+    MAX_ORDER_AMOUNT,
+    MAX_QUANTITY,
+    MAX_UNIT_PRICE,
+    MIN_ORDER_AMOUNT,
+)
+from common.payment_methods import PAYMENT_METHODS
+from shop.order.v1 import order_pb2 as pb
+from shop.payment.v1 import payment_pb2
+
+S = pb.OrderStatus
+
+FINAL = frozenset({S.ORDER_STATUS_PAYMENT_FAILED, S.ORDER_STATUS_CANCELED, S.ORDER_STATUS_REFUNDED})
+
+_TRANSITIONS: dict[int, frozenset[int]] = {
+    S.ORDER_STATUS_PENDING_PAYMENT: frozenset(
+        {S.ORDER_STATUS_PAID, S.ORDER_STATUS_PAYMENT_FAILED, S.ORDER_STATUS_REQUIRES_ACTION, S.ORDER_STATUS_CANCELED}
+    ),
+    S.ORDER_STATUS_REQUIRES_ACTION: frozenset(
+        {S.ORDER_STATUS_PAID, S.ORDER_STATUS_PAYMENT_FAILED, S.ORDER_STATUS_CANCELED}
+    ),
+    S.ORDER_STATUS_PAID: frozenset({S.ORDER_STATUS_PARTIALLY_REFUNDED, S.ORDER_STATUS_REFUNDED}),
+    S.ORDER_STATUS_PARTIALLY_REFUNDED: frozenset({S.ORDER_STATUS_PARTIALLY_REFUNDED, S.ORDER_STATUS_REFUNDED}),
+}
+
+_FROM_PAYMENT: dict[int, int] = {
+    payment_pb2.PAYMENT_STATUS_PROCESSING: S.ORDER_STATUS_PENDING_PAYMENT,
+    payment_pb2.PAYMENT_STATUS_REQUIRES_ACTION: S.ORDER_STATUS_REQUIRES_ACTION,
+    payment_pb2.PAYMENT_STATUS_SUCCEEDED: S.ORDER_STATUS_PAID,
+    payment_pb2.PAYMENT_STATUS_FAILED: S.ORDER_STATUS_PAYMENT_FAILED,
+    payment_pb2.PAYMENT_STATUS_CANCELED: S.ORDER_STATUS_CANCELED,
+    payment_pb2.PAYMENT_STATUS_PARTIALLY_REFUNDED: S.ORDER_STATUS_PARTIALLY_REFUNDED,
+    payment_pb2.PAYMENT_STATUS_REFUNDED: S.ORDER_STATUS_REFUNDED,
+}
+
+
+def status_name(status: int) -> str:
+    """`ORDER_STATUS_PAID` → `paid`, as in the REST API."""
+    return S.Name(status).removeprefix("ORDER_STATUS_").lower()  # type: ignore[arg-type]
+
+
+def can_move(current: int, new: int) -> bool:
+    return new in _TRANSITIONS.get(current, frozenset())
+
+
+def status_for_payment(payment: payment_pb2.Payment) -> int:
+    return _FROM_PAYMENT[payment.status]
+
+
+def order_amount(items: list[pb.LineItem]) -> int:
+    # Python integers do not overflow; the limits keep the sum far inside int64 anyway
+    # (100 items x 1,000 x 10,000,000 = 10^12).
+    return sum(item.quantity * item.unit_price for item in items)
+
+
+def validate_create(request: pb.CreateOrderRequest) -> int:
+    """Check a CreateOrderRequest against the limits of CONTRACT §3; return its amount."""
+    violations: list[tuple[str, str]] = []
+    if not IDENTIFIER_RE.match(request.customer_id):
+        violations.append(("customer_id", "must be 1-64 characters of [A-Za-z0-9_.:-]"))
+    if request.currency not in CURRENCIES:
+        violations.append(("currency", "must be an upper-case ISO 4217 currency code"))
+    if request.payment_method not in PAYMENT_METHODS:
+        violations.append(("payment_method", "unknown payment method"))
+    if not 1 <= len(request.items) <= MAX_ITEMS:
+        violations.append(("items", f"must hold 1 to {MAX_ITEMS} items"))
+    for index, item in enumerate(request.items[:MAX_ITEMS]):
+        if not IDENTIFIER_RE.match(item.sku):
+            violations.append((f"items.{index}.sku", "must be 1-64 characters of [A-Za-z0-9_.:-]"))
+        if not 1 <= item.quantity <= MAX_QUANTITY:
+            violations.append((f"items.{index}.quantity", f"must be between 1 and {MAX_QUANTITY}"))
+        if not 0 <= item.unit_price <= MAX_UNIT_PRICE:
+            violations.append((f"items.{index}.unit_price", f"must be between 0 and {MAX_UNIT_PRICE}"))
+    amount = order_amount(list(request.items))
+    if not violations and not MIN_ORDER_AMOUNT <= amount <= MAX_ORDER_AMOUNT:
+        violations.append(("items", f"the order total must be between {MIN_ORDER_AMOUNT} and {MAX_ORDER_AMOUNT}"))
+    if violations:
+        raise InvalidArgument("invalid order", violations=violations)
+    return amount

@@ -1,0 +1,108 @@
+"""OrderService: the gRPC surface of the order service. Reads what the wire carries (request,
+metadata, deadline), hands it to the flows in orders.py, and sends back their answer."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from common.errors import InvalidArgument
+from common.limits import DEFAULT_PAGE_SIZE, IDEMPOTENCY_KEY_RE, MAX_PAGE_SIZE
+from order_service.domain import status_name
+from order_service.orders import Orders
+from order_service.watch import watch_order
+from shop.order.v1 import order_pb2 as pb
+from shop.order.v1 import order_pb2_grpc
+from shop.payment.v1 import payment_pb2
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+REPLAYED = (("idempotent-replayed", "true"),)
+
+
+def _idempotency_key(context: Context) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "idempotency-key":
+            if not isinstance(value, str) or not IDEMPOTENCY_KEY_RE.match(value):
+                raise InvalidArgument(
+                    "invalid idempotency key",
+                    violations=[("Idempotency-Key", "must be 1-255 visible ASCII characters")],
+                )
+            return value
+    return None
+
+
+def _encode_token(order_id: str) -> str:
+    return base64.urlsafe_b64encode(order_id.encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> str:
+    try:
+        order_id = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        order_id = ""
+    if not order_id.startswith("ord_"):
+        raise InvalidArgument("invalid page token", violations=[("page_token", "is not a token this API gave")])
+    return order_id
+
+
+class OrderServicer(order_pb2_grpc.OrderServiceServicer):
+    def __init__(self, orders: Orders, default_deadline_s: float) -> None:
+        self.orders = orders
+        self.default_deadline_s = default_deadline_s
+
+    def _timeout(self, context: Context) -> float:
+        """What is left of the caller's deadline, passed on to the payment service."""
+        remaining = context.time_remaining()
+        return self.default_deadline_s if remaining is None else max(remaining, 0.001)
+
+    @staticmethod
+    def _answer(context: Context, replayed: bool) -> None:
+        if replayed:
+            context.set_trailing_metadata(REPLAYED)
+
+    async def CreateOrder(self, request: pb.CreateOrderRequest, context: Context) -> pb.Order:
+        order, replayed = await self.orders.create(request, _idempotency_key(context), self._timeout(context))
+        self._answer(context, replayed)
+        return order
+
+    async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.Order:
+        return await self.orders.get(request.order_id)
+
+    async def ListOrders(self, request: pb.ListOrdersRequest, context: Context) -> pb.ListOrdersResponse:
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise InvalidArgument("invalid page size", violations=[("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")])
+        if request.status and request.status not in pb.OrderStatus.values():
+            raise InvalidArgument("invalid status", violations=[("status", "unknown order status")])
+        before = _decode_token(request.page_token) if request.page_token else None
+        status = status_name(request.status) if request.status else ""
+        found = await self.orders.store.list(request.customer_id, status, size + 1, before)
+        page = found[:size]
+        token = _encode_token(page[-1].id) if len(found) > size else ""
+        return pb.ListOrdersResponse(orders=page, next_page_token=token)
+
+    async def CancelOrder(self, request: pb.CancelOrderRequest, context: Context) -> pb.Order:
+        order, replayed = await self.orders.cancel(request, _idempotency_key(context), self._timeout(context))
+        self._answer(context, replayed)
+        return order
+
+    async def RefundOrder(self, request: pb.RefundOrderRequest, context: Context) -> pb.Order:
+        order, replayed = await self.orders.refund(request, _idempotency_key(context), self._timeout(context))
+        self._answer(context, replayed)
+        return order
+
+    async def ConfirmPayment(self, request: pb.ConfirmPaymentRequest, context: Context) -> payment_pb2.Payment:
+        payment, replayed = await self.orders.confirm(request, _idempotency_key(context), self._timeout(context))
+        self._answer(context, replayed)
+        return payment
+
+    async def WatchOrder(self, request: pb.WatchOrderRequest, context: Context) -> AsyncIterator[pb.OrderEvent]:
+        if request.after_version < 0:
+            raise InvalidArgument("invalid version", violations=[("after_version", "must be ≥ 0")])
+        async for event in watch_order(self.orders.store, self.orders.bus, request.order_id, request.after_version):
+            yield event

@@ -1,0 +1,35 @@
+"""The simulated card processor: what the acquirer would answer for each test payment method."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from common.payment_methods import PAYMENT_METHODS, Outcome
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: str
+    failure_code: str | None = None
+    decline_code: str | None = None
+    failure_message: str | None = None
+    action_expires_at: datetime | None = None
+
+
+class Processor:
+    def __init__(self, latency_ms: float, action_timeout_s: float) -> None:
+        self.latency_s = latency_ms / 1000
+        self.action_timeout = timedelta(seconds=action_timeout_s)
+
+    async def authorize(self, payment_method: str, now: datetime) -> Decision:
+        """One round trip to the (simulated) acquirer. The method is known: callers check it."""
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        behaviour = PAYMENT_METHODS[payment_method]
+        if behaviour.outcome is Outcome.SUCCEEDED:
+            return Decision("succeeded")
+        if behaviour.outcome is Outcome.DECLINED:
+            return Decision("failed", behaviour.failure_code, behaviour.decline_code, behaviour.failure_message)
+        return Decision("requires_action", action_expires_at=now + self.action_timeout)

@@ -1,0 +1,55 @@
+"""Shared fixtures: the running stack, HTTP clients, and the rule about missing tools —
+outside CI a suite that needs Docker, Chromium, Node or PostgreSQL is skipped with its reason;
+with CI=true a missing tool is a failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.harness import Stack
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_tool(available: bool, reason: str) -> None:
+    """Skip (outside CI) or fail (in CI) a test whose tool is missing."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_executable(name: str) -> str:
+    path = shutil.which(name)
+    require_tool(path is not None, f"`{name}` is not installed")
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One stack for the integration tests that do not stop or slow down a service."""
+    running = Stack(tmp_path_factory.mktemp("stack")).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def fresh_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A stack of its own, for tests that kill, stop or reconfigure services (not started)."""
+    created = Stack(tmp_path / "stack")
+    yield created
+    created.stop()
+
+
+@pytest.fixture
+async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.url, timeout=10) as http:
+        yield http

@@ -1,0 +1,159 @@
+"""Starts the real services as processes — the same `python -m …` commands users run — on free
+ports with their own temporary databases, for the integration, fault and benchmark suites."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Service:
+    module: str
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", self.module], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+
+    def stop(self, timeout: float = 20) -> int | None:
+        """SIGTERM, then wait for a graceful exit; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up, as in a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class Stack:
+    """The three services. `env` adds or overrides variables for all of them;
+    `service_env` for one (keyed by module name)."""
+
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.gateway_port, self.order_port, self.payment_port = free_port(), free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.gateway_port}"
+        self.order_target = f"127.0.0.1:{self.order_port}"
+        self.payment_target = f"127.0.0.1:{self.payment_port}"
+        base = {
+            **os.environ,
+            "LOG_FORMAT": "json",
+            "GATEWAY_PORT": str(self.gateway_port),
+            "GATEWAY_PUBLIC_URL": self.url,
+            "ORDER_SERVICE_PORT": str(self.order_port),
+            "PAYMENT_SERVICE_PORT": str(self.payment_port),
+            "ORDER_SERVICE_TARGET": self.order_target,
+            "PAYMENT_SERVICE_TARGET": self.payment_target,
+            "ORDER_DATABASE_URL": f"sqlite:///{self.workdir}/orders.db",
+            "PAYMENT_DATABASE_URL": f"sqlite:///{self.workdir}/payments.db",
+            **self.env,
+        }
+        self.services = {
+            name: Service(name, {**base, **self.service_env.get(name, {})}, self.workdir / f"{name}.log")
+            for name in ("payment_service", "order_service", "gateway")
+        }
+
+    @property
+    def payment(self) -> Service:
+        return self.services["payment_service"]
+
+    @property
+    def order(self) -> Service:
+        return self.services["order_service"]
+
+    @property
+    def gateway(self) -> Service:
+        return self.services["gateway"]
+
+    def start(self, timeout: float = 30) -> Stack:
+        for service in self.services.values():
+            service.start()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Poll /readyz (both services SERVING) until it says 200, or fail with the logs."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            for service in self.services.values():
+                if service.proc is not None and service.proc.poll() is not None:
+                    raise RuntimeError(f"{service.module} exited:\n{service.log()[-3000:]}")
+            time.sleep(0.05)
+        raise TimeoutError("the stack did not become ready:\n" + self.logs())
+
+    def wait_serving(self, target: str, timeout: float = 30) -> None:
+        """Until the gRPC service at `target` answers its health check with SERVING."""
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.05)
+        raise TimeoutError(f"{target} did not become SERVING:\n" + self.logs())
+
+    def restart(self, name: str) -> None:
+        service = self.services[name]
+        service.stop()
+        service.start()
+        self.wait_ready()
+
+    def stop(self) -> None:
+        for name in ("gateway", "order_service", "payment_service"):
+            self.services[name].stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {s.module}\n{s.log()[-3000:]}" for s in self.services.values())
