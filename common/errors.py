@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 ERROR_DOMAIN = "shop.example"
@@ -47,8 +47,7 @@ class ServiceError(Exception):
         if self.violations:
             bad_request = error_details_pb2.BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
-                    for f, d in self.violations
+                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in self.violations
                 ]
             )
             details.append(_pack(bad_request))
@@ -95,16 +94,25 @@ def _pack(message: error_details_pb2.BadRequest | error_details_pb2.ErrorInfo) -
     return packed
 
 
-def rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
-    """The google.rpc.Status a server sent with an error (an empty one when it sent none)."""
-    for key, value in error.trailing_metadata() or ():
-        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
-            return status_pb2.Status.FromString(value)
-    return status_pb2.Status(code=code_pb2.UNKNOWN)
+def metadata_value(metadata: object, key: str) -> str | bytes | None:
+    """One value of gRPC metadata (a sequence of key/value pairs), or None."""
+    for item_key, value in metadata or ():  # type: ignore[attr-defined]
+        if item_key == key:
+            return value  # type: ignore[no-any-return]
+    return None
 
 
-def field_violations(status: status_pb2.Status) -> list[tuple[str, str]]:
+def rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
+    """The google.rpc.Status that one of our services sent with an error; None when the gRPC
+    library made the error up (a refused connection, a deadline) and no service was heard."""
+    value = metadata_value(error.trailing_metadata(), STATUS_DETAILS_KEY)
+    return status_pb2.Status.FromString(value) if isinstance(value, bytes) else None
+
+
+def field_violations(status: status_pb2.Status | None) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
+    if status is None:
+        return found
     for detail in status.details:
         bad_request = error_details_pb2.BadRequest()
         if detail.Unpack(bad_request):
@@ -112,9 +120,11 @@ def field_violations(status: status_pb2.Status) -> list[tuple[str, str]]:
     return found
 
 
-def error_reason(status: status_pb2.Status) -> str | None:
+def error_reason(status: status_pb2.Status | None) -> str | None:
+    if status is None:
+        return None
     for detail in status.details:
         info = error_details_pb2.ErrorInfo()
         if detail.Unpack(info):
-            return info.reason
+            return str(info.reason)
     return None

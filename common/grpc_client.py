@@ -50,7 +50,10 @@ def service_config(retryable: Iterable[tuple[str, str]]) -> str:
     return json.dumps({"methodConfig": [{"name": names, "retryPolicy": _RETRY_POLICY}]}) if names else "{}"
 
 
-class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+class _RequestIdInterceptor(
+    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+):
     @staticmethod
     def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         request_id = request_id_var.get()
@@ -79,5 +82,5 @@ def open_channel(target: str, retryable: Iterable[tuple[str, str]] = ()) -> grpc
             ("grpc.enable_retries", 1),
             ("grpc.service_config", service_config(retryable)),
         ],
-        interceptors=[_RequestIdInterceptor()],
+        interceptors=[_RequestIdInterceptor()],  # type: ignore[list-item]
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from common.errors import STATUS_DETAILS_KEY, ServiceError
@@ -25,15 +26,15 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 10.0
 
 
-class ServiceInterceptor(grpc.aio.ServerInterceptor):
+class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Per call: adopt the caller's `x-request-id`, log the outcome, and map ServiceError (and
     any unexpected exception) to a gRPC status. The one boundary between domain and wire."""
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -58,7 +59,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, method: str) -> None:
     if isinstance(exc, ServiceError):
         status = exc.to_status()
-        await context.abort(exc.code, exc.message, trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),))
+        await context.abort(
+            exc.code, exc.message, trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),)
+        )
     log.exception("unhandled error", extra={"rpc": method})
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
@@ -112,7 +115,7 @@ def create_grpc_server(
     register: Callable[[grpc.aio.Server], None],
     host: str,
     port: int,
-) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
+) -> tuple[grpc.aio.Server, HealthServicer, int]:
     """A server with the servicers `register` adds, health and reflection, bound to host:port
     (port 0 picks a free one, for tests). Returns the server, its health servicer and the port."""
     server = grpc.aio.server(
@@ -124,7 +127,7 @@ def create_grpc_server(
         ],
     )
     register(server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
@@ -136,7 +139,7 @@ def create_grpc_server(
 
 async def run_until_signalled(
     server: grpc.aio.Server,
-    health_servicer: health.aio.HealthServicer,
+    health_servicer: HealthServicer,
     service_names: Iterable[str],
     on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:

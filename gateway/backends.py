@@ -34,8 +34,8 @@ class Backends:
         return cls(
             order_channel,
             payment_channel,
-            order_pb2_grpc.OrderServiceStub(order_channel),  # type: ignore[arg-type]
-            payment_pb2_grpc.PaymentServiceStub(payment_channel),  # type: ignore[arg-type]
+            order_pb2_grpc.OrderServiceStub(order_channel),
+            payment_pb2_grpc.PaymentServiceStub(payment_channel),
         )
 
     async def health(self, timeout: float) -> dict[str, str]:
@@ -55,4 +55,4 @@ class Backends:
         return dict(results)
 
     async def close(self) -> None:
-        await asyncio.gather(self.order_channel.close(), self.payment_channel.close())
+        await asyncio.gather(self.order_channel.close(None), self.payment_channel.close(None))

@@ -10,6 +10,7 @@ import orjson
 from fastapi import Depends, Header, Path, Request
 from starlette.responses import Response
 
+from common.errors import metadata_value
 from common.limits import IDEMPOTENCY_KEY_RE
 from gateway.backends import Backends
 from gateway.errors import ApiError
@@ -73,6 +74,5 @@ async def call(
     finally:
         GRPC_LATENCY.labels(name).observe(time.perf_counter() - started)
     GRPC_CALLS.labels(name, "OK").inc()
-    trailing = await call_.trailing_metadata()
-    replayed = any(k == "idempotent-replayed" and v == "true" for k, v in trailing or ())
+    replayed = metadata_value(await call_.trailing_metadata(), "idempotent-replayed") == "true"
     return response, replayed

@@ -50,9 +50,17 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
 REASON_TO_HTTP = {"IDEMPOTENCY_KEY_REUSED": 422}
 
 _HTTP_TO_CODE = {
-    400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "UNIMPLEMENTED", 409: "ABORTED", 413: "RESOURCE_EXHAUSTED",
-    415: "INVALID_ARGUMENT", 422: "FAILED_PRECONDITION", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-    503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    409: "ABORTED",
+    413: "RESOURCE_EXHAUSTED",
+    415: "INVALID_ARGUMENT",
+    422: "FAILED_PRECONDITION",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
 }
 
 _LIBRARY_DETAILS = {
@@ -67,7 +75,12 @@ class ApiError(Exception):
     """An error the gateway itself decides on, before any service is asked."""
 
     def __init__(
-        self, status: int, detail: str, *, errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -100,8 +113,11 @@ def problem(
 def from_rpc_error(exc: grpc.aio.AioRpcError) -> Response:
     code = exc.code()
     status = rich_status(exc)
-    ours = any(k == "grpc-status-details-bin" for k, _ in exc.trailing_metadata() or ())
-    detail = exc.details() if ours and exc.details() else _LIBRARY_DETAILS.get(code, code.name.lower().replace("_", " "))
+    # Only a message one of our services wrote is shown; the library's own messages name
+    # internal addresses ("failed to connect to 10.0.0.7:50051").
+    detail = (exc.details() if status is not None else None) or _LIBRARY_DETAILS.get(
+        code, code.name.lower().replace("_", " ")
+    )
     if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS):
         detail = "internal error"
     http_status = REASON_TO_HTTP.get(error_reason(status) or "", GRPC_TO_HTTP.get(code, 500))
@@ -113,7 +129,9 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> Response:
 
 def _field(loc: tuple[Any, ...]) -> str:
     # ("body", "items", 0, "quantity") → "items.0.quantity"; ("query", "page_size") → "page_size"
-    parts = [str(p) for p in loc[1:]] if loc and loc[0] in ("body", "query", "path", "header") else [str(p) for p in loc]
+    parts = (
+        [str(p) for p in loc[1:]] if loc and loc[0] in ("body", "query", "path", "header") else [str(p) for p in loc]
+    )
     return ".".join(parts) or "body"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from common.errors import InvalidArgument
 from common.limits import (
     CURRENCIES,
@@ -17,10 +19,11 @@ from shop.order.v1 import order_pb2 as pb
 from shop.payment.v1 import payment_pb2
 
 S = pb.OrderStatus
+Status: TypeAlias = pb.OrderStatus.ValueType
 
 FINAL = frozenset({S.ORDER_STATUS_PAYMENT_FAILED, S.ORDER_STATUS_CANCELED, S.ORDER_STATUS_REFUNDED})
 
-_TRANSITIONS: dict[int, frozenset[int]] = {
+_TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.ORDER_STATUS_PENDING_PAYMENT: frozenset(
         {S.ORDER_STATUS_PAID, S.ORDER_STATUS_PAYMENT_FAILED, S.ORDER_STATUS_REQUIRES_ACTION, S.ORDER_STATUS_CANCELED}
     ),
@@ -31,7 +34,7 @@ _TRANSITIONS: dict[int, frozenset[int]] = {
     S.ORDER_STATUS_PARTIALLY_REFUNDED: frozenset({S.ORDER_STATUS_PARTIALLY_REFUNDED, S.ORDER_STATUS_REFUNDED}),
 }
 
-_FROM_PAYMENT: dict[int, int] = {
+_FROM_PAYMENT: dict[payment_pb2.PaymentStatus.ValueType, Status] = {
     payment_pb2.PAYMENT_STATUS_PROCESSING: S.ORDER_STATUS_PENDING_PAYMENT,
     payment_pb2.PAYMENT_STATUS_REQUIRES_ACTION: S.ORDER_STATUS_REQUIRES_ACTION,
     payment_pb2.PAYMENT_STATUS_SUCCEEDED: S.ORDER_STATUS_PAID,
@@ -42,16 +45,16 @@ _FROM_PAYMENT: dict[int, int] = {
 }
 
 
-def status_name(status: int) -> str:
+def status_name(status: Status) -> str:
     """`ORDER_STATUS_PAID` → `paid`, as in the REST API."""
-    return S.Name(status).removeprefix("ORDER_STATUS_").lower()  # type: ignore[arg-type]
+    return S.Name(status).removeprefix("ORDER_STATUS_").lower()
 
 
-def can_move(current: int, new: int) -> bool:
+def can_move(current: Status, new: Status) -> bool:
     return new in _TRANSITIONS.get(current, frozenset())
 
 
-def status_for_payment(payment: payment_pb2.Payment) -> int:
+def status_for_payment(payment: payment_pb2.Payment) -> Status:
     return _FROM_PAYMENT[payment.status]
 
 

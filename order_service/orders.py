@@ -72,9 +72,15 @@ class Orders:
             order_id = new_id("ord")
             now = to_timestamp(utcnow())
             order = pb.Order(
-                id=order_id, customer_id=request.customer_id, status=S.ORDER_STATUS_PENDING_PAYMENT,
-                currency=request.currency, items=request.items, amount=amount, version=1,
-                created_at=now, updated_at=now,
+                id=order_id,
+                customer_id=request.customer_id,
+                status=S.ORDER_STATUS_PENDING_PAYMENT,
+                currency=request.currency,
+                items=request.items,
+                amount=amount,
+                version=1,
+                created_at=now,
+                updated_at=now,
             )
             async with self._lock(order_id):
                 async with self.store.db.write() as conn:
@@ -114,7 +120,9 @@ class Orders:
 
     # -- the customer's answer, cancel, refund -----------------------------------------------
 
-    async def confirm(self, request: pb.ConfirmPaymentRequest, key: str | None, timeout: float) -> tuple[payment_pb2.Payment, bool]:
+    async def confirm(
+        self, request: pb.ConfirmPaymentRequest, key: str | None, timeout: float
+    ) -> tuple[payment_pb2.Payment, bool]:
         order = await self.store.by_payment(request.payment_id)
         if order is None:
             raise NotFound(f"payment {request.payment_id} not found")
@@ -216,7 +224,11 @@ class Orders:
         if status != order.status and not can_move(order.status, status):
             log.warning(
                 "payment state does not fit the order",
-                extra={"order_id": order.id, "order_status": status_name(order.status), "payment_status": payment.status},
+                extra={
+                    "order_id": order.id,
+                    "order_status": status_name(order.status),
+                    "payment_status": payment.status,
+                },
             )
             return False
         if status == order.status and order.payment == payment:

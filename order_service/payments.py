@@ -59,7 +59,7 @@ class PaymentClient:
         self.stub = payment_pb2_grpc.PaymentServiceStub(self.channel)
 
     async def close(self) -> None:
-        await self.channel.close()
+        await self.channel.close(None)
 
     async def charge(self, order: order_pb2.Order, payment_method: str, timeout: float) -> pb.Payment:
         request = pb.ChargeRequest(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
-from grpc_health.v1 import health
+from grpc_health.v1._async import HealthServicer
 
 from common.db import Database
 from common.grpc_server import create_grpc_server
@@ -24,7 +24,7 @@ SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
 @dataclass
 class OrderServer:
     server: grpc.aio.Server
-    health: health.aio.HealthServicer
+    health: HealthServicer
     port: int
     reconciler: Reconciler
     payments: PaymentClient

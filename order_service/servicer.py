@@ -76,12 +76,14 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def ListOrders(self, request: pb.ListOrdersRequest, context: Context) -> pb.ListOrdersResponse:
         size = request.page_size or DEFAULT_PAGE_SIZE
         if not 1 <= size <= MAX_PAGE_SIZE:
-            raise InvalidArgument("invalid page size", violations=[("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")])
+            raise InvalidArgument(
+                "invalid page size", violations=[("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")]
+            )
         if request.status and request.status not in pb.OrderStatus.values():
             raise InvalidArgument("invalid status", violations=[("status", "unknown order status")])
         before = _decode_token(request.page_token) if request.page_token else None
         status = status_name(request.status) if request.status else ""
-        found = await self.orders.store.list(request.customer_id, status, size + 1, before)
+        found = await self.orders.store.page(request.customer_id, status, size + 1, before)
         page = found[:size]
         token = _encode_token(page[-1].id) if len(found) > size else ""
         return pb.ListOrdersResponse(orders=page, next_page_token=token)

@@ -126,7 +126,9 @@ class OrderStore:
     async def _append_event(self, conn: AsyncConnection, order: pb.Order) -> None:
         await conn.execute(
             insert(order_events).values(
-                order_id=order.id, version=order.version, doc=order.SerializeToString(),
+                order_id=order.id,
+                version=order.version,
+                doc=order.SerializeToString(),
                 created_at=from_timestamp(order.updated_at),
             )
         )
@@ -147,9 +149,11 @@ class OrderStore:
 
     async def payment_method(self, order_id: str) -> str:
         async with self.db.read() as conn:
-            return str((await conn.execute(select(orders.c.payment_method).where(orders.c.id == order_id))).scalar_one())
+            return str(
+                (await conn.execute(select(orders.c.payment_method).where(orders.c.id == order_id))).scalar_one()
+            )
 
-    async def list(self, customer_id: str, status: str, limit: int, before_id: str | None) -> list[pb.Order]:
+    async def page(self, customer_id: str, status: str, limit: int, before_id: str | None) -> list[pb.Order]:
         query = select(orders.c.doc).order_by(orders.c.id.desc()).limit(limit)
         if customer_id:
             query = query.where(orders.c.customer_id == customer_id)
@@ -177,9 +181,7 @@ class OrderStore:
         return [row.id for row in rows]
 
     async def ids_expired(self, now: datetime) -> list[str]:
-        query = select(orders.c.id).where(
-            orders.c.status == "requires_action", orders.c.action_expires_at <= now
-        )
+        query = select(orders.c.id).where(orders.c.status == "requires_action", orders.c.action_expires_at <= now)
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
         return [row.id for row in rows]
@@ -199,7 +201,9 @@ class OrderStore:
     async def remember_response(self, conn: AsyncConnection, record: IdempotencyRecord) -> None:
         """Store the answer to replay for a key, in the transaction of the change it answers."""
         await conn.execute(
-            delete(idempotency_keys).where(idempotency_keys.c.scope == record.scope, idempotency_keys.c.key == record.key)
+            delete(idempotency_keys).where(
+                idempotency_keys.c.scope == record.scope, idempotency_keys.c.key == record.key
+            )
         )
         await conn.execute(insert(idempotency_keys).values(**vars(record), created_at=datetime.now(UTC)))
 

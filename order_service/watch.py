@@ -41,7 +41,9 @@ class OrderBus:
                 del self._watchers[order_id]
 
 
-async def watch_order(store: OrderStore, bus: OrderBus, order_id: str, after_version: int) -> AsyncIterator[pb.OrderEvent]:
+async def watch_order(
+    store: OrderStore, bus: OrderBus, order_id: str, after_version: int
+) -> AsyncIterator[pb.OrderEvent]:
     """`after_version` 0: the current version, then each new one. n > 0: every version after n."""
     with bus.subscribe(order_id) as changed:
         current = await store.get(order_id)

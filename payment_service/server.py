@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import grpc
-from grpc_health.v1 import health
+from grpc_health.v1._async import HealthServicer
 
 from common.db import Database
+from common.grpc_server import create_grpc_server
 from payment_service.processor import Processor
 from payment_service.servicer import PaymentServicer
 from payment_service.settings import PaymentSettings
 from payment_service.store import PaymentStore
 from shop.payment.v1 import payment_pb2, payment_pb2_grpc
-from common.grpc_server import create_grpc_server
 
 SERVICE_NAME = payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
 
 
-async def create_server(settings: PaymentSettings) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int, Database]:
+async def create_server(settings: PaymentSettings) -> tuple[grpc.aio.Server, HealthServicer, int, Database]:
     db = Database(settings.payment_database_url)
     store = PaymentStore(db)
     await store.start()

@@ -122,7 +122,9 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
                     )
                 return pb.RefundResponse(refund=refund.to_proto(), payment=payment.to_proto())
             if payment.status not in REFUNDABLE:
-                raise FailedPrecondition(f"payment {payment.id} is {payment.status}; only a paid payment can be refunded")
+                raise FailedPrecondition(
+                    f"payment {payment.id} is {payment.status}; only a paid payment can be refunded"
+                )
             left = payment.amount - payment.amount_refunded
             amount = request.amount if request.HasField("amount") else left
             if not 1 <= amount <= left:

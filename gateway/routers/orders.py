@@ -69,9 +69,10 @@ async def list_orders(
     page_token: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """Orders, newest first. Pass `next_page_token` back as `page_token` for the next page."""
+    wanted = order_pb2.OrderStatus.Value(f"ORDER_STATUS_{status.upper()}") if status else None
     request = order_pb2.ListOrdersRequest(
         customer_id=customer_id or "",
-        status=order_pb2.OrderStatus.Value(f"ORDER_STATUS_{status.upper()}") if status else 0,
+        status=wanted or order_pb2.ORDER_STATUS_UNSPECIFIED,
         page_size=page_size,
         page_token=page_token or "",
     )
