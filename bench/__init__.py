@@ -1,0 +1,1 @@
+"""make bench: the article's claims measured on this machine (CONTRACT §9)."""
