@@ -40,6 +40,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(payments.router)
     app.include_router(health.router)
+    if settings.gateway_bench_routes:
+        # Only for `make bench`: the bare endpoint that POST /v1/orders is measured against.
+        from gateway.routers import bench
+
+        app.include_router(bench.router)
     # Outermost first: the request id must exist before anything can fail.
     app.add_middleware(BodyGuard)
     app.add_middleware(RequestContext)

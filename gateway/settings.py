@@ -13,6 +13,8 @@ class GatewaySettings(CommonSettings):
     gateway_public_url: str = "http://localhost:8000"
     gateway_deadline_s: float = Field(5, gt=0, le=300)
     sse_heartbeat_s: float = Field(15, gt=0)
+    # `make bench` only: mounts POST /v1/bench/orders (gateway/routers/bench.py).
+    gateway_bench_routes: bool = False
 
     @field_validator("gateway_public_url")
     @classmethod
