@@ -34,7 +34,8 @@ async def test_answers_an_order_document() -> None:
     assert response.status_code == 201
     order = OrderPublic.model_validate(response.json())
     assert (order.status, order.amount, order.version) == ("paid", 2598, 2)
-    assert order.payment is not None and order.payment.status == "succeeded"
+    assert order.payment is not None
+    assert order.payment.status == "succeeded"
     assert response.headers["etag"] == '"2"'
     assert response.headers["location"] == f"/v1/orders/{order.id}"
 
