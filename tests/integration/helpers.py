@@ -37,9 +37,11 @@ def assert_problem(reply: httpx.Response, status: int, code: str | None = None) 
     body: dict[str, Any] = reply.json()
     assert body["status"] == status
     assert body["type"] == "about:blank"
-    assert body["title"] and body["detail"]
+    assert body["title"]
+    assert body["detail"]
     assert body["request_id"] == reply.headers["x-request-id"]
     if code is not None:
         assert body["code"] == code
-    assert "Traceback" not in reply.text and "127.0.0.1" not in reply.text
+    assert "Traceback" not in reply.text
+    assert "127.0.0.1" not in reply.text
     return body

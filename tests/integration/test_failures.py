@@ -44,7 +44,8 @@ async def test_payment_service_down_is_503_then_finished(fresh_stack: Stack) -> 
 
         # The order exists, waiting for its payment; nothing was charged.
         (pending,) = (await client.get("/v1/orders", params={"customer_id": body["customer_id"]})).json()["orders"]
-        assert pending["status"] == "pending_payment" and pending["payment"] is None
+        assert pending["status"] == "pending_payment"
+        assert pending["payment"] is None
 
         fresh_stack.payment.start()
         fresh_stack.wait_ready()

@@ -76,7 +76,8 @@ async def test_order_rpcs(orders: order_pb2_grpc.OrderServiceAsyncStub) -> None:
         payment_method="pm_card_visa",
     )  # fmt: skip
     created = await orders.CreateOrder(request, timeout=5)
-    assert created.status == order_pb2.ORDER_STATUS_PAID and created.amount == 15
+    assert created.status == order_pb2.ORDER_STATUS_PAID
+    assert created.amount == 15
     assert await orders.GetOrder(order_pb2.GetOrderRequest(order_id=created.id), timeout=5) == created
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await orders.GetOrder(order_pb2.GetOrderRequest(order_id="ord_missing"), timeout=5)

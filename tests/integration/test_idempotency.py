@@ -48,7 +48,8 @@ async def test_keys_are_scoped_per_path(client: httpx.AsyncClient) -> None:
     first = await client.post(f"/v1/orders/{a['id']}/cancel", json={}, headers={"Idempotency-Key": key})
     other = await client.post(f"/v1/orders/{b['id']}/cancel", json={}, headers={"Idempotency-Key": key})
     assert first.status_code == other.status_code == 200
-    assert first.json()["id"] == a["id"] and other.json()["id"] == b["id"]
+    assert first.json()["id"] == a["id"]
+    assert other.json()["id"] == b["id"]
     assert "idempotent-replayed" not in other.headers
 
 
@@ -93,12 +94,14 @@ async def test_16_concurrent_posts_with_one_key_make_one_order(client: httpx.Asy
             assert_problem(reply, 409, "ABORTED")
     ids = {r.json()["id"] for r in replies if r.status_code == 201}
     payments = {r.json()["payment"]["id"] for r in replies if r.status_code == 201}
-    assert len(ids) == 1 and len(payments) == 1
+    assert len(ids) == 1
+    assert len(payments) == 1
     orders = await count_orders(client, body["customer_id"])
     assert [o["id"] for o in orders] == list(ids)
     # Once the first request has finished, every retry is a replay of it.
     retry = await client.post("/v1/orders", json=body, headers={"Idempotency-Key": key})
-    assert retry.status_code == 201 and retry.json()["id"] in ids
+    assert retry.status_code == 201
+    assert retry.json()["id"] in ids
 
 
 async def test_200_concurrent_creations(client: httpx.AsyncClient) -> None:

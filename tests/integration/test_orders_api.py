@@ -20,7 +20,8 @@ def assert_order_shape(order: dict[str, Any]) -> None:
         "payment", "version", "created_at", "updated_at",
     }  # fmt: skip
     assert order["id"].startswith("ord_")
-    assert RFC3339.match(order["created_at"]) and RFC3339.match(order["updated_at"])
+    assert RFC3339.match(order["created_at"])
+    assert RFC3339.match(order["updated_at"])
     payment = order["payment"]
     assert set(payment) == {
         "id", "status", "payment_method", "amount", "amount_refunded", "currency", "failure_code",
@@ -126,7 +127,8 @@ async def test_cancel(client: httpx.AsyncClient) -> None:
     assert reply.json()["status"] == "canceled"
     assert reply.json()["payment"]["status"] == "canceled"
     again = await client.post(f"/v1/orders/{waiting['id']}/cancel", json={})
-    assert again.status_code == 200 and again.json()["version"] == reply.json()["version"]
+    assert again.status_code == 200
+    assert again.json()["version"] == reply.json()["version"]
     # The canceled payment can no longer be approved.
     late = await client.post(f"/v1/payments/{waiting['payment']['id']}/confirm", json={})
     assert_problem(late, 400, "FAILED_PRECONDITION")
@@ -269,7 +271,8 @@ async def test_request_id_travels_through_both_services(client: httpx.AsyncClien
     assert reply.status_code == 201
     assert reply.headers["x-request-id"] == request_id
     made = (await client.get("/healthz")).headers["x-request-id"]
-    assert made and made != request_id
+    assert made
+    assert made != request_id
     for service in (stack.order, stack.payment, stack.gateway):
         assert f'"request_id":"{request_id}"' in service.log(), service.module
 
