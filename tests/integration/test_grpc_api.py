@@ -20,13 +20,13 @@ from tests.harness import Stack
 @pytest.fixture
 async def payments(stack: Stack) -> AsyncIterator[payment_pb2_grpc.PaymentServiceAsyncStub]:
     async with grpc.aio.insecure_channel(stack.payment_target) as channel:
-        yield payment_pb2_grpc.PaymentServiceStub(channel)  # type: ignore[misc]
+        yield payment_pb2_grpc.PaymentServiceStub(channel)
 
 
 @pytest.fixture
 async def orders(stack: Stack) -> AsyncIterator[order_pb2_grpc.OrderServiceAsyncStub]:
     async with grpc.aio.insecure_channel(stack.order_target) as channel:
-        yield order_pb2_grpc.OrderServiceStub(channel)  # type: ignore[misc]
+        yield order_pb2_grpc.OrderServiceStub(channel)
 
 
 def charge(key: str, amount: int = 1000) -> payment_pb2.ChargeRequest:

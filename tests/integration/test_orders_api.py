@@ -171,7 +171,11 @@ async def test_list_pages_newest_first(client: httpx.AsyncClient) -> None:
     seen: list[str] = []
     token = ""
     while True:
-        params = {"customer_id": customer, "page_size": 2, **({"page_token": token} if token else {})}
+        params: dict[str, str | int] = {
+            "customer_id": customer,
+            "page_size": 2,
+            **({"page_token": token} if token else {}),
+        }
         page = (await client.get("/v1/orders", params=params)).json()
         assert len(page["orders"]) <= 2
         seen += [o["id"] for o in page["orders"]]

@@ -1,0 +1,59 @@
+"""A throw-away PostgreSQL cluster in a temporary folder, for the tests of the PostgreSQL path.
+
+`initdb` refuses to run as root, so as root the cluster belongs to the `postgres` user (or
+`nobody`) and the commands run through `runuser`."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.harness import free_port
+
+
+def _owner() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    raise RuntimeError("running as root and there is no postgres or nobody user")
+
+
+def available() -> bool:
+    return shutil.which("initdb") is not None and shutil.which("pg_ctl") is not None
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[str]:
+    """Start a cluster on a free port; yield its URL (`postgresql://…/postgres`); remove it."""
+    owner = _owner()
+    prefix = ["runuser", "-u", owner, "--"] if owner else []
+    folder = Path(tempfile.mkdtemp(prefix="pg-"))
+    if owner:
+        shutil.chown(folder, owner)
+    data, port = folder / "data", free_port()
+    user = owner or pwd.getpwuid(os.geteuid()).pw_name
+
+    def run(*args: str) -> None:
+        subprocess.run([*prefix, *args], check=True, capture_output=True, timeout=60, cwd=folder)
+
+    run("initdb", "-D", str(data), "-A", "trust", "-U", user, "--no-sync")
+    run(
+        "pg_ctl", "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start",
+    )  # fmt: skip
+    try:
+        yield f"postgresql://{user}@127.0.0.1:{port}/postgres"
+    finally:
+        run("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
