@@ -142,8 +142,10 @@ async def run_until_signalled(
     health_servicer: HealthServicer,
     service_names: Iterable[str],
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    on_draining: Callable[[], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT; then say NOT_SERVING, let calls in flight finish, stop."""
+    """Serve until SIGTERM or SIGINT; then say NOT_SERVING, let calls in flight finish, stop.
+    `on_draining` runs before the grace period, to end calls that would never finish (streams)."""
     await server.start()
     for name in [*service_names, ""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -154,6 +156,8 @@ async def run_until_signalled(
     await stop.wait()
     log.info("shutting down", extra={"grace_s": SHUTDOWN_GRACE_S})
     await health_servicer.enter_graceful_shutdown()
+    if on_draining is not None:
+        on_draining()
     await server.stop(SHUTDOWN_GRACE_S)
     if on_stop is not None:
         await on_stop()

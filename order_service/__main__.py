@@ -20,7 +20,9 @@ async def main() -> None:
     # Finish what an earlier run left behind; it does not block start-up, and it retries
     # while the payment service is still coming up.
     service.reconciler.start()
-    await run_until_signalled(service.server, service.health, [SERVICE_NAME], on_stop=service.close)
+    await run_until_signalled(
+        service.server, service.health, [SERVICE_NAME], on_stop=service.close, on_draining=service.bus.close
+    )
 
 
 if __name__ == "__main__":

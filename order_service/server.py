@@ -29,6 +29,7 @@ class OrderServer:
     reconciler: Reconciler
     payments: PaymentClient
     db: Database
+    bus: OrderBus
 
     async def close(self) -> None:
         await self.reconciler.stop()
@@ -41,7 +42,8 @@ async def create_server(settings: OrderSettings) -> OrderServer:
     store = OrderStore(db)
     await store.start()
     payments = PaymentClient(settings.payment_service_target)
-    orders = Orders(store, payments, OrderBus())
+    bus = OrderBus()
+    orders = Orders(store, payments, bus)
     servicer = OrderServicer(orders, settings.order_payment_deadline_s)
     server, health_servicer, port = create_grpc_server(
         [SERVICE_NAME],
@@ -50,4 +52,4 @@ async def create_server(settings: OrderSettings) -> OrderServer:
         settings.order_service_port,
     )
     reconciler = Reconciler(orders, settings.order_reconcile_interval_s, settings.order_payment_deadline_s)
-    return OrderServer(server, health_servicer, port, reconciler, payments, db)
+    return OrderServer(server, health_servicer, port, reconciler, payments, db, bus)

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
-from common.errors import NotFound
+from common.errors import NotFound, Unavailable
 from order_service.domain import FINAL
 from order_service.store import OrderStore
 from shop.order.v1 import order_pb2 as pb
@@ -23,6 +23,15 @@ EVENT_TYPE = "order.updated"
 class OrderBus:
     def __init__(self) -> None:
         self._watchers: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self.closed = False
+
+    def close(self) -> None:
+        """At shutdown, before the grace period: end every watch. A watch never finishes by
+        itself, so an open one would otherwise hold the shutdown for the whole grace period."""
+        self.closed = True
+        for events in self._watchers.values():
+            for event in events:
+                event.set()
 
     def publish(self, order_id: str) -> None:
         """Called after a change is committed: wake every watcher of the order."""
@@ -51,6 +60,8 @@ async def watch_order(
             raise NotFound(f"order {order_id} not found")
         last = after_version if after_version > 0 else current.version - 1
         while True:
+            if bus.closed:
+                raise Unavailable("the order service is shutting down; watch again with after_version")
             changed.clear()
             for order in await store.events_after(order_id, last):
                 yield pb.OrderEvent(type=EVENT_TYPE, version=order.version, order=order)
