@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,11 +23,29 @@ def _ready(url: str) -> bool:
         return False
 
 
+def _ports_in_use(env: dict[str, str]) -> list[str]:
+    """Say which of the three listening addresses another program already holds."""
+    busy = []
+    for prefix, port in (("GATEWAY", "8000"), ("ORDER_SERVICE", "50051"), ("PAYMENT_SERVICE", "50052")):
+        host, port = env.get(f"{prefix}_HOST", "127.0.0.1"), env.get(f"{prefix}_PORT", port)
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, int(port)))
+            except OSError:
+                busy.append(f"{host}:{port} ({prefix}_PORT)")
+    return busy
+
+
 def main() -> int:
     host = os.environ.get("GATEWAY_HOST", "127.0.0.1")
     port = os.environ.get("GATEWAY_PORT", "8000")
     local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     env = {"GATEWAY_PUBLIC_URL": f"http://localhost:{port}", **os.environ}
+    busy = _ports_in_use(env)
+    if busy:
+        print(f"already in use: {', '.join(busy)}; stop what holds it or choose another port", file=sys.stderr)
+        return 1
     procs = [subprocess.Popen([sys.executable, "-m", name], env=env) for name in SERVICES]
     stopping = False
 
