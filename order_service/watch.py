@@ -58,17 +58,16 @@ async def watch_order(
         current = await store.get(order_id)
         if current is None:
             raise NotFound(f"order {order_id} not found")
+        if current.status in FINAL and after_version >= current.version:
+            return  # the watcher has seen the end already
         last = after_version if after_version > 0 else current.version - 1
         while True:
             if bus.closed:
                 raise Unavailable("the order service is shutting down; watch again with after_version")
-            changed.clear()
+            changed.clear()  # before reading, so that a commit during the read wakes us again
             for order in await store.events_after(order_id, last):
                 yield pb.OrderEvent(type=EVENT_TYPE, version=order.version, order=order)
                 last = order.version
                 if order.status in FINAL:
                     return
-            if current.status in FINAL and last >= current.version:
-                return
             await changed.wait()
-            current = await store.get(order_id) or current

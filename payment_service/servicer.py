@@ -23,8 +23,8 @@ REFUNDABLE = ("succeeded", "partially_refunded")
 
 def _validate_charge(request: pb.ChargeRequest) -> None:
     violations: list[tuple[str, str]] = []
-    if not IDENTIFIER_RE.match(request.order_id) and not request.order_id.startswith("ord_"):
-        violations.append(("order_id", "must be an order id"))
+    if not IDENTIFIER_RE.match(request.order_id):
+        violations.append(("order_id", "must be 1-64 characters of [A-Za-z0-9_.:-]"))
     if not 1 <= request.amount <= MAX_ORDER_AMOUNT:
         violations.append(("amount", f"must be between 1 and {MAX_ORDER_AMOUNT}"))
     if request.currency not in CURRENCIES:
