@@ -4,6 +4,7 @@ logs, and a graceful shutdown on SIGTERM / Ctrl-C."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 import time
@@ -93,6 +94,11 @@ def _wrap_unary(inner: Any, method: str, request_id: str) -> Any:
 
 
 def _wrap_stream(inner: Any, method: str, request_id: str) -> Any:
+    if not inspect.isasyncgenfunction(inner):
+        # A streaming handler that writes with `context.write` and returns (grpc.health.v1's
+        # Watch does): grpc.aio calls it as a coroutine, so the wrapper must be one too.
+        return _wrap_unary(inner, method, request_id)
+
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
