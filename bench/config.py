@@ -1,0 +1,62 @@
+"""How long and how hard each benchmark runs: the full run (`make bench`, under 10 minutes on
+2 cores) and the quick one (`--quick`, under a minute: proves the harness works, nothing more)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    runs: int  # each figure is the median of this many measured windows
+    codec_budget_s: float  # per payload and format
+    hop_warmup_s: float
+    hop_window_s: float
+    hop_concurrency: tuple[int, ...]
+    e2e_warmup_s: float
+    e2e_window_s: float
+    e2e_concurrency: tuple[int, ...]
+    push_watchers: tuple[int, ...]
+    push_trials: dict[int, int]  # watchers → trials pooled for the delays
+    short_poll_interval_s: float
+    long_poll_wait_s: int
+    idle_window_s: float
+    memory_watchers: int
+
+
+FULL = Plan(
+    name="full",
+    runs=3,
+    codec_budget_s=0.6,
+    hop_warmup_s=1.0,
+    hop_window_s=2.5,
+    hop_concurrency=(1, 32),
+    e2e_warmup_s=2.0,
+    e2e_window_s=5.0,
+    e2e_concurrency=(1, 32),
+    push_watchers=(1, 100, 1000),
+    push_trials={1: 10, 100: 3, 1000: 2},
+    short_poll_interval_s=1.0,
+    long_poll_wait_s=30,
+    idle_window_s=61.0,
+    memory_watchers=1000,
+)
+
+QUICK = Plan(
+    name="quick",
+    runs=3,
+    codec_budget_s=0.05,
+    hop_warmup_s=0.2,
+    hop_window_s=0.3,
+    hop_concurrency=(1, 32),
+    e2e_warmup_s=0.3,
+    e2e_window_s=0.5,
+    e2e_concurrency=(32,),
+    push_watchers=(1, 10),
+    push_trials={1: 2, 10: 1},
+    short_poll_interval_s=1.0,
+    long_poll_wait_s=30,
+    idle_window_s=2.5,
+    memory_watchers=50,
+)

@@ -1,0 +1,208 @@
+"""The two ends of the hop benchmark, doing the same work behind two wire formats.
+
+Both servers run the payment service's real charge logic — validate, look the key up, ask the
+(simulated) processor, store the payment — against the same in-memory store, so that the
+benchmark measures the hop (encoding, transport, framework) and not SQLite's fsync:
+
+- gRPC: the real `PaymentServicer` (steps 6-11) served by the real `create_grpc_server` (the
+  interceptor, health, reflection), plus an `OrderService.CreateOrder` that validates with the
+  order service's own rules and charges in-process: the large, 100-item payload;
+- JSON over HTTP/1.1: FastAPI endpoints with strict pydantic models (the gateway's own
+  `OrderCreate` for orders), the same store and processor, answers encoded with orjson.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Annotated, Any
+
+import grpc
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from common.db import Database
+from common.ids import new_id
+from common.limits import IDENTIFIER_PATTERN, MAX_ORDER_AMOUNT
+from common.timestamps import rfc3339, to_timestamp, utcnow
+from gateway.deps import JSONResponse
+from gateway.schemas import Currency, OrderCreate, PaymentMethod
+from order_service.domain import validate_create
+from payment_service.processor import Processor
+from payment_service.servicer import PaymentServicer
+from payment_service.store import PaymentRecord, PaymentStore
+from shop.order.v1 import order_pb2, order_pb2_grpc
+from shop.payment.v1 import payment_pb2
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+# Keeps the memory of a long run flat; far more than the keys in flight at any time.
+_MAX_PAYMENTS = 20_000
+
+
+class MemoryPaymentStore(PaymentStore):
+    """PaymentStore's reads and inserts on a bounded dict instead of a database."""
+
+    def __init__(self) -> None:
+        super().__init__(Database("sqlite:///:memory:"))  # never connected
+        self._by_id: OrderedDict[str, PaymentRecord] = OrderedDict()
+        self._by_key: dict[str, str] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def by_id(self, payment_id: str, conn: AsyncConnection | None = None) -> PaymentRecord | None:
+        return self._by_id.get(payment_id)
+
+    async def by_key(self, key: str) -> PaymentRecord | None:
+        payment_id = self._by_key.get(key)
+        return self._by_id.get(payment_id) if payment_id else None
+
+    async def insert(self, record: PaymentRecord) -> PaymentRecord:
+        existing = await self.by_key(record.idempotency_key)
+        if existing is not None:
+            return existing
+        self._by_id[record.id] = record
+        self._by_key[record.idempotency_key] = record.id
+        while len(self._by_id) > _MAX_PAYMENTS:
+            _, old = self._by_id.popitem(last=False)
+            self._by_key.pop(old.idempotency_key, None)
+        return record
+
+
+def new_payments() -> PaymentServicer:
+    return PaymentServicer(MemoryPaymentStore(), Processor(latency_ms=0, action_timeout_s=900))
+
+
+# -- gRPC ------------------------------------------------------------------------------------
+
+
+class HopOrderServicer(order_pb2_grpc.OrderServiceServicer):
+    """CreateOrder only: the order service's validation, then the charge, in one process."""
+
+    def __init__(self, payments: PaymentServicer) -> None:
+        self.payments = payments
+
+    async def CreateOrder(self, request: order_pb2.CreateOrderRequest, context: Context) -> order_pb2.Order:
+        amount = validate_create(request)
+        order_id = new_id("ord")
+        payment = await self.payments.Charge(
+            _charge_message(order_id, amount, request.currency, request.payment_method), context
+        )
+        now = to_timestamp(utcnow())
+        return order_pb2.Order(
+            id=order_id,
+            customer_id=request.customer_id,
+            status=order_pb2.ORDER_STATUS_PAID,
+            currency=request.currency,
+            items=request.items,
+            amount=amount,
+            payment=payment,
+            version=2,
+            created_at=now,
+            updated_at=now,
+        )
+
+
+def _charge_message(order_id: str, amount: int, currency: str, method: str) -> payment_pb2.ChargeRequest:
+    return payment_pb2.ChargeRequest(
+        order_id=order_id, amount=amount, currency=currency, payment_method=method, idempotency_key=f"{order_id}:charge"
+    )
+
+
+# -- JSON over HTTP/1.1 ------------------------------------------------------------------------
+
+
+class ChargeBody(BaseModel):
+    """ChargeRequest's fields and limits, as the payment service's validation checks them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    order_id: Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+    amount: int = Field(ge=1, le=MAX_ORDER_AMOUNT)
+    currency: Currency  # type: ignore[valid-type]
+    payment_method: PaymentMethod  # type: ignore[valid-type]
+    idempotency_key: str = Field(min_length=1, max_length=255)
+
+
+async def _charge_record(payments: PaymentServicer, body: ChargeBody) -> PaymentRecord:
+    """PaymentServicer.Charge's steps on a validated JSON body."""
+    store, now = payments.store, utcnow()
+    existing = await store.by_key(body.idempotency_key)
+    if existing is None:
+        decision = await payments.processor.authorize(body.payment_method, now)
+        existing = await store.insert(
+            PaymentRecord(
+                id=new_id("pay"),
+                idempotency_key=body.idempotency_key,
+                order_id=body.order_id,
+                payment_method=body.payment_method,
+                amount=body.amount,
+                amount_refunded=0,
+                currency=body.currency,
+                created_at=now,
+                updated_at=utcnow(),
+                **vars(decision),
+            )
+        )
+    return existing
+
+
+def _payment_document(record: PaymentRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "order_id": record.order_id,
+        "status": record.status,
+        "payment_method": record.payment_method,
+        "amount": record.amount,
+        "amount_refunded": record.amount_refunded,
+        "currency": record.currency,
+        "failure_code": record.failure_code,
+        "decline_code": record.decline_code,
+        "failure_message": record.failure_message,
+        "next_action": None,
+        "created_at": rfc3339(to_timestamp(record.created_at)),
+        "updated_at": rfc3339(to_timestamp(record.updated_at)),
+    }
+
+
+def create_json_app(payments: PaymentServicer) -> FastAPI:
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/charges")
+    async def charge(body: ChargeBody) -> JSONResponse:
+        return JSONResponse(_payment_document(await _charge_record(payments, body)))
+
+    @app.post("/v1/orders", status_code=201)
+    async def create_order(body: OrderCreate) -> JSONResponse:
+        amount = sum(item.quantity * item.unit_price for item in body.items)
+        order_id = new_id("ord")
+        charge = ChargeBody(
+            order_id=order_id,
+            amount=amount,
+            currency=body.currency,
+            payment_method=body.payment_method,
+            idempotency_key=f"{order_id}:charge",
+        )
+        payment = _payment_document(await _charge_record(payments, charge))
+        now = rfc3339(to_timestamp(utcnow()))
+        document = {
+            "id": order_id,
+            "customer_id": body.customer_id,
+            "status": "paid",
+            "currency": body.currency,
+            "items": [{"sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price} for i in body.items],
+            "amount": amount,
+            "amount_refunded": 0,
+            "payment": payment,
+            "version": 2,
+            "created_at": now,
+            "updated_at": now,
+        }
+        return JSONResponse(document, status_code=201)
+
+    return app

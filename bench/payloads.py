@@ -1,0 +1,91 @@
+"""The messages of the two hops, as protobuf and as the equivalent JSON documents.
+
+- small: `PaymentService.Charge` (ChargeRequest → Payment), the order service → payment service hop;
+- large: `OrderService.CreateOrder` with 100 line items (CreateOrderRequest → Order with its
+  Payment), the gateway → order service hop. `Charge` carries no items, so the 100-item payload
+  of the issue travels on the hop that does carry them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.ids import new_id
+from common.timestamps import to_timestamp, utcnow
+from gateway.convert import order_json, payment_json
+from shop.order.v1 import order_pb2
+from shop.payment.v1 import payment_pb2
+
+LARGE_ITEMS = 100
+PUBLIC_URL = "http://localhost:8000"
+CURRENCY = "EUR"
+METHOD = "pm_card_visa"
+
+
+def charge_fields(key: str) -> dict[str, Any]:
+    return {
+        "order_id": "ord_01JDBENCH000000000000000000",
+        "amount": 2598,
+        "currency": CURRENCY,
+        "payment_method": METHOD,
+        "idempotency_key": key,
+    }
+
+
+def charge_request(key: str) -> payment_pb2.ChargeRequest:
+    return payment_pb2.ChargeRequest(**charge_fields(key))
+
+
+def items_json(count: int) -> list[dict[str, Any]]:
+    return [{"sku": f"SKU-{i:05d}", "quantity": 1 + i % 3, "unit_price": 1299 + i} for i in range(count)]
+
+
+def create_order_fields(count: int = LARGE_ITEMS) -> dict[str, Any]:
+    return {"customer_id": "cus_42", "currency": CURRENCY, "items": items_json(count), "payment_method": METHOD}
+
+
+def create_order_request(count: int = LARGE_ITEMS) -> order_pb2.CreateOrderRequest:
+    fields = create_order_fields(count)
+    items = [order_pb2.LineItem(**item) for item in fields.pop("items")]
+    return order_pb2.CreateOrderRequest(items=items, **fields)
+
+
+def payment_message(amount: int = 2598) -> payment_pb2.Payment:
+    now = to_timestamp(utcnow())
+    return payment_pb2.Payment(
+        id=new_id("pay"),
+        order_id=new_id("ord"),
+        status=payment_pb2.PAYMENT_STATUS_SUCCEEDED,
+        payment_method=METHOD,
+        amount=amount,
+        currency=CURRENCY,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def order_message(count: int = LARGE_ITEMS) -> order_pb2.Order:
+    request = create_order_request(count)
+    amount = sum(i.quantity * i.unit_price for i in request.items)
+    now = to_timestamp(utcnow())
+    return order_pb2.Order(
+        id=new_id("ord"),
+        customer_id=request.customer_id,
+        status=order_pb2.ORDER_STATUS_PAID,
+        currency=request.currency,
+        items=request.items,
+        amount=amount,
+        payment=payment_message(amount),
+        version=2,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def hop_messages(payload: str) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The request and the response of one call of the hop: as protobuf, and as JSON documents."""
+    if payload == "small":
+        payment = payment_message()
+        return [charge_request("bench-key"), payment], [charge_fields("bench-key"), payment_json(payment, PUBLIC_URL)]
+    order = order_message()
+    return [create_order_request(), order], [create_order_fields(), order_json(order, PUBLIC_URL)]
