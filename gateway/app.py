@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.responses import Response
 
 from gateway import errors
 from gateway.backends import Backends
 from gateway.middleware import BodyGuard, BodyTooLarge, RequestContext
-from gateway.routers import health, orders, payments
+from gateway.push import Hub
+from gateway.routers import health, orders, pages, payments, push, qr
 from gateway.settings import GatewaySettings
 
 
@@ -19,9 +21,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.backends = Backends.open(settings.order_service_target, settings.payment_service_target)
+        app.state.hub = Hub(app.state.backends.orders, settings.gateway_public_url, settings.gateway_deadline_s)
         try:
             yield
         finally:
+            await app.state.hub.close()
             await app.state.backends.close()
 
     app = FastAPI(
@@ -34,11 +38,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     errors.install(app)
 
     @app.exception_handler(BodyTooLarge)
-    async def _too_large(request: object, exc: BodyTooLarge) -> object:
+    async def _too_large(request: Request, exc: BodyTooLarge) -> Response:
         return errors.problem(413, "the request body is over 64 KiB")
 
     app.include_router(orders.router)
     app.include_router(payments.router)
+    app.include_router(push.router)
+    app.include_router(qr.router)
+    app.include_router(pages.router)
     app.include_router(health.router)
     if settings.gateway_bench_routes:
         # Only for `make bench`: the bare endpoint that POST /v1/orders is measured against.

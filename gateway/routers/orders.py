@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from common.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from gateway.convert import order_json
 from gateway.deps import BackendsDep, IdempotencyKey, JSONResponse, ResourceId, SettingsDep, call
+from gateway.push import longpoll
+from gateway.push.deps import HubDep
 from gateway.schemas import CancelCreate, OrderCreate, OrderList, OrderPublic, OrderStatus, Problem, RefundCreate
 from shop.order.v1 import order_pb2
 
@@ -51,12 +53,27 @@ async def create_order(
 
 
 @router.get("/{order_id}", response_model=OrderPublic, responses={304: {"description": "Not modified"}, **ERRORS})
-async def get_order(order_id: ResourceId, request: Request, backends: BackendsDep, settings: SettingsDep) -> Response:
-    """Read an order. With `If-None-Match: "<version>"` and no change since: 304 (short polling)."""
+async def get_order(
+    order_id: ResourceId,
+    request: Request,
+    backends: BackendsDep,
+    settings: SettingsDep,
+    hub: HubDep,
+    prefer: Annotated[str | None, Header(description="`wait=N` (1-60) with If-None-Match: long polling.")] = None,
+) -> Response:
+    """Read an order. With `If-None-Match: "<version>"` and no change since: 304 (short polling).
+    Add `Prefer: wait=N` to hold the answer until the order changes (200) or N seconds pass
+    (304): long polling."""
     order, _ = await call("GetOrder", backends.orders.GetOrder, order_pb2.GetOrderRequest(order_id=order_id), settings)
-    if request.headers.get("if-none-match") == etag(order.version):
+    if_none_match = request.headers.get("if-none-match")
+    wait = longpoll.requested_wait(prefer) if if_none_match else None
+    if not longpoll.etag_matches(if_none_match, etag(order.version)):
+        response = order_response(order, settings)
+        response.headers.update(longpoll.applied(wait) if wait else {})
+        return response
+    if wait is None:
         return Response(status_code=304, headers={"ETag": etag(order.version)})
-    return order_response(order, settings)
+    return await longpoll.hold(hub, order_id, order.version, wait)
 
 
 @router.get("", response_model=OrderList, responses=ERRORS)

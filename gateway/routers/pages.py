@@ -1,0 +1,96 @@
+"""The two web pages (CONTRACT §6): the demo checkout page `/`, the phone's confirmation page
+`/pay/{payment_id}`, and their static files. Plain HTML, CSS and JavaScript from
+gateway/static; nothing is loaded from another site."""
+
+from __future__ import annotations
+
+import html
+import re
+from decimal import Decimal
+from pathlib import Path
+from string import Template
+
+import grpc
+from fastapi import APIRouter
+from starlette.responses import FileResponse, HTMLResponse, Response
+
+from common.timestamps import rfc3339
+from gateway.deps import BackendsDep, ResourceId, SettingsDep, call
+from gateway.errors import problem
+from shop.payment.v1 import payment_pb2
+
+router = APIRouter(include_in_schema=False)
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+_PAY_PAGE = Template((STATIC.parent / "templates" / "pay.html").read_text(encoding="utf-8"))
+_STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(css|js|svg)$")
+# Same-origin only: no CDN, no inline script or style (so none can be injected either).
+_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+@router.get("/")
+async def demo_page() -> Response:
+    """The demo checkout page: create an order, show the QR code, follow the order."""
+    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8", headers=_HEADERS)
+
+
+@router.get("/static/{name}")
+async def static_file(name: str) -> Response:
+    path = STATIC / name
+    if not _STATIC_NAME.match(name) or not path.is_file():
+        return problem(404, f"no static file {name}")
+    return FileResponse(path, headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/pay/{payment_id}")
+async def pay_page(payment_id: ResourceId, backends: BackendsDep, settings: SettingsDep) -> Response:
+    """The phone's confirmation page (what the QR code opens): the amount, Approve, Decline."""
+    try:
+        payment, _ = await call(
+            "GetPayment", backends.payments.GetPayment, payment_pb2.GetPaymentRequest(payment_id=payment_id), settings
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        page = _render(payment_id, "Payment not found", amount="", status="not_found", failure_code="", expires_at="")
+        return HTMLResponse(page, 404, headers=_HEADERS)
+    status = payment_pb2.PaymentStatus.Name(payment.status).removeprefix("PAYMENT_STATUS_").lower()
+    expires = rfc3339(payment.next_action.expires_at) if payment.HasField("next_action") else ""
+    amount = format_amount(payment.amount, payment.currency)
+    page = _render(
+        payment_id,
+        "Confirm your payment",
+        amount=amount,
+        status=status,
+        failure_code=payment.failure_code if payment.HasField("failure_code") else "",
+        expires_at=expires,
+    )
+    return HTMLResponse(page, headers=_HEADERS)
+
+
+# ISO 4217 minor units where they are not 2.
+_ZERO = ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF")
+_EXPONENTS = {
+    **dict.fromkeys((*_ZERO, "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}
+
+
+def format_amount(minor_units: int, currency: str) -> str:
+    """`2598, "EUR"` → `25.98 EUR`; `500, "JPY"` → `500 JPY`."""
+    exponent = _EXPONENTS.get(currency, 2)
+    return f"{Decimal(minor_units).scaleb(-exponent):,.{exponent}f} {currency}"
+
+
+def _render(payment_id: str, title: str, **values: str) -> str:
+    values.update(payment_id=payment_id, title=title)
+    return _PAY_PAGE.substitute({key: html.escape(value, quote=True) for key, value in values.items()})
