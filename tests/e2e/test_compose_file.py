@@ -1,0 +1,105 @@
+"""The compose files as each compose implementation reads them: valid for docker-compose 1.29 and
+docker compose v2 alike, only the gateway published (the gRPC ports only with the debug
+override), a healthcheck and a restart policy on every service, start-up ordered by health, and
+the databases on named volumes. Needs no Docker engine, only the compose programs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped]
+
+from tests.conftest import require_tool
+from tests.e2e.compose import COMPOSE_FILE, DEBUG_FILE, SERVICES, compose_commands
+from tests.harness import ROOT
+
+pytestmark = pytest.mark.docker
+
+IMPLEMENTATIONS = ("docker-compose", "docker compose")
+# Variables that the files read, unset so that the defaults show.
+_VARIABLES = ("PYTHON_IMAGE", "SHOP_IMAGE", "GATEWAY_BIND", "GATEWAY_PUBLISHED_PORT", "GATEWAY_PUBLIC_URL")
+
+
+def resolved(implementation: str, *files: str) -> dict[str, Any]:
+    """`config` of the given files: what the implementation makes of them, or the test fails."""
+    command = compose_commands().get(implementation)
+    require_tool(command is not None, f"`{implementation}` is not installed")
+    assert command is not None
+    env = {k: v for k, v in os.environ.items() if k not in _VARIABLES}
+    argv = [*command, "-p", "shopconfig", *(a for f in files for a in ("-f", f)), "config"]
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    config: dict[str, Any] = yaml.safe_load(done.stdout)
+    return config
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def implementation(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def published(service: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """(host address, host port, container port) of each published port, from either
+    implementation's way of writing them ("127.0.0.1:8000:8000/tcp" or a mapping)."""
+    ports = []
+    for port in service.get("ports", []):
+        if isinstance(port, str):
+            host_ip, host_port, target = port.split("/")[0].rsplit(":", 2)
+            ports.append((host_ip, int(host_port), int(target)))
+        else:
+            ports.append((port.get("host_ip", ""), int(port["published"]), int(port["target"])))
+    return ports
+
+
+def test_only_the_gateway_is_published(implementation: str) -> None:
+    services = resolved(implementation, str(COMPOSE_FILE))["services"]
+
+    assert set(services) == set(SERVICES)
+    assert published(services["gateway"]) == [("127.0.0.1", 8000, 8000)]
+    assert published(services["order_service"]) == []
+    assert published(services["payment_service"]) == []
+
+
+def test_debug_override_publishes_the_grpc_ports_on_loopback(implementation: str) -> None:
+    services = resolved(implementation, str(COMPOSE_FILE), str(DEBUG_FILE))["services"]
+
+    assert published(services["order_service"]) == [("127.0.0.1", 50051, 50051)]
+    assert published(services["payment_service"]) == [("127.0.0.1", 50052, 50052)]
+    assert published(services["gateway"]) == [("127.0.0.1", 8000, 8000)]
+
+
+def test_every_service_has_a_healthcheck_and_a_restart_policy(implementation: str) -> None:
+    services = resolved(implementation, str(COMPOSE_FILE))["services"]
+
+    for name in SERVICES:
+        assert services[name]["healthcheck"]["test"][0] == "CMD", name
+        assert services[name]["restart"] == "unless-stopped", name
+        assert services[name]["build"]["args"] == {"PYTHON_IMAGE": "python:3.12-slim"}, name
+
+
+def test_start_up_is_ordered_by_health(implementation: str) -> None:
+    services = resolved(implementation, str(COMPOSE_FILE))["services"]
+
+    # v2 adds keys of its own (required, restart) to each entry.
+    assert services["gateway"]["depends_on"]["order_service"]["condition"] == "service_healthy"
+    assert services["gateway"]["depends_on"]["payment_service"]["condition"] == "service_healthy"
+    assert services["order_service"]["depends_on"]["payment_service"]["condition"] == "service_healthy"
+
+
+def test_databases_live_on_named_volumes(implementation: str) -> None:
+    config = resolved(implementation, str(COMPOSE_FILE))
+
+    assert {"order-data", "payment-data"} <= set(config["volumes"])
+    for service, volume in (("order_service", "order-data"), ("payment_service", "payment-data")):
+        mounts = config["services"][service]["volumes"]
+        assert any(_source_and_target(m) == (volume, "/data") for m in mounts), mounts
+
+
+def _source_and_target(mount: str | dict[str, Any]) -> tuple[str, str]:
+    if isinstance(mount, str):
+        source, target = mount.split(":")[:2]
+        return source, target
+    return str(mount["source"]), str(mount["target"])
