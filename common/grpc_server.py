@@ -162,6 +162,8 @@ async def run_until_signalled(
     await stop.wait()
     log.info("shutting down", extra={"grace_s": SHUTDOWN_GRACE_S})
     await health_servicer.enter_graceful_shutdown()
+    # Logged after the change, so that the log proves the order: NOT_SERVING, then refusals.
+    log.info("health NOT_SERVING; draining calls in flight")
     if on_draining is not None:
         on_draining()
     await server.stop(SHUTDOWN_GRACE_S)
