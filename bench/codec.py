@@ -41,8 +41,8 @@ def _round_trips(payload: str) -> dict[str, tuple[Callable[[], object], int]]:
 def _time_us(fn: Callable[[], object], budget_s: float) -> float:
     """Microseconds per call: the median of 3 timed batches, each sized to about budget_s / 3."""
     timer = timeit.Timer(fn)
-    number, elapsed = timer.autorange()
-    number = max(1, int(number * (budget_s / 3) / max(elapsed, 1e-9)))
+    once = timer.timeit(number=10) / 10
+    number = max(10, int(budget_s / 3 / max(once, 1e-9)))
     batches = timer.repeat(repeat=3, number=number)
     return statistics.median(batches) / number * 1e6
 

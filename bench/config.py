@@ -23,6 +23,7 @@ class Plan:
     long_poll_wait_s: int
     idle_window_s: float
     memory_watchers: int
+    memory_fresh_gateway: bool  # restart the gateway before each memory measurement
 
 
 FULL = Plan(
@@ -41,15 +42,16 @@ FULL = Plan(
     long_poll_wait_s=30,
     idle_window_s=61.0,
     memory_watchers=1000,
+    memory_fresh_gateway=True,
 )
 
 QUICK = Plan(
     name="quick",
     runs=3,
-    codec_budget_s=0.05,
+    codec_budget_s=0.03,
     hop_warmup_s=0.2,
     hop_window_s=0.3,
-    hop_concurrency=(1, 32),
+    hop_concurrency=(32,),
     e2e_warmup_s=0.3,
     e2e_window_s=0.5,
     e2e_concurrency=(32,),
@@ -59,4 +61,5 @@ QUICK = Plan(
     long_poll_wait_s=30,
     idle_window_s=2.5,
     memory_watchers=50,
+    memory_fresh_gateway=False,
 )

@@ -1,0 +1,206 @@
+"""The one table `make bench` prints, and the same figures as Markdown for the README."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+Row = Sequence[object]
+Table = tuple[str, Row, list[Row]]
+Results = dict[str, Any]
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _text(title: str, header: Row, rows: list[Row]) -> str:
+    cells = [[_cell(v) for v in header], *[[_cell(v) for v in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = [title]
+    for index, row in enumerate(cells):
+        padded = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  " + "  ".join(padded))
+        if index == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _markdown(title: str, header: Row, rows: list[Row]) -> str:
+    lines = [f"**{title}**", "", "| " + " | ".join(_cell(h) for h in header) + " |"]
+    lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _codec(codec: Results) -> Table:
+    rows: list[Row] = [
+        (f"{payload} · {name}", row["us"], row["bytes"], row["vs_protobuf"])
+        for payload, formats in codec.items()
+        for name, row in formats.items()
+    ]
+    return (
+        "1a. Encode + decode of one hop's two messages, no network",
+        ("payload · format", "µs", "bytes", "× protobuf"),
+        rows,
+    )
+
+
+def _hop(hop: Results) -> list[Table]:
+    header = (
+        "payload · clients · transport",
+        "calls/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "client CPU µs/call",
+        "server CPU µs/call",
+        "errors",
+    )
+    rows: list[Row] = [
+        (
+            f"{r['payload']} · c={r['concurrency']} · {r['transport']}",
+            r.get("rps"),
+            r.get("p50_ms"),
+            r.get("p90_ms"),
+            r.get("p99_ms"),
+            r.get("client_cpu_us"),
+            r.get("server_cpu_us"),
+            r.get("errors"),
+        )
+        for r in hop["results"]
+    ]
+    ratios: list[Row] = [
+        (f"{r['payload']} · c={r['concurrency']}", r.get("grpc_vs_httpx"), r.get("grpc_vs_aiohttp"))
+        for r in hop["ratios"]
+    ]
+    return [
+        ("1b. Inter-service hop: gRPC/protobuf vs JSON over HTTP/1.1 (medians)", header, rows),
+        (
+            "1c. gRPC hop throughput as a multiple of the JSON hop's",
+            ("payload · clients", "× httpx", "× aiohttp"),
+            ratios,
+        ),
+    ]
+
+
+def _e2e(e2e: Results) -> Table:
+    header = (
+        "endpoint · clients",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "gateway CPU µs/req",
+        "order CPU µs/req",
+        "payment CPU µs/req",
+        "errors",
+    )
+    rows: list[Row] = [
+        (
+            f"{r['endpoint']} · c={r['concurrency']}",
+            r.get("rps"),
+            r.get("p50_ms"),
+            r.get("p90_ms"),
+            r.get("p99_ms"),
+            r.get("gateway_cpu_us"),
+            r.get("order_service_cpu_us"),
+            r.get("payment_service_cpu_us"),
+            r.get("errors"),
+        )
+        for r in e2e["results"]
+    ]
+    rows += [(f"orders ÷ bare · c={r['concurrency']}", r["orders_vs_bare"]) + (None,) * 7 for r in e2e["ratios"]]
+    return (f"2. POST /v1/orders end to end vs the bare endpoint (medians; load: {e2e.get('load_tool')})", header, rows)
+
+
+def _push(push: Results) -> list[Table]:
+    missing = [c for c, ok in push["available"].items() if not ok]
+    delays: list[Row] = [
+        (
+            f"{r['channel']} · {r['watchers']} watching",
+            r["p50_ms"],
+            r["p99_ms"],
+            r["mean_ms"],
+            r["max_ms"],
+            r["seen"],
+            r["missed"],
+        )
+        for r in push["delay"]
+    ]
+    delays += [(f"{c} · not available",) + (None,) * 6 for c in missing]
+    memory = {r["channel"]: r for r in push["memory"]}
+    idle: list[Row] = [
+        (
+            r["channel"],
+            r["requests_per_min"],
+            r["requests"],
+            r["window_s"],
+            memory.get(r["channel"], {}).get("kib_per_watcher"),
+            memory.get(r["channel"], {}).get("watchers"),
+        )
+        for r in push["idle"]
+    ]
+    title = (
+        f"3a. Push: delay from the confirm request until a client has the new version "
+        f"(short poll every {push['short_poll_interval_s']:g} s, long poll wait={push['long_poll_wait_s']} s)"
+    )
+    return [
+        (title, ("channel · watchers", "p50 ms", "p99 ms", "mean ms", "max ms", "saw it", "missed"), delays),
+        (
+            "3b. Push: idle client's HTTP requests per minute (after its first), gateway memory per idle watcher",
+            ("channel", "req/min", "requests", "window s", "KiB/watcher", "watchers"),
+            idle,
+        ),
+    ]
+
+
+def _goals(goals: list[Results]) -> Table:
+    verdict = {True: "met", False: "MISSED", None: "not measured"}
+    rows: list[Row] = [(g["goal"], g["measured"], g["unit"], verdict[g["met"]]) for g in goals]
+    return ("Goals (this run, this machine)", ("goal", "measured", "unit", ""), rows)
+
+
+def _tables(results: Results) -> list[Table]:
+    tables: list[Table] = []
+    if "small" in results.get("codec", {}):
+        tables.append(_codec(results["codec"]))
+    if "results" in results.get("hop", {}):
+        tables += _hop(results["hop"])
+    if "results" in results.get("e2e", {}):
+        tables.append(_e2e(results["e2e"]))
+    if "available" in results.get("push", {}):
+        tables += _push(results["push"])
+    if results.get("goals"):
+        tables.append(_goals(results["goals"]))
+    return tables
+
+
+def _machine_line(results: Results) -> str:
+    m = results.get("machine", {})
+    return (
+        f"{m.get('cpu_model')} · {m.get('cores')} cores · {m.get('memory_gib')} GiB · Python {m.get('python')} · "
+        f"{results.get('mode')} run started {results.get('started_at')}, {results.get('duration_s')} s"
+    )
+
+
+def _errors(results: Results) -> list[str]:
+    return [
+        f"{name}: ERROR {part['error']}" for name, part in results.items() if isinstance(part, dict) and "error" in part
+    ]
+
+
+def text(results: Results) -> str:
+    parts = [f"make bench · {_machine_line(results)}", *(_text(*t) for t in _tables(results)), *_errors(results)]
+    return "\n\n".join(parts) + "\n"
+
+
+def markdown(results: Results) -> str:
+    parts = [f"Machine: {_machine_line(results)}", *(_markdown(*t) for t in _tables(results)), *_errors(results)]
+    return "\n\n".join(parts) + "\n"
