@@ -50,7 +50,7 @@ def _section(results: dict[str, Any], name: str, run: Callable[[], dict[str, Any
     results.setdefault("section_s", {})[name] = round(time.monotonic() - started, 1)
 
 
-def run(plan: Plan, sections: list[str], workdir: Path) -> dict[str, Any]:
+def run(plan: Plan, sections: list[str], workdir: Path, http_load: str = "auto") -> dict[str, Any]:
     started = time.monotonic()
     results: dict[str, Any] = {
         "schema": 1,
@@ -67,7 +67,7 @@ def run(plan: Plan, sections: list[str], workdir: Path) -> dict[str, Any]:
         try:
             stack.start()
             if "e2e" in sections:
-                _section(results, "e2e", lambda: e2e.run(plan, stack))
+                _section(results, "e2e", lambda: e2e.run(plan, stack, e2e.load_tool(http_load)))
             if "push" in sections:
                 _section(results, "push", lambda: push.run(plan, stack))
         except Exception as exc:
@@ -96,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, help="where to write (default bench/results; --quick: bench/results/quick.tmp)"
     )
+    parser.add_argument(
+        "--http-load",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="load generator of the end-to-end benchmark (auto: wrk when installed)",
+    )
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     if unknown := set(sections) - set(SECTIONS):
@@ -105,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     _raise_open_files_limit()
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-        results = run(plan, sections, Path(workdir))
+        results = run(plan, sections, Path(workdir), args.http_load)
     written = write(results, out)
     sys.stdout.write(report.text(results))
     sys.stdout.write(

@@ -30,15 +30,22 @@ BODY = orjson.dumps(
 ENDPOINTS = {"orders": "/v1/orders", "bare": "/v1/bench/orders"}
 
 
-def _window(url: str, concurrency: int, seconds: float) -> Run:
-    if wrk.available():
+def load_tool(choice: str) -> str:
+    """`auto`: wrk when it is installed, else the Python load generator."""
+    if choice == "auto":
+        return "wrk" if wrk.available() else "python"
+    return choice
+
+
+def _window(tool: str, url: str, concurrency: int, seconds: float) -> Run:
+    if tool == "wrk":
         return wrk.run(url, BODY, concurrency, seconds)
     args = [url, f"--body={BODY}", f"--concurrency={concurrency}", "--warmup=0.2"]
     rows = run_json("bench.http_load", [*args, f"--duration={seconds}", "--runs=1"], timeout=seconds + 60)
     return Run(**rows[0])
 
 
-def run(plan: Plan, stack: Stack) -> dict[str, Any]:
+def run(plan: Plan, stack: Stack, tool: str) -> dict[str, Any]:
     pids = {name: service.proc.pid for name, service in stack.services.items() if service.proc is not None}
     results = []
     for concurrency in plan.e2e_concurrency:
@@ -47,9 +54,9 @@ def run(plan: Plan, stack: Stack) -> dict[str, Any]:
             for name, path in ENDPOINTS.items():
                 log.info("e2e %s c=%d run %d", name, concurrency, index + 1)
                 if index == 0:
-                    _window(stack.url + path, concurrency, plan.e2e_warmup_s)
+                    _window(tool, stack.url + path, concurrency, plan.e2e_warmup_s)
                 before = {service: cpu_seconds(pid) for service, pid in pids.items()}
-                measured = _window(stack.url + path, concurrency, plan.e2e_window_s)
+                measured = _window(tool, stack.url + path, concurrency, plan.e2e_window_s)
                 row = measured.to_json()
                 # CPU time per request of each process: robust where throughput is noisy.
                 requests = max(measured.requests, 1)
@@ -63,7 +70,7 @@ def run(plan: Plan, stack: Stack) -> dict[str, Any]:
                 | {"runs": rows}
             )
     return {
-        "load_tool": "wrk" if wrk.available() else "bench.http_load (aiohttp)",
+        "load_tool": "wrk" if tool == "wrk" else "bench.http_load (aiohttp)",
         "body": orjson.loads(BODY),
         "window_s": plan.e2e_window_s,
         "runs_per_figure": plan.runs,

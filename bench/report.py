@@ -131,10 +131,11 @@ def _push(push: Results) -> list[Table]:
             r["max_ms"],
             r["seen"],
             r["missed"],
+            r.get("confirm_p50_ms"),
         )
         for r in push["delay"]
     ]
-    delays += [(f"{c} · not available",) + (None,) * 6 for c in missing]
+    delays += [(f"{c} · not available",) + (None,) * 7 for c in missing]
     memory = {r["channel"]: r for r in push["memory"]}
     idle: list[Row] = [
         (
@@ -152,7 +153,11 @@ def _push(push: Results) -> list[Table]:
         f"(short poll every {push['short_poll_interval_s']:g} s, long poll wait={push['long_poll_wait_s']} s)"
     )
     return [
-        (title, ("channel · watchers", "p50 ms", "p99 ms", "mean ms", "max ms", "saw it", "missed"), delays),
+        (
+            title,
+            ("channel · watchers", "p50 ms", "p99 ms", "mean ms", "max ms", "saw it", "missed", "confirm p50 ms"),
+            delays,
+        ),
         (
             "3b. Push: idle client's HTTP requests per minute (after its first), gateway memory per idle watcher",
             ("channel", "req/min", "requests", "window s", "KiB/watcher", "watchers"),
