@@ -4,6 +4,7 @@ until every container is healthy, and removed with its volumes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -77,6 +78,8 @@ class ComposeStack:
     `docker-compose up` of the same checkout."""
 
     command: list[str]
+    # Where `down` keeps the containers' logs first (appended, one block per `down`).
+    log_path: Path | None = None
     project: str = field(default_factory=lambda: f"shope2e{uuid.uuid4().hex[:8]}")
 
     def __post_init__(self) -> None:
@@ -154,6 +157,9 @@ class ComposeStack:
         self.run("restart", service)
 
     def down(self, *, volumes: bool) -> None:
+        if self.log_path is not None:
+            with contextlib.suppress(ComposeError):  # the logs must not keep the stack up
+                self.save_logs(self.log_path)
         self.run("down", "--remove-orphans", "--timeout", "15", *(["-v"] if volumes else []), timeout=180)
 
     def logs(self, tail: int = 60) -> str:
@@ -161,4 +167,6 @@ class ComposeStack:
 
     def save_logs(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.run("logs", "--no-color", "--timestamps", check=False, timeout=60))
+        logs = self.run("logs", "--no-color", "--timestamps", check=False, timeout=60)
+        with path.open("a") as file:
+            file.write(f"=== {self.project} at {time.strftime('%H:%M:%S')}\n{logs}")

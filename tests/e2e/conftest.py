@@ -33,7 +33,9 @@ def compose() -> Iterator[ComposeStack]:
     command = compose_command()
     require_tool(command is not None, "neither `docker-compose` nor `docker compose` is installed")
     assert command is not None
-    stack = ComposeStack(command)
+    log_path = ARTIFACTS / "compose-e2e.log"
+    log_path.unlink(missing_ok=True)
+    stack = ComposeStack(command, log_path)
     try:
         started = time.monotonic()
         stack.build()
@@ -43,10 +45,7 @@ def compose() -> Iterator[ComposeStack]:
         record_figures({"build_s": round(built - started, 1), "up_to_healthy_s": round(time.monotonic() - built, 1)})
         yield stack
     finally:
-        try:
-            stack.save_logs(ARTIFACTS / "compose-e2e.log")
-        finally:
-            stack.down(volumes=True)
+        stack.down(volumes=True)  # keeps the logs in test-artifacts/compose-e2e.log first
 
 
 @pytest.fixture

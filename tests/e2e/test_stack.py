@@ -6,6 +6,7 @@ restarts or the stack goes down and up again (without -v)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 import uuid
@@ -197,6 +198,22 @@ def test_grpc_services_are_reachable_through_the_debug_override(compose: Compose
             services = ProtoReflectionDescriptorDatabase(channel).get_services()
         assert service in services
         assert "grpc.health.v1.Health" in services
+
+
+def test_image_runs_as_non_root_without_build_tools(compose: ComposeStack) -> None:
+    container = compose.containers()["gateway"]
+
+    def sh(script: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker", "exec", container, "sh", "-c", script], capture_output=True, text=True, timeout=30, check=False
+        )
+
+    assert sh("id -u").stdout.strip() == "10001"
+    assert sh("command -v gcc cc make protoc").stdout == ""
+    assert sh("ls /opt/venv/bin").stdout.split().count("pip") == 0
+    assert sh("python -c 'import grpc_tools'").returncode != 0
+    assert sh("python -c 'import shop.order.v1.order_pb2_grpc'").returncode == 0
+    assert sh("touch /app/x").returncode != 0  # the code is read-only for the service
 
 
 def test_restart_of_the_order_service_loses_nothing(http: httpx.Client, compose: ComposeStack) -> None:
