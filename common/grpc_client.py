@@ -30,8 +30,9 @@ KEEPALIVE_CLIENT_OPTIONS: list[tuple[str, Any]] = [
 
 KEEPALIVE_SERVER_OPTIONS: list[tuple[str, Any]] = [
     # Accept the clients' 30 s pings (the default minimum is 5 minutes, which would make the
-    # server close the connection with "too_many_pings").
-    ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
+    # server close the connection with "too_many_pings"). The name is gRPC core's
+    # GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS; an unknown name is silently ignored.
+    ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
     ("grpc.keepalive_permit_without_calls", 1),
 ]
 
