@@ -20,6 +20,7 @@ from order_service.orders import Orders
 log = logging.getLogger(__name__)
 
 _PURGE_EVERY = 3600  # rounds
+_CONCURRENT_CHARGES = 16
 
 
 class Reconciler:
@@ -39,8 +40,22 @@ class Reconciler:
 
     async def run_once(self) -> None:
         store = self.orders.store
-        for order_id in await store.ids_with_status("pending_payment"):
-            await self._attempt("finish pending order", order_id, self.orders.finish_pending(order_id, self.deadline_s))
+        # Several at a time: one by one, a round took as long as all its charges together, so a
+        # slow payment service or the backlog of an outage kept orders waiting for minutes.
+        limit = asyncio.Semaphore(_CONCURRENT_CHARGES)
+
+        async def finish(order_id: str) -> None:
+            async with limit:
+                await self._attempt(
+                    "finish pending order", order_id, self.orders.finish_pending(order_id, self.deadline_s)
+                )
+
+        for outcome in await asyncio.gather(
+            *(finish(order_id) for order_id in await store.ids_with_status("pending_payment")),
+            return_exceptions=True,
+        ):
+            if isinstance(outcome, BaseException):
+                raise outcome
         for order_id in await store.ids_expired(utcnow()):
             await self._attempt("expire order", order_id, self.orders.refresh_payment(order_id, self.deadline_s))
 
