@@ -4,7 +4,6 @@ metadata, deadline), hands it to the flows in orders.py, and sends back their an
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,7 +42,7 @@ def _encode_token(order_id: str) -> str:
 def _decode_token(token: str) -> str:
     try:
         order_id = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text given to b64decode
         order_id = ""
     if not order_id.startswith("ord_"):
         raise InvalidArgument("invalid page token", violations=[("page_token", "is not a token this API gave")])
