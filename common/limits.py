@@ -10,9 +10,12 @@ MAX_QUANTITY = 1000
 MAX_UNIT_PRICE = 10_000_000
 MIN_ORDER_AMOUNT = 1
 MAX_ORDER_AMOUNT = 100_000_000
+# The patterns are for JSON Schema and pydantic, where `$` is the end of the text. In Python's
+# `re`, `$` also matches before a final "\n" ("cus_1\n" passed), so the compiled forms end in `\Z`.
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
-IDENTIFIER_RE = re.compile(IDENTIFIER_PATTERN)
-IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDENTIFIER_RE = re.compile(IDENTIFIER_PATTERN.removesuffix("$") + r"\Z")
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+IDEMPOTENCY_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN.removesuffix("$") + r"\Z")
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 
