@@ -22,6 +22,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.backends = Backends.open(settings.order_service_target, settings.payment_service_target)
         app.state.hub = Hub(app.state.backends.orders, settings.gateway_public_url, settings.gateway_deadline_s)
+        app.state.hub.start()
         try:
             yield
         finally:

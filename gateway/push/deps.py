@@ -1,13 +1,21 @@
-"""The hub as a FastAPI dependency, for HTTP routes and WebSocket routes alike."""
+"""What the push endpoints take from a request: the hub (as a FastAPI dependency, for the
+long-poll route) and the order id of a path (for the plain ASGI endpoints, which FastAPI's
+validation does not reach)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from gateway.push.hub import Hub
+
+# The same rule as gateway.deps.ResourceId.
+ORDER_ID_PATTERN = r"^[A-Za-z0-9_]{1,64}$"
+_ORDER_ID = re.compile(ORDER_ID_PATTERN)
 
 
 def _hub(connection: HTTPConnection) -> Hub:
@@ -15,3 +23,9 @@ def _hub(connection: HTTPConnection) -> Hub:
 
 
 HubDep = Annotated[Hub, Depends(_hub)]
+
+
+def order_id_of(scope: Scope) -> str | None:
+    """The `{order_id}` of the path, or None when it is not a valid id."""
+    order_id = scope["path_params"]["order_id"]
+    return order_id if isinstance(order_id, str) and _ORDER_ID.match(order_id) else None

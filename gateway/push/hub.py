@@ -21,11 +21,13 @@ import contextvars
 import logging
 import random
 from collections import deque
+from collections.abc import Callable
 
 import grpc
 from prometheus_client import Counter
 
 from gateway.metrics import WATCH_STREAMS
+from gateway.push.shutdown import on_exit_signals
 from gateway.push.subscription import End, Subscription
 from gateway.push.updates import OrderUpdate
 from shop.order.v1 import order_pb2, order_pb2_grpc
@@ -57,6 +59,18 @@ class Hub:
         self.public_url = public_url
         self.join_timeout_s = join_timeout_s
         self._topics: dict[str, _Topic] = {}
+        self._draining = False
+        self._restore_signals: Callable[[], None] = lambda: None
+
+    def start(self) -> None:
+        """At start-up: end every stream as soon as the process is asked to stop (shutdown.py)."""
+        self._restore_signals = on_exit_signals(self.drain)
+
+    def drain(self) -> None:
+        """End every subscription (End.SHUTDOWN) and refuse new ones: the process is stopping."""
+        self._draining = True
+        for topic in list(self._topics.values()):
+            topic.stop(End.SHUTDOWN)
 
     async def subscribe(self, order_id: str, after_version: int, *, channel: str, replay: bool) -> Subscription:
         """Follow an order. `replay`: every version after `after_version`, then each new one
@@ -64,7 +78,9 @@ class Hub:
         then each new one (long polling). `after_version` 0 asks for the current version.
 
         Raises OrderNotFound, or PushUnavailable when the order service does not answer
-        within the join timeout."""
+        within the join timeout (or the gateway is stopping)."""
+        if self._draining:
+            raise PushUnavailable("the gateway is stopping")
         topic = self._topics.get(order_id)
         if topic is None:
             topic = self._topics[order_id] = _Topic(self, order_id)
@@ -113,9 +129,9 @@ class Hub:
             del self._topics[topic.order_id]
 
     async def close(self) -> None:
+        self._restore_signals()
         topics = list(self._topics.values())
-        for topic in topics:
-            topic.stop(End.SHUTDOWN)
+        self.drain()
         await asyncio.gather(*(topic.task for topic in topics), return_exceptions=True)
 
 
