@@ -45,16 +45,42 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(handler.unary_unary, method, request_id),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 _wrap_stream(handler.unary_stream, method, request_id),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+
+class _Undecodable:
+    """Stands for a request whose bytes are not the method's message (truncated, not protobuf,
+    or a string field that is not UTF-8); the handler wrapper answers INVALID_ARGUMENT. Left to
+    grpc, a parse error is UNKNOWN, with the exception's class and message type in its details."""
+
+
+_UNDECODABLE = _Undecodable()
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:
+            return _UNDECODABLE
+
+    return parse
+
+
+async def _refuse_undecodable(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request is not a valid message of this method")
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, method: str) -> None:
@@ -81,6 +107,8 @@ def _wrap_unary(inner: Any, method: str, request_id: str) -> Any:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         try:
+            if request is _UNDECODABLE:
+                await _refuse_undecodable(context)
             return await inner(request, context)
         except grpc.aio.AbortError:
             raise
@@ -103,6 +131,8 @@ def _wrap_stream(inner: Any, method: str, request_id: str) -> Any:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         try:
+            if request is _UNDECODABLE:
+                await _refuse_undecodable(context)
             async for response in inner(request, context):
                 yield response
         except grpc.aio.AbortError:
