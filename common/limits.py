@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from common.errors import InvalidArgument
+
 MAX_ITEMS = 100
 MAX_QUANTITY = 1000
 MAX_UNIT_PRICE = 10_000_000
@@ -18,6 +20,14 @@ IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 IDEMPOTENCY_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN.removesuffix("$") + r"\Z")
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
+
+
+def check_identifier(field: str, value: str) -> None:
+    """An id or name from a gRPC caller: 1-64 of [A-Za-z0-9_.:-], else INVALID_ARGUMENT. An empty
+    id is a bad request, not "not found", and a huge one must not be echoed in the error (gRPC
+    clients refuse error metadata over 16 KiB, and see RESOURCE_EXHAUSTED instead)."""
+    if not IDENTIFIER_RE.match(value):
+        raise InvalidArgument(f"invalid {field}", violations=[(field, "must be 1-64 characters of [A-Za-z0-9_.:-]")])
 
 # ISO 4217 active codes (currencies and funds, without the precious metals and test codes).
 CURRENCIES = frozenset(

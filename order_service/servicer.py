@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 
 from common.errors import InvalidArgument
-from common.limits import DEFAULT_PAGE_SIZE, IDEMPOTENCY_KEY_RE, MAX_PAGE_SIZE
+from common.limits import DEFAULT_PAGE_SIZE, IDEMPOTENCY_KEY_RE, MAX_PAGE_SIZE, check_identifier
 from order_service.domain import status_name
 from order_service.orders import Orders
 from order_service.watch import watch_order
@@ -70,6 +70,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         return order
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.Order:
+        check_identifier("order_id", request.order_id)
         return await self.orders.get(request.order_id)
 
     async def ListOrders(self, request: pb.ListOrdersRequest, context: Context) -> pb.ListOrdersResponse:
@@ -80,6 +81,8 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             )
         if request.status and request.status not in pb.OrderStatus.values():
             raise InvalidArgument("invalid status", violations=[("status", "unknown order status")])
+        if request.customer_id:
+            check_identifier("customer_id", request.customer_id)
         before = _decode_token(request.page_token) if request.page_token else None
         status = status_name(request.status) if request.status else ""
         found = await self.orders.store.page(request.customer_id, status, size + 1, before)
@@ -88,21 +91,25 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         return pb.ListOrdersResponse(orders=page, next_page_token=token)
 
     async def CancelOrder(self, request: pb.CancelOrderRequest, context: Context) -> pb.Order:
+        check_identifier("order_id", request.order_id)
         order, replayed = await self.orders.cancel(request, _idempotency_key(context), self._timeout(context))
         self._answer(context, replayed)
         return order
 
     async def RefundOrder(self, request: pb.RefundOrderRequest, context: Context) -> pb.Order:
+        check_identifier("order_id", request.order_id)
         order, replayed = await self.orders.refund(request, _idempotency_key(context), self._timeout(context))
         self._answer(context, replayed)
         return order
 
     async def ConfirmPayment(self, request: pb.ConfirmPaymentRequest, context: Context) -> payment_pb2.Payment:
+        check_identifier("payment_id", request.payment_id)
         payment, replayed = await self.orders.confirm(request, _idempotency_key(context), self._timeout(context))
         self._answer(context, replayed)
         return payment
 
     async def WatchOrder(self, request: pb.WatchOrderRequest, context: Context) -> AsyncIterator[pb.OrderEvent]:
+        check_identifier("order_id", request.order_id)
         if request.after_version < 0:
             raise InvalidArgument("invalid version", violations=[("after_version", "must be ≥ 0")])
         async for event in watch_order(self.orders.store, self.orders.bus, request.order_id, request.after_version):

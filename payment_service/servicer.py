@@ -8,7 +8,7 @@ import grpc
 
 from common.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange
 from common.ids import new_id
-from common.limits import CURRENCIES, IDENTIFIER_RE, MAX_ORDER_AMOUNT
+from common.limits import CURRENCIES, IDENTIFIER_RE, MAX_ORDER_AMOUNT, check_identifier
 from common.payment_methods import PAYMENT_METHODS
 from common.timestamps import utcnow
 from payment_service.processor import Processor
@@ -155,6 +155,7 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
         return payment.to_proto()
 
     async def _get(self, payment_id: str, conn: Any = None) -> PaymentRecord:
+        check_identifier("payment_id", payment_id)
         payment = await self.store.by_id(payment_id, conn)
         if payment is None:
             raise NotFound(f"payment {payment_id} not found")
