@@ -55,6 +55,8 @@ function followShortPolling(orderId, onOrder) {
         if (FINAL.has(order.status)) {
           return;
         }
+      } else {
+        await response.text(); // read to the end, so that the request completes
       }
     } catch (error) {
       // Offline for a moment: the next poll tries again.
@@ -86,8 +88,11 @@ function followLongPolling(orderId, onOrder) {
           if (FINAL.has(order.status)) {
             return;
           }
-        } else if (response.status !== 304) {
-          await sleep(RETRY_MS);
+        } else {
+          await response.text(); // read to the end, so that the request completes
+          if (response.status !== 304) {
+            await sleep(RETRY_MS);
+          }
         }
       } catch (error) {
         if (controller.signal.aborted) {

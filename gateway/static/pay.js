@@ -29,6 +29,7 @@ function show(status, failureCode) {
     button.disabled = !waiting;
   }
   document.getElementById("actions").hidden = !waiting;
+  document.getElementById("expiry").hidden = !waiting;
   if (status === "failed" && failureCode === "expired") {
     result.textContent = "The time to confirm this payment has run out.";
   } else if (status === "failed" && failureCode === "authentication_failed") {
