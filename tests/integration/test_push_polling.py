@@ -1,0 +1,139 @@
+"""Short and long polling, GET /v1/orders/{id} (CONTRACT §5.1-5.2), against the real services."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from tests.artifacts import record
+from tests.integration.helpers import assert_problem, create_order
+from tests.integration.push_clients import confirm, current_order
+
+# CONTRACT §5.2: a held request is answered within 100 ms of the change.
+WAKE_UP_S = 0.1
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+async def test_short_polling_etag_and_304(client: httpx.AsyncClient) -> None:
+    order = await create_order(client, "pm_wallet_qr")
+    reply = await client.get(f"/v1/orders/{order['id']}")
+    assert reply.headers["etag"] == etag(order["version"])
+
+    for if_none_match in (etag(order["version"]), f'W/{etag(order["version"])}', f'"0", {etag(order["version"])}', "*"):
+        reply = await client.get(f"/v1/orders/{order['id']}", headers={"If-None-Match": if_none_match})
+        assert reply.status_code == 304, if_none_match
+        assert reply.content == b""
+        assert reply.headers["etag"] == etag(order["version"])
+        assert "preference-applied" not in reply.headers
+
+    await confirm(client, order)
+    reply = await client.get(f"/v1/orders/{order['id']}", headers={"If-None-Match": etag(order["version"])})
+    assert reply.status_code == 200
+    assert reply.json()["status"] == "paid"
+    assert reply.headers["etag"] == etag(order["version"] + 1)
+
+
+async def test_long_poll_is_answered_within_100_ms_of_the_change(client: httpx.AsyncClient) -> None:
+    order = await create_order(client, "pm_wallet_qr")
+    headers = {"If-None-Match": etag(order["version"]), "Prefer": "wait=20"}
+    held = asyncio.create_task(client.get(f"/v1/orders/{order['id']}", headers=headers, timeout=30))
+    answered_at: list[float] = []
+    held.add_done_callback(lambda _: answered_at.append(time.perf_counter()))
+    # The request is held: nothing comes back while the order does not change.
+    done, _ = await asyncio.wait({held}, timeout=0.5)
+    assert not done
+
+    await confirm(client, order)
+    changed_at = time.perf_counter()  # the change is committed before the confirmation is answered
+    reply = await asyncio.wait_for(held, 5)
+
+    assert reply.status_code == 200
+    assert reply.headers["preference-applied"] == "wait=20"
+    assert reply.headers["etag"] == etag(order["version"] + 1)
+    assert reply.json() == await current_order(client, order["id"])
+    delay = answered_at[0] - changed_at
+    record("push-report", "long_poll_wake_up", {"answered_after_confirm_reply_ms": round(delay * 1000, 2)})
+    assert delay < WAKE_UP_S
+
+
+async def test_long_poll_ends_with_304_when_the_wait_is_over(client: httpx.AsyncClient) -> None:
+    order = await create_order(client, "pm_wallet_qr")
+    started = time.perf_counter()
+    reply = await client.get(
+        f"/v1/orders/{order['id']}", headers={"If-None-Match": etag(order["version"]), "Prefer": "wait=1"}
+    )
+    elapsed = time.perf_counter() - started
+    assert reply.status_code == 304
+    assert reply.content == b""
+    assert reply.headers["preference-applied"] == "wait=1"
+    assert reply.headers["etag"] == etag(order["version"])
+    assert 0.95 <= elapsed < 3
+
+
+async def test_long_poll_of_a_final_order_is_held_too(client: httpx.AsyncClient) -> None:
+    order = await create_order(client, "pm_card_chargeDeclined")
+    started = time.perf_counter()
+    reply = await client.get(
+        f"/v1/orders/{order['id']}", headers={"If-None-Match": etag(order["version"]), "Prefer": "wait=1"}
+    )
+    assert reply.status_code == 304
+    assert time.perf_counter() - started >= 0.95
+
+
+async def test_long_poll_with_an_old_etag_answers_at_once(client: httpx.AsyncClient) -> None:
+    order = await create_order(client, "pm_wallet_qr")
+    await confirm(client, order)
+    started = time.perf_counter()
+    reply = await client.get(
+        f"/v1/orders/{order['id']}", headers={"If-None-Match": etag(order["version"]), "Prefer": "wait=600"}
+    )
+    assert time.perf_counter() - started < 2
+    assert reply.status_code == 200
+    assert reply.json()["status"] == "paid"
+    assert reply.headers["preference-applied"] == "wait=60"  # brought into 1-60
+
+
+@pytest.mark.parametrize("prefer", ["wait=0", "wait=abc", "respond-async", ""])
+async def test_without_a_usable_wait_it_is_short_polling(client: httpx.AsyncClient, prefer: str) -> None:
+    order = await create_order(client, "pm_wallet_qr")
+    started = time.perf_counter()
+    reply = await client.get(
+        f"/v1/orders/{order['id']}", headers={"If-None-Match": etag(order["version"]), "Prefer": prefer}
+    )
+    assert reply.status_code == 304
+    assert "preference-applied" not in reply.headers
+    assert time.perf_counter() - started < 0.9
+
+
+async def test_wait_without_if_none_match_answers_at_once(client: httpx.AsyncClient) -> None:
+    order = await create_order(client, "pm_wallet_qr")
+    reply = await client.get(f"/v1/orders/{order['id']}", headers={"Prefer": "wait=30"})
+    assert reply.status_code == 200
+    assert reply.json()["version"] == order["version"]
+
+
+async def test_many_held_requests_are_all_answered(client: httpx.AsyncClient) -> None:
+    order = await create_order(client, "pm_wallet_qr")
+    headers = {"If-None-Match": etag(order["version"]), "Prefer": "wait=20"}
+    url = f"/v1/orders/{order['id']}"
+    limits = httpx.Limits(max_connections=None)
+    async with httpx.AsyncClient(base_url=str(client.base_url), timeout=30, limits=limits) as polls:
+        held = [asyncio.create_task(polls.get(url, headers=headers)) for _ in range(50)]
+        done, _ = await asyncio.wait(held, timeout=0.5)
+        assert not done
+        await confirm(client, order)
+        replies = await asyncio.wait_for(asyncio.gather(*held), 10)
+    assert {(r.status_code, r.json()["status"]) for r in replies} == {(200, "paid")}
+
+
+async def test_long_poll_of_an_unknown_order_is_404(client: httpx.AsyncClient) -> None:
+    reply = await client.get(
+        "/v1/orders/ord_00000000000000000000000000", headers={"If-None-Match": '"1"', "Prefer": "wait=5"}
+    )
+    assert_problem(reply, 404, "NOT_FOUND")
