@@ -11,6 +11,11 @@ from common.settings import load_settings
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
+# Protocol-level WebSocket pings, so that a peer that vanished without a close is noticed and its
+# watcher freed: a ping every 20 s, the socket closed when no pong came within 20 s.
+WS_PING_INTERVAL_S = 20.0
+WS_PING_TIMEOUT_S = 20.0
+
 
 def main() -> None:
     settings = load_settings(GatewaySettings)
@@ -25,6 +30,11 @@ def main() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        ws_ping_interval=WS_PING_INTERVAL_S,
+        ws_ping_timeout=WS_PING_TIMEOUT_S,
+        # Order frames are 1-2 KB of JSON: compressing them saves little and a deflate context
+        # costs ~40 KiB per browser watcher.
+        ws_per_message_deflate=False,
     )
 
 

@@ -49,6 +49,10 @@ class RequestContext:
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
+            if message["type"] == "websocket.accept":
+                status = 101
+            elif message["type"] == "websocket.close" and status == 500:
+                status = 403  # refused before the handshake completed
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
