@@ -11,7 +11,7 @@ from fastapi import Depends, Header, Path, Request
 from starlette.responses import Response
 
 from common.errors import metadata_value
-from common.limits import IDEMPOTENCY_KEY_RE
+from common.limits import IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_KEY_RE
 from gateway.backends import Backends
 from gateway.errors import ApiError
 from gateway.metrics import GRPC_CALLS, GRPC_LATENCY
@@ -36,7 +36,11 @@ def _settings(request: Request) -> GatewaySettings:
 def _idempotency_key(
     idempotency_key: Annotated[
         str | None,
-        Header(description="Makes the POST safe to retry: a repeat within 24 h returns the first answer."),
+        Header(
+            description="Makes the POST safe to retry: a repeat within 24 h returns the first answer.",
+            # Documented, not enforced here: the check below answers with the API's own message.
+            json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1, "maxLength": 255},
+        ),
     ] = None,
 ) -> str | None:
     if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from gateway.deps import BackendsDep, JSONResponse
 from gateway.errors import problem
@@ -30,6 +30,6 @@ async def readyz(backends: BackendsDep) -> Response:
     return problem(503, f"not ready: {down}")
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

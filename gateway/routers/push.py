@@ -53,7 +53,15 @@ async def order_events(
     order_id: ResourceId,
     hub: HubDep,
     settings: SettingsDep,
-    last_event_id: Annotated[str | None, Header(description="Resume: every version after this one, then live.")] = None,
+    last_event_id: Annotated[
+        str,
+        Header(
+            description="Resume: every version after this one, then live.",
+            # Documented for OpenAPI (a plain string: `str | None` documents a JSON null, which a
+            # header cannot carry); sse.last_event_id() checks it and answers 400 otherwise.
+            json_schema_extra={"pattern": "^[0-9]{0,18}$"},
+        ),
+    ] = "",
 ) -> Response:
     """Server-Sent Events: `retry: 2000`, the current version (or every version after
     `Last-Event-ID`), then one event per change:
