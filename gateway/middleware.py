@@ -2,7 +2,8 @@
 
 - RequestContext: adopts or makes `X-Request-ID`, returns it on every answer, keeps it in the
   logging context (and so in the gRPC metadata of every call), logs and counts each request;
-- BodyGuard: refuses a body over 64 KiB (413) and a body that is not JSON (415) before any
+- BodyGuard: refuses a body over 64 KiB (413), a body that is not JSON (415), and a request
+  with two Content-Type or two Idempotency-Key headers (400: which one would count?) before any
   route reads it.
 """
 
@@ -81,6 +82,10 @@ class RequestContext:
             request_id_var.reset(token)
 
 
+# Headers that may appear once in a POST: the first and the last could disagree.
+_SINGLE_HEADERS = (b"content-type", b"idempotency-key")
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -93,6 +98,14 @@ class BodyGuard:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
+        for name in _SINGLE_HEADERS:
+            if sum(1 for key, _ in scope["headers"] if key == name) > 1:
+                field = name.decode().title()
+                errors = [{"field": field, "message": "must be sent once"}]
+                await problem(400, f"the request has more than one {field} header", errors=errors)(
+                    scope, receive, send
+                )
+                return
         length = _header(scope, b"content-length")
         chunked = (_header(scope, b"transfer-encoding") or "").lower() == "chunked"
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
@@ -102,6 +115,9 @@ class BodyGuard:
         content_type = _header(scope, b"content-type")
         if has_body and not (content_type and _JSON_TYPE_RE.match(content_type)):
             await problem(415, "the request body must be application/json")(scope, receive, send)
+            return
+        if chunked:
+            await self._buffered(scope, receive, send)
             return
         received = 0
 
@@ -115,3 +131,25 @@ class BodyGuard:
             return message
 
         await self.app(scope, counted_receive, send)
+
+    async def _buffered(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A chunked body (its size unknown in advance) is read here, at most 64 KiB and a byte,
+        so that one too large is answered 413: raised from inside a route, FastAPI's body parser
+        turned it into 400 "There was an error parsing the body"."""
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before its body was complete: nobody to answer
+            body += message.get("body", b"")
+            if len(body) > MAX_BODY_BYTES:
+                await problem(413, f"the request body is over {MAX_BODY_BYTES} bytes")(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        pending: list[Message] = [{"type": "http.request", "body": bytes(body), "more_body": False}]
+
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()
+
+        await self.app(scope, replay, send)
