@@ -3,6 +3,7 @@ keeps clients that never read, which must not disturb the integration tests' sha
 
 from __future__ import annotations
 
+import resource
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,12 @@ from tests.harness import Stack
 
 @pytest.fixture(scope="package")
 def bad_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # Thousands of idle connections need as many descriptors here and in the gateway, which
+    # inherits the limit: raise the soft limit to the hard one before the services start.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1 << 16 if hard == resource.RLIM_INFINITY else min(hard, 1 << 16)
+    if wanted > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     running = Stack(tmp_path_factory.mktemp("badinput")).start()
     yield running
     running.stop()
