@@ -37,7 +37,7 @@ def load_tool(choice: str) -> str:
     return choice
 
 
-def _window(tool: str, url: str, concurrency: int, seconds: float) -> Run:
+def window(tool: str, url: str, concurrency: int, seconds: float) -> Run:
     if tool == "wrk":
         return wrk.run(url, BODY, concurrency, seconds)
     args = [url, f"--body={BODY}", f"--concurrency={concurrency}", "--warmup=0.2"]
@@ -54,9 +54,9 @@ def run(plan: Plan, stack: Stack, tool: str) -> dict[str, Any]:
             for name, path in ENDPOINTS.items():
                 log.info("e2e %s c=%d run %d", name, concurrency, index + 1)
                 if index == 0:
-                    _window(tool, stack.url + path, concurrency, plan.e2e_warmup_s)
+                    window(tool, stack.url + path, concurrency, plan.e2e_warmup_s)
                 before = {service: cpu_seconds(pid) for service, pid in pids.items()}
-                measured = _window(tool, stack.url + path, concurrency, plan.e2e_window_s)
+                measured = window(tool, stack.url + path, concurrency, plan.e2e_window_s)
                 row = measured.to_json()
                 # CPU time per request of each process: robust where throughput is noisy.
                 requests = max(measured.requests, 1)

@@ -41,14 +41,12 @@ def _version(name: str) -> str | None:
         return None
 
 
-def _git_commit(root: Path) -> str | None:
+def _git(root: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
-        )
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=5, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip()
 
 
 def describe(root: Path) -> dict[str, Any]:
@@ -62,5 +60,7 @@ def describe(root: Path) -> dict[str, Any]:
         "protobuf_backend": api_implementation.Type(),
         "libraries": {name: _version(name) for name in _LIBRARIES},
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "git_commit": _git_commit(root),
+        "git_commit": _git(root, "rev-parse", "--short", "HEAD") or None,
+        # Uncommitted changes in the tracked code measured (untracked files are not counted).
+        "git_dirty": bool(_git(root, "status", "--porcelain", "--untracked-files=no")),
     }

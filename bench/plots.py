@@ -140,7 +140,10 @@ def push(results: Results, path: Path) -> None:
         xs = [r["watchers"] for r in rows]
         axes[0].plot(xs, [max(r["p50_ms"], 0.01) for r in rows], marker="o", label=channel, color=_COLOURS[channel])
         axes[1].plot(xs, [max(r["p99_ms"], 0.01) for r in rows], marker="o", label=channel, color=_COLOURS[channel])
-    for ax, title in ((axes[0], "delay p50"), (axes[1], "delay p99")):
+    # The goals for SSE and WebSocket: p50 < 10 ms (1 watcher), p99 < 100 ms (1,000 watchers).
+    axes[0].axhline(10, color="#c00", linestyle="--", linewidth=1)
+    axes[1].axhline(100, color="#c00", linestyle="--", linewidth=1)
+    for ax, title in ((axes[0], "delay p50 (goal: SSE/WS < 10 ms)"), (axes[1], "delay p99 (goal: SSE/WS < 100 ms)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("clients watching the order")
