@@ -34,10 +34,10 @@ class Watcher:
     seen_at: float | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def saw(self, version: int) -> bool:
+    def saw(self, version: int, arrived: float | None = None) -> bool:
         """True (and the time noted) when `version` is newer than where this watcher started."""
         if version > self.start_version:
-            self.seen_at = time.perf_counter()
+            self.seen_at = arrived or time.perf_counter()
             return True
         return False
 
@@ -96,21 +96,23 @@ def long_poll(wait_s: int) -> Follow:
 
 
 async def sse(session: aiohttp.ClientSession, base: str, order_id: str, watcher: Watcher) -> None:
-    """One GET /events; ready at the first event (the current version)."""
+    """One GET /events; ready at the first event (the current version). Reads whatever bytes
+    have arrived in one go, so that a crowd of 1,000 costs this process as little as it can."""
     watcher.requests += 1
     headers = {"Accept": "text/event-stream"}
     async with session.get(f"{base}/v1/orders/{order_id}/events", headers=headers) as response:
         if response.status != 200 or not response.content_type.startswith("text/event-stream"):
             raise PushError(f"sse: {response.status} {response.content_type}")
-        data: list[bytes] = []
-        async for raw in response.content:
-            line = raw.rstrip(b"\r\n")
-            if line.startswith(b"data:"):
-                data.append(line[5:].removeprefix(b" "))
-            elif not line and data:
-                event = orjson.loads(b"\n".join(data))
-                data = []
-                if watcher.saw(event["version"]):
+        buffer = b""
+        async for chunk in response.content.iter_any():
+            arrived = time.perf_counter()
+            buffer = (buffer + chunk).replace(b"\r\n", b"\n")
+            while b"\n\n" in buffer:
+                block, buffer = buffer.split(b"\n\n", 1)
+                data = [line[5:].removeprefix(b" ") for line in block.split(b"\n") if line.startswith(b"data:")]
+                if not data:
+                    continue  # `retry:` or a `: keep-alive` comment
+                if watcher.saw(orjson.loads(b"\n".join(data))["version"], arrived):
                     return
                 watcher.ready.set()
     raise PushError("sse: the stream ended before the change")
@@ -121,12 +123,13 @@ async def websocket(session: aiohttp.ClientSession, base: str, order_id: str, wa
     watcher.requests += 1
     async with session.ws_connect(f"{base}/v1/orders/{order_id}/ws", autoping=True) as ws:
         async for message in ws:
+            arrived = time.perf_counter()
             if message.type is not aiohttp.WSMsgType.TEXT:
                 break
             frame = orjson.loads(message.data)
             if frame.get("type") != "order.updated":
                 continue
-            if watcher.saw(frame["version"]):
+            if watcher.saw(frame["version"], arrived):
                 return
             watcher.ready.set()
     raise PushError("websocket: closed before the change")
