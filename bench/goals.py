@@ -26,7 +26,7 @@ def _e2e(results: Results, field: str) -> float | None:
 
 def _delay(results: Results, channel: str, field: str, most: bool) -> float | None:
     """`field` of `channel` at 1 watcher (most=False) or at the most watchers measured."""
-    rows = [r for r in results.get("push", {}).get("delay", []) if r["channel"] == channel and r["seen"]]
+    rows = [r for r in results.get("push", {}).get("delay", []) if r["channel"] == channel and r.get("seen")]
     if not rows:
         return None
     row = max(rows, key=lambda r: r["watchers"]) if most else min(rows, key=lambda r: r["watchers"])
@@ -34,7 +34,7 @@ def _delay(results: Results, channel: str, field: str, most: bool) -> float | No
 
 
 def _short_poll_mean(results: Results) -> float | None:
-    rows = [r for r in results.get("push", {}).get("delay", []) if r["channel"] == "short_poll" and r["seen"]]
+    rows = [r for r in results.get("push", {}).get("delay", []) if r["channel"] == "short_poll" and r.get("seen")]
     # The crowd of 100 (or the largest crowd up to it) samples the interval best.
     rows = [r for r in rows if r["watchers"] <= 100] or rows
     return float(max(rows, key=lambda r: r["seen"])["mean_ms"]) if rows else None

@@ -134,7 +134,9 @@ def push(results: Results, path: Path) -> None:
     data = results["push"]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     for channel in ("short_poll", "long_poll", "sse", "websocket"):
-        rows = sorted((r for r in data["delay"] if r["channel"] == channel and r["seen"]), key=lambda r: r["watchers"])
+        rows = sorted(
+            (r for r in data["delay"] if r["channel"] == channel and r.get("seen")), key=lambda r: r["watchers"]
+        )
         if not rows:
             continue
         xs = [r["watchers"] for r in rows]

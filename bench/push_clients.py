@@ -145,9 +145,14 @@ def follower(channel: str, interval_s: float, wait_s: int) -> Follow:
     return followers[channel]
 
 
+# Drop an idle pooled connection before uvicorn does (its keep-alive timeout is 5 s): reusing
+# one the server is closing fails with "connection reset".
+_KEEPALIVE_S = 2.0
+
+
 def new_session() -> aiohttp.ClientSession:
     """A session for many long-lived connections: no pool limit, no overall time limit."""
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0),
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=_KEEPALIVE_S),
         timeout=aiohttp.ClientTimeout(total=None, connect=30, sock_read=90),
     )

@@ -124,13 +124,13 @@ def _push(push: Results) -> list[Table]:
     missing = [c for c, ok in push["available"].items() if not ok]
     delays: list[Row] = [
         (
-            f"{r['channel']} · {r['watchers']} watching",
-            r["p50_ms"],
-            r["p99_ms"],
-            r["mean_ms"],
-            r["max_ms"],
-            r["seen"],
-            r["missed"],
+            f"{r['channel']} · {r['watchers']} watching" + (f" · ERROR {r['error']}" if "error" in r else ""),
+            r.get("p50_ms"),
+            r.get("p99_ms"),
+            r.get("mean_ms"),
+            r.get("max_ms"),
+            r.get("seen"),
+            r.get("missed"),
             r.get("confirm_p50_ms"),
         )
         for r in push["delay"]
