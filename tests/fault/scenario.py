@@ -20,7 +20,7 @@ from typing import Any
 from tests.artifacts import record
 from tests.fault.ledger import Ledger, audit, read_ledger
 from tests.fault.load import Load
-from tests.fault.watchers import GrpcWatcher, Refunder, SseWatcher, gateway_serves_sse
+from tests.fault.watchers import GrpcWatcher, Refunder, SseWatcher, WebSocketWatcher, gateway_serves_sse
 from tests.harness import Stack
 
 # The figures; shorter with FAULT_LOAD_S / FAULT_DOWN_S for a quick local run.
@@ -44,7 +44,7 @@ class Scenario:
         self.started = 0.0
         self._stop_refunds = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.watchers: dict[str, GrpcWatcher | SseWatcher] = {}
+        self.watchers: dict[str, GrpcWatcher | SseWatcher | WebSocketWatcher] = {}
         self.refunder = Refunder(stack.url)
 
     async def __aenter__(self) -> Scenario:
@@ -54,6 +54,7 @@ class Scenario:
             self.watchers["grpc"] = GrpcWatcher(self.stack.order_target, order_id)
             if await gateway_serves_sse(self.stack.url):
                 self.watchers["sse"] = SseWatcher(self.stack.url, order_id)
+                self.watchers["websocket"] = WebSocketWatcher(self.stack.url, order_id)
             self._tasks = [asyncio.create_task(w.run()) for w in self.watchers.values()]
             self._tasks.append(asyncio.create_task(self.refunder.run(self._stop_refunds)))
         self.load.start()

@@ -23,8 +23,8 @@ import asyncio
 import contextlib
 import json
 import random
+import shutil
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -34,7 +34,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.grpc_client import open_channel
-from tests.artifacts import record
+from tests.artifacts import ARTIFACTS, record
 from tests.harness import Stack
 
 
@@ -215,14 +215,16 @@ class Soak:
 
 
 async def main(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="soak-") as workdir:
-        stack = Stack(Path(workdir))
-        try:
-            stack.start()
-            figures = await Soak(stack, args).run()
-        finally:
-            stack.stop()
-    record("soak-report", f"{args.minutes:g} min", figures)
+    # The databases and the services' logs stay there, for a look at whatever went wrong.
+    workdir = ARTIFACTS / "soak"
+    shutil.rmtree(workdir, ignore_errors=True)
+    stack = Stack(workdir)
+    try:
+        stack.start()
+        figures = await Soak(stack, args).run()
+    finally:
+        stack.stop()
+    record("soak-report", f"{args.minutes:g} min", {**figures, "logs": str(workdir)})
     return 1 if figures["errors"] or figures["idle_channels_dropped"] else 0
 
 

@@ -158,5 +158,5 @@ async def test_sigterm_under_load(fresh_stack: Stack, victim: str) -> None:
             problems.append(
                 f"the gateway answered 503 at {refused[0]}, before {victim} was NOT_SERVING ({draining[0]})"
             )
-    record("fault-report", f"sigterm {victim} (drain)", figures)
+    record("fault-report", f"sigterm {victim} (drain)", {**figures, "problems": problems})
     assert not problems, "\n".join(problems)

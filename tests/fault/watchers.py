@@ -7,8 +7,8 @@ order, in order, none twice — the same list as the order's event log in the da
   client (a fresh Idempotency-Key per refund, retried with the same key on 503/504/409 and on a
   broken connection), and at the end refunded in full, which is final and ends every stream.
 - `GrpcWatcher` follows it with `OrderService.WatchOrder(order_id, after_version)`.
-- `SseWatcher` follows it through the gateway's Server-Sent Events with `Last-Event-ID` (CONTRACT
-  §5), when the gateway serves them.
+- `SseWatcher` follows it through the gateway's Server-Sent Events with `Last-Event-ID`, and
+  `WebSocketWatcher` through its WebSocket with `?after_version=` (CONTRACT §5).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 import grpc
 import httpx
+import websockets
 
 from shop.order.v1 import order_pb2, order_pb2_grpc
 
@@ -183,6 +184,33 @@ class SseWatcher(_Seen):
                 self.add(int(event["version"]), str(event["order"]["status"]))
                 if self.statuses[-1] in FINAL:
                     self.finished = True
+
+
+class WebSocketWatcher(_Seen):
+    """A WebSocket client that reconnects with `?after_version=` whenever the socket breaks."""
+
+    def __init__(self, url: str, order_id: str) -> None:
+        super().__init__()
+        self.url = "ws://" + url.removeprefix("http://")
+        self.order_id = order_id
+
+    async def run(self) -> None:
+        backoff = 0.05
+        while not self.finished:
+            after = self.versions[-1] if self.versions else 0
+            self.connections += 1
+            try:
+                async with websockets.connect(f"{self.url}/v1/orders/{self.order_id}/ws?after_version={after}") as ws:
+                    async for message in ws:
+                        event = json.loads(message)
+                        self.add(int(event["version"]), str(event["order"]["status"]))
+                        backoff = 0.05
+                        if self.statuses[-1] in FINAL:
+                            self.finished = True
+            except (OSError, websockets.WebSocketException):
+                pass
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
 
 
 async def gateway_serves_sse(url: str) -> bool:
