@@ -20,7 +20,15 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from common.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, OutOfRange
+from common.errors import (
+    Aborted,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    Unavailable,
+)
 from common.ids import new_id
 from common.timestamps import to_timestamp, utcnow
 from order_service.domain import can_move, status_for_payment, status_name, validate_create
@@ -51,6 +59,11 @@ class Orders:
         self.bus = bus
         self._locks: dict[str, _OrderLock] = {}
         self._claimed: set[tuple[str, str]] = set()
+        # Orders whose confirmation or cancellation got no answer from the payment service (it
+        # was down, slow, or died after its commit): the payment may have changed without the
+        # order. The reconciler asks again; at start it adds every order in requires_action,
+        # since a crash of this process forgets the set.
+        self.in_doubt: set[str] = set()
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -132,6 +145,9 @@ class Orders:
             async with self._lock(order.id):
                 try:
                     payment = await self.payments.confirm(request.payment_id, approve, timeout)
+                except (Unavailable, DeadlineExceeded):
+                    self.in_doubt.add(order.id)
+                    raise
                 except FailedPrecondition:
                     # Expired or already answered: bring the order up to date, then say no.
                     await self._record(order.id, await self.payments.get(request.payment_id, timeout), None)
@@ -158,6 +174,9 @@ class Orders:
                     )
                 try:
                     payment = await self.payments.cancel(order.payment.id, timeout)
+                except (Unavailable, DeadlineExceeded):
+                    self.in_doubt.add(order.id)
+                    raise
                 except FailedPrecondition:
                     await self._record(order.id, await self.payments.get(order.payment.id, timeout), None)
                     raise

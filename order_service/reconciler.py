@@ -5,6 +5,9 @@
   service answers a repeat with the first payment, so nothing is charged twice;
 - orders in `requires_action` whose confirmation window has passed are refreshed from the
   payment service, which fails the payment as `expired`; the order becomes `payment_failed`;
+- orders whose confirmation or cancellation got no answer (`Orders.in_doubt`), and at start
+  every order in `requires_action`, are refreshed from the payment service, so that a payment
+  confirmed just before a crash does not leave its order waiting until the window ends;
 - REST idempotency keys older than 24 h are forgotten.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from common.errors import ServiceError
 from common.timestamps import utcnow
@@ -40,24 +44,32 @@ class Reconciler:
 
     async def run_once(self) -> None:
         store = self.orders.store
+        await self._each(
+            "finish pending order",
+            await store.ids_with_status("pending_payment"),
+            lambda order_id: self.orders.finish_pending(order_id, self.deadline_s),
+        )
+        for order_id in await store.ids_expired(utcnow()):
+            await self._attempt("expire order", order_id, self.orders.refresh_payment(order_id, self.deadline_s))
+        # Confirmations and cancellations whose answer was lost: ask the payment service.
+        await self._each("refresh order", sorted(self.orders.in_doubt), self._refresh)
+
+    async def _refresh(self, order_id: str) -> None:
+        await self.orders.refresh_payment(order_id, self.deadline_s)
+        self.orders.in_doubt.discard(order_id)
+
+    async def _each(self, what: str, order_ids: list[str], work: Callable[[str], Awaitable[object]]) -> None:
         # Several at a time: one by one, a round took as long as all its charges together, so a
         # slow payment service or the backlog of an outage kept orders waiting for minutes.
         limit = asyncio.Semaphore(_CONCURRENT_CHARGES)
 
-        async def finish(order_id: str) -> None:
+        async def one(order_id: str) -> None:
             async with limit:
-                await self._attempt(
-                    "finish pending order", order_id, self.orders.finish_pending(order_id, self.deadline_s)
-                )
+                await self._attempt(what, order_id, work(order_id))
 
-        for outcome in await asyncio.gather(
-            *(finish(order_id) for order_id in await store.ids_with_status("pending_payment")),
-            return_exceptions=True,
-        ):
+        for outcome in await asyncio.gather(*(one(order_id) for order_id in order_ids), return_exceptions=True):
             if isinstance(outcome, BaseException):
                 raise outcome
-        for order_id in await store.ids_expired(utcnow()):
-            await self._attempt("expire order", order_id, self.orders.refresh_payment(order_id, self.deadline_s))
 
     async def _attempt(self, what: str, order_id: str, work: object) -> None:
         try:
@@ -70,6 +82,10 @@ class Reconciler:
         rounds = 0
         while True:
             try:
+                if rounds == 0:
+                    # An earlier run may have died between a payment's confirmation (or
+                    # cancellation) and its record here: check each order that waits for one.
+                    self.orders.in_doubt.update(await self.orders.store.ids_with_status("requires_action"))
                 await self.run_once()
                 if rounds % _PURGE_EVERY == 0:
                     await self.orders.store.forget_old_keys()
