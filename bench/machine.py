@@ -11,6 +11,7 @@ from typing import Any
 
 from google.protobuf.internal import api_implementation
 
+_MEASURED = ("common", "gateway", "order_service", "payment_service", "protos", "bench", "pyproject.toml")
 _LIBRARIES = ("grpcio", "protobuf", "fastapi", "uvicorn", "httpx", "aiohttp", "orjson", "uvloop", "httptools")
 
 
@@ -61,6 +62,6 @@ def describe(root: Path) -> dict[str, Any]:
         "libraries": {name: _version(name) for name in _LIBRARIES},
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "git_commit": _git(root, "rev-parse", "--short", "HEAD") or None,
-        # Uncommitted changes in the tracked code measured (untracked files are not counted).
-        "git_dirty": bool(_git(root, "status", "--porcelain", "--untracked-files=no")),
+        # Uncommitted changes to the code that is measured (tests and docs do not count).
+        "git_dirty": bool(_git(root, "status", "--porcelain", "--", *_MEASURED)),
     }
