@@ -101,7 +101,9 @@ class Orders:
                         conn, order, request.payment_method, replace(record, order_id=order_id) if record else None
                     )
                 self.bus.publish(order_id)
-                return await self._charge_locked(order_id, timeout, record)
+                # The order and its method are in hand: charge without reading them back.
+                payment = await self.payments.charge(order, request.payment_method, timeout)
+                return await self._record(order_id, payment, record)
 
         return await self._once("CreateOrder", key, request, pb.Order, run)
 
