@@ -29,32 +29,48 @@ SHUTDOWN_GRACE_S = 10.0
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Per call: adopt the caller's `x-request-id`, log the outcome, and map ServiceError (and
-    any unexpected exception) to a gRPC status. The one boundary between domain and wire."""
+    any unexpected exception) to a gRPC status. The one boundary between domain and wire.
+
+    The wrapped handler of each method is built once and kept: building it per call cost about
+    a quarter of the payment service's CPU per `Charge` in `make bench`."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        request_id = str(metadata.get("x-request-id") or new_id("req"))
         method = handler_call_details.method
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method, request_id),
-                request_deserializer=_tolerant(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method, request_id),
-                request_deserializer=_tolerant(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        if method not in self._wrapped:
+            self._wrapped[method] = _wrap(await continuation(handler_call_details), method)
+        return self._wrapped[method]  # type: ignore[return-value]
+
+
+def _wrap(handler: grpc.RpcMethodHandler[Any, Any] | None, method: str) -> grpc.RpcMethodHandler[Any, Any] | None:
+    if handler is None:
+        return None
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            _wrap_unary(handler.unary_unary, method),
+            request_deserializer=_tolerant(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            _wrap_stream(handler.unary_stream, method),
+            request_deserializer=_tolerant(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+    return handler
+
+
+def _request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and isinstance(value, str):
+            return value
+    return new_id("req")
 
 
 class _Undecodable:
@@ -96,15 +112,17 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, me
 def _log_call(method: str, context: grpc.aio.ServicerContext[Any, Any], started: float) -> None:
     code = context.code() or grpc.StatusCode.OK
     name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-    log.info(
+    # Health checks come every few seconds from every probe: not worth a line each at INFO.
+    log.log(
+        logging.DEBUG if method.startswith("/grpc.health.") else logging.INFO,
         "rpc",
         extra={"rpc": method, "status": name, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
     )
 
 
-def _wrap_unary(inner: Any, method: str, request_id: str) -> Any:
+def _wrap_unary(inner: Any, method: str) -> Any:
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        token = request_id_var.set(request_id)
+        token = request_id_var.set(_request_id(context))
         started = time.perf_counter()
         try:
             if request is _UNDECODABLE:
@@ -121,14 +139,14 @@ def _wrap_unary(inner: Any, method: str, request_id: str) -> Any:
     return handle
 
 
-def _wrap_stream(inner: Any, method: str, request_id: str) -> Any:
+def _wrap_stream(inner: Any, method: str) -> Any:
     if not inspect.isasyncgenfunction(inner):
         # A streaming handler that writes with `context.write` and returns (grpc.health.v1's
         # Watch does): grpc.aio calls it as a coroutine, so the wrapper must be one too.
-        return _wrap_unary(inner, method, request_id)
+        return _wrap_unary(inner, method)
 
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        token = request_id_var.set(request_id)
+        token = request_id_var.set(_request_id(context))
         started = time.perf_counter()
         try:
             if request is _UNDECODABLE:
