@@ -204,9 +204,15 @@ class Orders:
                         f"refund amount {amount} is above the {left} left to refund",
                         violations=[("amount", f"must be ≤ {left}")],
                     )
-                # Derived from the order's state: a retry after a crash between the payment
-                # service's refund and our record of it sends the same key, and refunds once.
-                refund_key = f"{order.id}:refund:{order.amount_refunded}:{amount if amount is not None else 'rest'}"
+                # The payment service's key for this refund. From the Idempotency-Key when there is
+                # one: a retry whose first answer was lost (a crash between the payment service's
+                # refund and our record of it) refunds once, whatever other refunds came between.
+                # Without one, from the order's state: the same request in the same state refunds once.
+                refund_key = (
+                    f"{order.id}:refund:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+                    if key is not None
+                    else f"{order.id}:refund:{order.amount_refunded}:{amount if amount is not None else 'rest'}"
+                )
                 payment = await self.payments.refund(order.payment.id, amount, refund_key, timeout)
                 return await self._record(order.id, payment, record)
 

@@ -29,6 +29,8 @@ class FakePayments:
         self.called = asyncio.Event()
         self.down = False
         self.gate: asyncio.Event | None = None
+        self.refunds: dict[str, int] = {}
+        self.lose_next_answer = False
 
     async def charge(self, order: pb.Order, payment_method: str, timeout: float) -> payment_pb2.Payment:
         self.calls += 1
@@ -49,6 +51,22 @@ class FakePayments:
                 currency=order.currency, payment_method=payment_method, updated_at=to_timestamp(utcnow()),
             )  # fmt: skip
         return self.by_key[key]
+
+    async def refund(self, payment_id: str, amount: int | None, key: str, timeout: float) -> payment_pb2.Payment:
+        (payment,) = [p for p in self.by_key.values() if p.id == payment_id]
+        if key not in self.refunds:
+            self.refunds[key] = amount if amount is not None else payment.amount - payment.amount_refunded
+            payment.amount_refunded += self.refunds[key]
+            payment.status = (
+                payment_pb2.PAYMENT_STATUS_REFUNDED
+                if payment.amount_refunded == payment.amount
+                else payment_pb2.PAYMENT_STATUS_PARTIALLY_REFUNDED
+            )
+            payment.updated_at.CopyFrom(to_timestamp(utcnow()))
+            if self.lose_next_answer:
+                self.lose_next_answer = False
+                raise Unavailable("the answer was lost")
+        return payment
 
 
 @pytest.fixture
@@ -136,3 +154,17 @@ async def test_cancel_rules(setup: tuple[Orders, FakePayments]) -> None:
     with pytest.raises(FailedPrecondition):
         await orders.cancel(pb.CancelOrderRequest(order_id=paid.id), None, 5)
     assert await orders.get(paid.id) == paid
+
+
+async def test_a_refund_whose_answer_was_lost_is_not_repeated(setup: tuple[Orders, FakePayments]) -> None:
+    orders, fake = setup
+    paid, _ = await orders.create(create_request(), None, 5)
+    fake.lose_next_answer = True
+    with pytest.raises(Unavailable):
+        await orders.refund(pb.RefundOrderRequest(order_id=paid.id, amount=30), "refund-a", 5)
+    # Another refund comes between, then the first is retried with its key.
+    await orders.refund(pb.RefundOrderRequest(order_id=paid.id, amount=20), "refund-b", 5)
+    retried, _ = await orders.refund(pb.RefundOrderRequest(order_id=paid.id, amount=30), "refund-a", 5)
+    assert sorted(fake.refunds.values()) == [20, 30]
+    assert retried.amount_refunded == 50
+    assert retried.status == pb.ORDER_STATUS_PARTIALLY_REFUNDED
