@@ -126,26 +126,10 @@ class ChargeBody(BaseModel):
 
 
 async def _charge_record(payments: PaymentServicer, body: ChargeBody) -> PaymentRecord:
-    """PaymentServicer.Charge's steps on a validated JSON body."""
-    store, now = payments.store, utcnow()
-    existing = await store.by_key(body.idempotency_key)
-    if existing is None:
-        decision = await payments.processor.authorize(body.payment_method, now)
-        existing = await store.insert(
-            PaymentRecord(
-                id=new_id("pay"),
-                idempotency_key=body.idempotency_key,
-                order_id=body.order_id,
-                payment_method=body.payment_method,
-                amount=body.amount,
-                amount_refunded=0,
-                currency=body.currency,
-                created_at=now,
-                updated_at=utcnow(),
-                **vars(decision),
-            )
-        )
-    return existing
+    """PaymentServicer.Charge's work on a validated JSON body."""
+    return await payments.charge_once(
+        body.order_id, body.amount, body.currency, body.payment_method, body.idempotency_key
+    )
 
 
 def _payment_document(record: PaymentRecord) -> dict[str, Any]:

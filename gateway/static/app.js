@@ -37,6 +37,20 @@ function countRequest() {
   $("requests").textContent = String(state.requests);
 }
 
+// One conditional GET, the request both pollings repeat: the order if its version differs from
+// `etag` (with its new ETag), else the status (304 when nothing changed).
+async function getIfChanged(orderId, etag, extraHeaders, signal) {
+  countRequest();
+  const headers = etag ? { "If-None-Match": etag, ...extraHeaders } : {};
+  const response = await fetch(orderUrl(orderId), { headers, cache: "no-store", signal });
+  if (response.status !== 200) {
+    await response.text(); // read to the end, so that the request completes
+    return { status: response.status, order: null, etag };
+  }
+  const order = await response.json();
+  return { status: 200, order, etag: response.headers.get("ETag") || `"${order.version}"` };
+}
+
 // -- the four channels: each follows one order and calls onOrder(order) for every version ------
 
 function followShortPolling(orderId, onOrder) {
@@ -44,19 +58,14 @@ function followShortPolling(orderId, onOrder) {
   let stopped = false;
   let timer = null;
   async function poll() {
-    countRequest();
     try {
-      const headers = etag ? { "If-None-Match": etag } : {};
-      const response = await fetch(orderUrl(orderId), { headers, cache: "no-store" });
-      if (response.status === 200) {
-        const order = await response.json();
-        etag = response.headers.get("ETag") || `"${order.version}"`;
-        onOrder(order);
-        if (FINAL.has(order.status)) {
+      const answer = await getIfChanged(orderId, etag, {});
+      if (answer.order) {
+        etag = answer.etag;
+        onOrder(answer.order);
+        if (FINAL.has(answer.order.status)) {
           return;
         }
-      } else {
-        await response.text(); // read to the end, so that the request completes
       }
     } catch (error) {
       // Offline for a moment: the next poll tries again.
@@ -77,22 +86,17 @@ function followLongPolling(orderId, onOrder) {
   let etag = null;
   async function loop() {
     while (!controller.signal.aborted) {
-      countRequest();
       try {
-        const headers = etag ? { "If-None-Match": etag, Prefer: `wait=${LONG_POLL_WAIT_S}` } : {};
-        const response = await fetch(orderUrl(orderId), { headers, cache: "no-store", signal: controller.signal });
-        if (response.status === 200) {
-          const order = await response.json();
-          etag = response.headers.get("ETag") || `"${order.version}"`;
-          onOrder(order);
-          if (FINAL.has(order.status)) {
+        const wait = etag ? { Prefer: `wait=${LONG_POLL_WAIT_S}` } : {};
+        const answer = await getIfChanged(orderId, etag, wait, controller.signal);
+        if (answer.order) {
+          etag = answer.etag;
+          onOrder(answer.order);
+          if (FINAL.has(answer.order.status)) {
             return;
           }
-        } else {
-          await response.text(); // read to the end, so that the request completes
-          if (response.status !== 304) {
-            await sleep(RETRY_MS);
-          }
+        } else if (answer.status !== 304) {
+          await sleep(RETRY_MS);
         }
       } catch (error) {
         if (controller.signal.aborted) {
