@@ -79,6 +79,8 @@ async def test_approving_on_the_phone_turns_the_order_paid_without_reload(
         await expect(status).to_have_attribute("data-status", "requires_action")
         await expect(page.locator("#updates tr")).to_have_count(1)  # following has begun
         await expect(page.locator("#qr-image")).to_be_visible()
+        # Visible comes before loaded: wait for the image's load to finish, then look at it.
+        await page.wait_for_function("document.querySelector('#qr-image').complete")
         qr_width = await page.eval_on_selector("#qr-image", "image => image.naturalWidth")
         assert qr_width > 0, "the QR code image loaded"
         if channel == "sse":
