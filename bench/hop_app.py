@@ -1,8 +1,8 @@
 """The two ends of the hop benchmark, doing the same work behind two wire formats.
 
 Both servers run the payment service's real charge logic — validate, look the key up, ask the
-(simulated) processor, store the payment — against the same in-memory store, so that the
-benchmark measures the hop (encoding, transport, framework) and not SQLite's fsync:
+(simulated) processor, keep the payment — on the same in-memory store, so that the benchmark
+measures the hop (encoding, transport, framework) and not the database:
 
 - gRPC: the real `PaymentServicer` (steps 6-11) served by the real `create_grpc_server` (the
   interceptor, health, reflection), plus an `OrderService.CreateOrder` that validates with the
@@ -14,23 +14,22 @@ benchmark measures the hop (encoding, transport, framework) and not SQLite's fsy
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import grpc
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.db import Database
 from common.ids import new_id
 from common.limits import IDENTIFIER_PATTERN, MAX_ORDER_AMOUNT
-from common.timestamps import rfc3339, to_timestamp, utcnow
+from common.timestamps import now_us, rfc3339, timestamp_us, to_timestamp, utcnow
 from gateway.deps import JSONResponse
 from gateway.schemas import Currency, OrderCreate, PaymentMethod
 from order_service.domain import validate_create
 from payment_service.processor import Processor
 from payment_service.servicer import PaymentServicer
-from payment_service.store import PaymentRecord, PaymentStore
+from payment_service.store import PaymentRecord
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2
 
@@ -40,38 +39,35 @@ Context = grpc.aio.ServicerContext[Any, Any]
 _MAX_PAYMENTS = 20_000
 
 
-class MemoryPaymentStore(PaymentStore):
-    """PaymentStore's reads and inserts on a bounded dict instead of a database."""
+class MemoryPayments(PaymentServicer):
+    """The real payment handlers, with `charge_once` — the step both hops share — keeping its
+    payments in a bounded dict instead of a database: the benchmark measures the hop."""
 
     def __init__(self) -> None:
-        super().__init__(Database("sqlite:///:memory:"))  # never connected
-        self._by_id: OrderedDict[str, PaymentRecord] = OrderedDict()
-        self._by_key: dict[str, str] = {}
+        super().__init__(cast(Database, None), Processor(latency_ms=0, action_timeout_s=900))
+        self._by_key: OrderedDict[str, PaymentRecord] = OrderedDict()
 
-    async def start(self) -> None:
-        return None
-
-    async def by_id(self, payment_id: str, conn: AsyncConnection | None = None) -> PaymentRecord | None:
-        return self._by_id.get(payment_id)
-
-    async def by_key(self, key: str) -> PaymentRecord | None:
-        payment_id = self._by_key.get(key)
-        return self._by_id.get(payment_id) if payment_id else None
-
-    async def insert(self, record: PaymentRecord) -> PaymentRecord:
-        existing = await self.by_key(record.idempotency_key)
+    async def charge_once(
+        self, order_id: str, amount: int, currency: str, payment_method: str, key: str
+    ) -> PaymentRecord:
+        existing = self._by_key.get(key)
         if existing is not None:
             return existing
-        self._by_id[record.id] = record
-        self._by_key[record.idempotency_key] = record.id
-        while len(self._by_id) > _MAX_PAYMENTS:
-            _, old = self._by_id.popitem(last=False)
-            self._by_key.pop(old.idempotency_key, None)
+        now = now_us()
+        decision = await self.processor.authorize(payment_method, now)
+        record = PaymentRecord(
+            id=new_id("pay"), idempotency_key=key, order_id=order_id, payment_method=payment_method,
+            amount=amount, amount_refunded=0, currency=currency, version=1, created_us=now, updated_us=now_us(),
+            **vars(decision),
+        )  # fmt: skip
+        self._by_key[key] = record
+        while len(self._by_key) > _MAX_PAYMENTS:
+            self._by_key.popitem(last=False)
         return record
 
 
 def new_payments() -> PaymentServicer:
-    return PaymentServicer(MemoryPaymentStore(), Processor(latency_ms=0, action_timeout_s=900))
+    return MemoryPayments()
 
 
 # -- gRPC ------------------------------------------------------------------------------------
@@ -145,8 +141,8 @@ def _payment_document(record: PaymentRecord) -> dict[str, Any]:
         "decline_code": record.decline_code,
         "failure_message": record.failure_message,
         "next_action": None,
-        "created_at": rfc3339(to_timestamp(record.created_at)),
-        "updated_at": rfc3339(to_timestamp(record.updated_at)),
+        "created_at": rfc3339(timestamp_us(record.created_us)),
+        "updated_at": rfc3339(timestamp_us(record.updated_us)),
     }
 
 

@@ -10,25 +10,34 @@ Anything else that escapes a handler becomes INTERNAL with no detail for the cal
      ├── OutOfRange             400
      ├── NotFound               404
      ├── AlreadyExists          409
-     ├── Aborted                409
+     ├── Aborted                409  (with RetryInfo when it is worth waiting)
      ├── Unavailable            503
-     └── DeadlineExceeded       504
+     ├── DeadlineExceeded       504
+     └── StoredError            any: an answer stored under an idempotency key, sent again
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+REPLAYED_KEY = "idempotent-replayed"
 ERROR_DOMAIN = "shop.example"
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+M = TypeVar("M", bound=Message)
 
 
 class ServiceError(Exception):
     code = grpc.StatusCode.INTERNAL
+    # True for an answer stored earlier under an idempotency key (see StoredError).
+    replayed = False
 
     def __init__(
         self,
@@ -36,11 +45,13 @@ class ServiceError(Exception):
         *,
         violations: Sequence[tuple[str, str]] = (),
         reason: str | None = None,
+        retry_after_s: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.violations = tuple(violations)
         self.reason = reason
+        self.retry_after_s = retry_after_s
 
     def to_status(self) -> status_pb2.Status:
         details: list[any_pb2.Any] = []
@@ -50,9 +61,12 @@ class ServiceError(Exception):
                     error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in self.violations
                 ]
             )
-            details.append(_pack(bad_request))
+            details.append(pack_detail(bad_request))
         if self.reason:
-            details.append(_pack(error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN)))
+            details.append(pack_detail(error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN)))
+        if self.retry_after_s is not None:
+            delay = duration_pb2.Duration(seconds=self.retry_after_s)
+            details.append(pack_detail(error_details_pb2.RetryInfo(retry_delay=delay)))
         return status_pb2.Status(code=self.code.value[0], message=self.message, details=details)
 
 
@@ -88,7 +102,21 @@ class DeadlineExceeded(ServiceError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-def _pack(message: error_details_pb2.BadRequest | error_details_pb2.ErrorInfo) -> any_pb2.Any:
+class StoredError(ServiceError):
+    """An error answered earlier under an idempotency key, sent again exactly as it was."""
+
+    replayed = True
+
+    def __init__(self, status: status_pb2.Status) -> None:
+        super().__init__(status.message)
+        self.code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+        self._status = status
+
+    def to_status(self) -> status_pb2.Status:
+        return self._status
+
+
+def pack_detail(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
@@ -120,11 +148,26 @@ def field_violations(status: status_pb2.Status | None) -> list[tuple[str, str]]:
     return found
 
 
-def error_reason(status: status_pb2.Status | None) -> str | None:
-    if status is None:
-        return None
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return str(info.reason)
+def _detail(status: status_pb2.Status | None, kind: type[M]) -> M | None:
+    for detail in status.details if status is not None else ():
+        found = kind()
+        if detail.Unpack(found):
+            return found
     return None
+
+
+def error_reason(status: status_pb2.Status | None) -> str | None:
+    info = _detail(status, error_details_pb2.ErrorInfo)
+    return None if info is None else str(info.reason)
+
+
+def retry_after_s(status: status_pb2.Status | None) -> int | None:
+    """The RetryInfo delay a service sent, in whole seconds (at least 1)."""
+    info = _detail(status, error_details_pb2.RetryInfo)
+    return None if info is None else max(1, info.retry_delay.seconds + (info.retry_delay.nanos > 0))
+
+
+def original_request_id(status: status_pb2.Status | None) -> str | None:
+    """For a replayed error: the request id of the request that first got it."""
+    info = _detail(status, error_details_pb2.RequestInfo)
+    return None if info is None or not info.request_id else str(info.request_id)

@@ -1,7 +1,13 @@
 """gRPC channels: one per target per process, opened at start-up and shared by all requests.
 
+Balancing is the client's: a target may name several replicas (`dns:///name:port` — every address
+of the name — or `ipv4:h1:p1,h2:p2`), and calls go round-robin over every address that answers; a
+replica that dies is left out as soon as its connection breaks, and one that comes up is found
+when the name is resolved again (servers bound connection age, so that clients do that).
+
 Retries are declared in the service config, not coded: only UNAVAILABLE, only for methods that
-are safe to repeat. Every outbound call carries the current request id as `x-request-id`.
+are safe to repeat; a retry goes to the next replica. Every outbound call carries the current
+request id as `x-request-id`.
 """
 
 from __future__ import annotations
@@ -53,10 +59,25 @@ _RETRY_POLICY = {
 }
 
 
+# Servers send GOAWAY to a connection this old, so that its client resolves the target again and
+# spreads new calls over replicas that came up since. Calls in flight may go on for the grace
+# period (a watch stream longer than that is cut and resumes with after_version).
+MAX_CONNECTION_AGE_MS = 30_000
+MAX_CONNECTION_AGE_GRACE_MS = 300_000
+CONNECTION_AGE_SERVER_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+    ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
+]
+
+
 def service_config(retryable: Iterable[tuple[str, str]]) -> str:
-    """Service config JSON that retries UNAVAILABLE for the given (service, method) pairs."""
+    """Service config JSON: round-robin over every address of the target, and retries of
+    UNAVAILABLE for the given (service, method) pairs."""
+    config: dict[str, Any] = {"loadBalancingConfig": [{"round_robin": {}}]}
     names = [{"service": service, "method": method} for service, method in retryable]
-    return json.dumps({"methodConfig": [{"name": names, "retryPolicy": _RETRY_POLICY}]}) if names else "{}"
+    if names:
+        config["methodConfig"] = [{"name": names, "retryPolicy": _RETRY_POLICY}]
+    return json.dumps(config)
 
 
 class _RequestIdInterceptor(

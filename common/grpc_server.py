@@ -16,8 +16,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from common.errors import STATUS_DETAILS_KEY, ServiceError
-from common.grpc_client import KEEPALIVE_SERVER_OPTIONS, MAX_MESSAGE_BYTES
+from common.errors import REPLAYED_KEY, STATUS_DETAILS_KEY, ServiceError
+from common.grpc_client import CONNECTION_AGE_SERVER_OPTIONS, KEEPALIVE_SERVER_OPTIONS, MAX_MESSAGE_BYTES
 from common.ids import new_id
 from common.logs import request_id_var
 
@@ -102,9 +102,10 @@ async def _refuse_undecodable(context: grpc.aio.ServicerContext[Any, Any]) -> No
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, method: str) -> None:
     if isinstance(exc, ServiceError):
         status = exc.to_status()
-        await context.abort(
-            exc.code, exc.message, trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),)
-        )
+        trailing: tuple[tuple[str, str | bytes], ...] = ((STATUS_DETAILS_KEY, status.SerializeToString()),)
+        if exc.replayed:
+            trailing += ((REPLAYED_KEY, "true"),)
+        await context.abort(exc.code, exc.message, trailing_metadata=trailing)
     log.exception("unhandled error", extra={"rpc": method})
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
@@ -176,6 +177,7 @@ def create_grpc_server(
         interceptors=[ServiceInterceptor()],
         options=[
             *KEEPALIVE_SERVER_OPTIONS,
+            *CONNECTION_AGE_SERVER_OPTIONS,
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],

@@ -32,4 +32,5 @@ def load_settings(cls: type[S]) -> S:
     except ValidationError as exc:
         error = exc.errors()[0]
         variable = str(error["loc"][0]).upper() if error["loc"] else "environment"
-        raise SystemExit(f"configuration error: {variable}: {error['msg']}") from None
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise SystemExit(f"configuration error: {variable}: {message}") from None

@@ -1,5 +1,6 @@
 """The gateway's gRPC channels to the two services: opened once at start-up, shared by every
-request, closed at shutdown. Idempotent calls are retried on UNAVAILABLE by service config."""
+request, closed at shutdown. Calls go round-robin over every replica of a target; a call that
+is safe to repeat is retried on UNAVAILABLE (by service config), on the next replica."""
 
 from __future__ import annotations
 
@@ -15,28 +16,42 @@ from shop.payment.v1 import payment_pb2_grpc
 
 _ORDER = "shop.order.v1.OrderService"
 _PAYMENT = "shop.payment.v1.PaymentService"
-# Reads, and writes the order service makes safe to repeat (by state or by key).
-ORDER_RETRYABLE = [(_ORDER, m) for m in ("GetOrder", "ListOrders", "WatchOrder")]
+# Safe to repeat whatever the request: reads, and changes that are idempotent by state (a second
+# cancel of a canceled order, a second approval of an approved payment, answer as the first did).
+ORDER_RETRYABLE = [(_ORDER, m) for m in ("GetOrder", "ListOrders", "WatchOrder", "CancelOrder", "ConfirmPayment")]
+# Safe to repeat only with an Idempotency-Key: without one, a retry of a call whose replica died
+# after its commit would make a second order or a second refund.
+ORDER_RETRYABLE_WITH_KEY = [(_ORDER, m) for m in ("CreateOrder", "RefundOrder")]
 PAYMENT_RETRYABLE = [(_PAYMENT, "GetPayment")]
 
 
 @dataclass
 class Backends:
     order_channel: grpc.aio.Channel
+    # The same target, with retries of CreateOrder and RefundOrder: for calls that carry a key.
+    keyed_order_channel: grpc.aio.Channel
     payment_channel: grpc.aio.Channel
     orders: order_pb2_grpc.OrderServiceAsyncStub
+    keyed_orders: order_pb2_grpc.OrderServiceAsyncStub
     payments: payment_pb2_grpc.PaymentServiceAsyncStub
 
     @classmethod
     def open(cls, order_target: str, payment_target: str) -> Backends:
         order_channel = open_channel(order_target, ORDER_RETRYABLE)
+        keyed_order_channel = open_channel(order_target, ORDER_RETRYABLE + ORDER_RETRYABLE_WITH_KEY)
         payment_channel = open_channel(payment_target, PAYMENT_RETRYABLE)
         return cls(
             order_channel,
+            keyed_order_channel,
             payment_channel,
             order_pb2_grpc.OrderServiceStub(order_channel),
+            order_pb2_grpc.OrderServiceStub(keyed_order_channel),
             payment_pb2_grpc.PaymentServiceStub(payment_channel),
         )
+
+    def order_writes(self, idempotency_key: str | None) -> order_pb2_grpc.OrderServiceAsyncStub:
+        """The stub for a create or a refund: retried on another replica only with a key."""
+        return self.keyed_orders if idempotency_key else self.orders
 
     async def health(self, timeout: float) -> dict[str, str]:
         """The grpc.health.v1 status of each service ("SERVING", "NOT_SERVING", "UNREACHABLE")."""
@@ -55,4 +70,6 @@ class Backends:
         return dict(results)
 
     async def close(self) -> None:
-        await asyncio.gather(self.order_channel.close(None), self.payment_channel.close(None))
+        await asyncio.gather(
+            self.order_channel.close(None), self.keyed_order_channel.close(None), self.payment_channel.close(None)
+        )

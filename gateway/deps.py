@@ -10,7 +10,7 @@ import orjson
 from fastapi import Depends, Header, Path, Request
 from starlette.responses import Response
 
-from common.errors import metadata_value
+from common.errors import REPLAYED_KEY, metadata_value
 from common.limits import IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_KEY_RE
 from gateway.backends import Backends
 from gateway.errors import ApiError
@@ -78,5 +78,5 @@ async def call(
     finally:
         GRPC_LATENCY.labels(name).observe(time.perf_counter() - started)
     GRPC_CALLS.labels(name, "OK").inc()
-    replayed = metadata_value(await call_.trailing_metadata(), "idempotent-replayed") == "true"
+    replayed = metadata_value(await call_.trailing_metadata(), REPLAYED_KEY) == "true"
     return response, replayed

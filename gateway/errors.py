@@ -20,7 +20,15 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from common.errors import error_reason, field_violations, rich_status
+from common.errors import (
+    REPLAYED_KEY,
+    error_reason,
+    field_violations,
+    metadata_value,
+    original_request_id,
+    retry_after_s,
+    rich_status,
+)
 from common.logs import request_id_var
 
 log = logging.getLogger(__name__)
@@ -97,6 +105,7 @@ def problem(
     code: str | None = None,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    request_id: str | None = None,
 ) -> Response:
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -104,7 +113,7 @@ def problem(
         "status": status,
         "detail": detail,
         "code": code or _HTTP_TO_CODE.get(status, "UNKNOWN"),
-        "request_id": request_id_var.get(),
+        "request_id": request_id or request_id_var.get(),
     }
     if errors:
         body["errors"] = errors
@@ -125,7 +134,27 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> Response:
     errors = [{"field": f, "message": m} for f, m in field_violations(status)]
     if http_status >= 500:
         log.warning("backend error", extra={"grpc_code": code.name, "grpc_details": exc.details()})
-    return problem(http_status, detail, code=code.name, errors=errors or None)
+    headers: dict[str, str] = {}
+    delay = retry_after_s(status)
+    if delay is not None:
+        headers["Retry-After"] = str(delay)
+    first_request = original_request_id(status)
+    if metadata_value(exc.trailing_metadata(), REPLAYED_KEY) == "true":
+        headers["Idempotent-Replayed"] = "true"
+        # A replay is the first answer again, the first request's id included (as at Stripe,
+        # `Original-Request` names it; X-Request-ID stays this request's own).
+        if first_request:
+            headers["Original-Request"] = first_request
+    else:
+        first_request = None
+    return problem(
+        http_status,
+        detail,
+        code=code.name,
+        errors=errors or None,
+        headers=headers or None,
+        request_id=first_request,
+    )
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -146,6 +175,8 @@ def _message(error: dict[str, Any]) -> str:
     if error["type"] == "literal_error":
         return "is not one of the allowed values (see /docs)"
     ctx = error.get("ctx") or {}
+    if error["type"] == "value_error" and "error" in ctx:
+        return str(ctx["error"])  # our own validators' sentences, without pydantic's "Value error, "
     if error["type"] in ("greater_than_equal", "less_than_equal"):
         return f"must be {'≥' if error['type'] == 'greater_than_equal' else '≤'} {ctx.get('ge', ctx.get('le'))}"
     return str(error["msg"])

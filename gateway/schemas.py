@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from common.limits import (
     CURRENCIES,
@@ -57,6 +57,15 @@ class OrderCreate(_Strict):
 
 class RefundCreate(_Strict):
     amount: int | None = Field(default=None, ge=1, le=MAX_ORDER_AMOUNT, description="Absent: everything left.")
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Only a missing amount means "the rest": a client that sends an unset variable as null
+        # must not refund everything by accident.
+        if value is None:
+            raise ValueError("must be an integer; leave the field out to refund everything left")
+        return value
 
 
 class CancelCreate(_Strict):

@@ -1,29 +1,25 @@
-"""`python -m order_service`: read the settings, serve until SIGTERM or Ctrl-C."""
+"""`python -m order_service [serve|migrate]` (see common/service.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from common.grpc_server import run_until_signalled
-from common.logs import configure_logging
-from common.settings import load_settings
-from order_service.server import SERVICE_NAME, create_server
+from common.service import service_main
+from order_service.server import SERVICE_NAME, create_server, migrate
 from order_service.settings import OrderSettings
 
 
-async def main() -> None:
-    settings = load_settings(OrderSettings)
-    configure_logging("order_service", settings.log_level, settings.log_format)
+async def serve(settings: OrderSettings) -> None:
     service = await create_server(settings)
     logging.getLogger(__name__).info("listening", extra={"port": service.port})
-    # Finish what an earlier run left behind; it does not block start-up, and it retries
+    # Finish what a crash or an outage left open; it does not hold up the start, and it retries
     # while the payment service is still coming up.
     service.reconciler.start()
     await run_until_signalled(
-        service.server, service.health, [SERVICE_NAME], on_stop=service.close, on_draining=service.bus.close
+        service.server, service.health, [SERVICE_NAME], on_stop=service.close, on_draining=service.changes.close
     )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    service_main("order_service", OrderSettings, migrate, serve)

@@ -1,10 +1,15 @@
-"""The order flows: create and charge, confirm, cancel, refund, and finishing stuck orders.
+"""The order flows: create and charge, confirm, cancel, refund, and finishing what was left open.
 
-Rules kept here:
-- the order is durable (`pending_payment`, with the key it will be charged with) before
-  `Charge` is sent, and every outcome is durable before anybody is told (the bus);
-- one change at a time per order (a per-order lock), so that concurrent cancels, refunds and
-  confirmations of one order see each other's results;
+Rules kept here (and nothing kept in process memory, so any replica may serve any request):
+- the order is durable (`pending_payment`, charged with a key derived from it) before `Charge`
+  is sent, and every outcome is durable before anybody is told (`changes.announce` at commit);
+- changes of one order are serialised by the database: the transaction that records an answer
+  of the payment service locks the order's row, and applies the payment only if it is newer
+  (its `version`) than the one the order has — so concurrent confirms, cancels and refunds on
+  any replicas leave the order agreeing with its payment;
+- before a call whose answer could be lost (a charge, a confirm, a cancel, a refund) a check is
+  stored, due when the call's deadline has passed; the recording transaction removes it, and if
+  nobody does, the reconciler of any replica asks the payment service then (reconciler.py);
 - a REST idempotency key's answer is stored in the transaction of the change it answers.
 """
 
@@ -13,28 +18,30 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import replace
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from functools import partial
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
+from common.db import Database, Tx
 from common.errors import (
-    Aborted,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     OutOfRange,
+    ServiceError,
     Unavailable,
 )
 from common.ids import new_id
-from common.timestamps import to_timestamp, utcnow
+from common.timestamps import now_us, timestamp_us, us_of
+from order_service import idempotency, store
+from order_service.changes import LocalChanges
 from order_service.domain import can_move, status_for_payment, status_name, validate_create
+from order_service.idempotency import Claim, Stored
 from order_service.payments import PaymentClient
-from order_service.store import IdempotencyRecord, OrderStore
-from order_service.watch import OrderBus
+from order_service.store import CHARGE_CHECK, EXPIRY_CHECK, OrderReads
 from shop.order.v1 import order_pb2 as pb
 from shop.payment.v1 import payment_pb2
 
@@ -43,32 +50,26 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 S = pb.OrderStatus
 
+# A check falls due this long after the deadline of the call it stands for.
+CHECK_MARGIN_US = 1_000_000
+# When the payment service could not be reached at all: ask again this soon.
+RETRY_US = 1_000_000
+_UNKNOWN_OUTCOME = (Unavailable, DeadlineExceeded)
 
-def fingerprint(scope: str, request: Message) -> str:
-    return hashlib.sha256(scope.encode() + b"\0" + request.SerializeToString(deterministic=True)).hexdigest()
 
-
-def _newer(a: payment_pb2.Payment, b: payment_pb2.Payment) -> bool:
-    return (a.updated_at.seconds, a.updated_at.nanos) >= (b.updated_at.seconds, b.updated_at.nanos)
+def _us(seconds: float) -> int:
+    return round(seconds * 1_000_000)
 
 
 class Orders:
-    def __init__(self, store: OrderStore, payments: PaymentClient, bus: OrderBus) -> None:
-        self.store = store
+    def __init__(self, db: Database, payments: PaymentClient, changes: LocalChanges) -> None:
+        self.db = db
+        self.reads = OrderReads(db)
         self.payments = payments
-        self.bus = bus
-        self._locks: dict[str, _OrderLock] = {}
-        self._claimed: set[tuple[str, str]] = set()
-        # Orders whose confirmation or cancellation got no answer from the payment service (it
-        # was down, slow, or died after its commit): the payment may have changed without the
-        # order. The reconciler asks again; at start it adds every order in requires_action,
-        # since a crash of this process forgets the set.
-        self.in_doubt: set[str] = set()
-
-    # -- reading -----------------------------------------------------------------------------
+        self.changes = changes
 
     async def get(self, order_id: str) -> pb.Order:
-        order = await self.store.get(order_id)
+        order = await self.reads.get(order_id)
         if order is None:
             raise NotFound(f"order {order_id} not found")
         return order
@@ -78,145 +79,179 @@ class Orders:
     async def create(self, request: pb.CreateOrderRequest, key: str | None, timeout: float) -> tuple[pb.Order, bool]:
         amount = validate_create(request)
 
-        async def run(record: IdempotencyRecord | None) -> pb.Order:
-            if record is not None and record.order_id:
-                # The first attempt stored the order but did not finish: finish it, same charge key.
-                return await self._charge(record.order_id, timeout, record)
-            order_id = new_id("ord")
-            now = to_timestamp(utcnow())
+        async def run(held: Claim | None) -> pb.Order:
+            if held is not None and held.order_id:
+                # An earlier attempt stored the order but gave no answer: finish it, same charge.
+                return await self._finish_charge(held.order_id, timeout, held)
+            now = now_us()
             order = pb.Order(
-                id=order_id,
+                id=new_id("ord"),
                 customer_id=request.customer_id,
                 status=S.ORDER_STATUS_PENDING_PAYMENT,
                 currency=request.currency,
                 items=request.items,
                 amount=amount,
                 version=1,
-                created_at=now,
-                updated_at=now,
+                created_at=timestamp_us(now),
+                updated_at=timestamp_us(now),
             )
-            async with self._lock(order_id):
-                async with self.store.db.write() as conn:
-                    await self.store.create(
-                        conn, order, request.payment_method, replace(record, order_id=order_id) if record else None
-                    )
-                self.bus.publish(order_id)
-                # The order and its method are in hand: charge without reading them back.
-                payment = await self.payments.charge(order, request.payment_method, timeout)
-                return await self._record(order_id, payment, record)
 
-        return await self._once("CreateOrder", key, request, pb.Order, run)
+            async def store_order(tx: Tx) -> None:
+                await store.insert(tx, order, request.payment_method)
+                await store.add_check(tx, order.id, CHARGE_CHECK, now + _us(timeout) + CHECK_MARGIN_US)
+                if held is not None:
+                    await idempotency.set_order(tx, held, order.id)
+                await self.changes.announce(tx, order.id, order.version)
 
-    async def _charge(self, order_id: str, timeout: float, record: IdempotencyRecord | None) -> pb.Order:
-        async with self._lock(order_id):
-            return await self._charge_locked(order_id, timeout, record)
+            await self.db.write(store_order)
+            # The order and its method are in hand: charge without reading them back.
+            payment = await self._charge(order, request.payment_method, timeout)
+            return await self._record(order.id, payment, held, done=(CHARGE_CHECK,))
 
-    async def _charge_locked(self, order_id: str, timeout: float, record: IdempotencyRecord | None) -> pb.Order:
-        order = await self.get(order_id)
+        return await self._once("CreateOrder", key, request, pb.Order, run, timeout)
+
+    async def _finish_charge(self, order_id: str, timeout: float, held: Claim | None) -> pb.Order:
+        found = await self.reads.get_with_method(order_id)
+        if found is None:
+            raise NotFound(f"order {order_id} not found")
+        order, method = found
         if order.status != S.ORDER_STATUS_PENDING_PAYMENT:
-            return await self._record(order_id, None, record)
-        method = await self.store.payment_method(order_id)
-        payment = await self.payments.charge(order, method, timeout)
-        return await self._record(order_id, payment, record)
+            return await self._record(order_id, None, held, done=(CHARGE_CHECK,))
+        return await self._record(order_id, await self._charge(order, method, timeout), held, done=(CHARGE_CHECK,))
 
-    async def finish_pending(self, order_id: str, timeout: float) -> None:
-        """For the reconciler: charge an order left in pending_payment, unless one is running."""
-        if self._is_busy(order_id):
-            return
-        await self._charge(order_id, timeout, None)
-
-    async def refresh_payment(self, order_id: str, timeout: float) -> pb.Order:
-        """Ask the payment service for the payment's state (which applies an expiry) and record it."""
-        async with self._lock(order_id):
-            order = await self.get(order_id)
-            if not order.payment.id:
-                return order
-            return await self._record(order_id, await self.payments.get(order.payment.id, timeout), None)
+    async def _charge(self, order: pb.Order, method: str, timeout: float) -> payment_pb2.Payment:
+        try:
+            return await self.payments.charge(order, method, timeout)
+        except Unavailable:
+            # Not reached at all: no need to wait for the deadline before asking again.
+            await self.db.write(lambda tx: store.add_check(tx, order.id, CHARGE_CHECK, now_us() + RETRY_US))
+            raise
 
     # -- the customer's answer, cancel, refund -----------------------------------------------
 
     async def confirm(
         self, request: pb.ConfirmPaymentRequest, key: str | None, timeout: float
     ) -> tuple[payment_pb2.Payment, bool]:
-        order = await self.store.by_payment(request.payment_id)
-        if order is None:
-            raise NotFound(f"payment {request.payment_id} not found")
         approve = request.approve if request.HasField("approve") else True
 
-        async def run(record: IdempotencyRecord | None) -> payment_pb2.Payment:
-            async with self._lock(order.id):
-                try:
-                    payment = await self.payments.confirm(request.payment_id, approve, timeout)
-                except (Unavailable, DeadlineExceeded):
-                    self.in_doubt.add(order.id)
-                    raise
-                except FailedPrecondition:
-                    # Expired or already answered: bring the order up to date, then say no.
-                    await self._record(order.id, await self.payments.get(request.payment_id, timeout), None)
-                    raise
-                await self._record(order.id, payment, record, response=payment)
-                return payment
+        async def run(held: Claim | None) -> payment_pb2.Payment:
+            order = await self.reads.by_payment(request.payment_id)
+            if order is None:
+                raise NotFound(f"payment {request.payment_id} not found")
+            call = lambda: self.payments.confirm(request.payment_id, approve, timeout)  # noqa: E731
+            _, payment = await self._change_payment(order, call, timeout, held, answer_with_payment=True)
+            return payment
 
-        return await self._once(f"ConfirmPayment:{request.payment_id}", key, request, payment_pb2.Payment, run)
+        return await self._once(f"ConfirmPayment:{request.payment_id}", key, request, payment_pb2.Payment, run, timeout)
 
     async def cancel(self, request: pb.CancelOrderRequest, key: str | None, timeout: float) -> tuple[pb.Order, bool]:
-        async def run(record: IdempotencyRecord | None) -> pb.Order:
-            async with self._lock(request.order_id):
-                order = await self.get(request.order_id)
-                if order.status == S.ORDER_STATUS_PENDING_PAYMENT:
-                    # No answer from the payment service is on record (it was down or we
-                    # crashed): learn the charge's outcome first, by charging with the same key.
-                    order = await self._charge_locked(order.id, timeout, None)
-                if order.status == S.ORDER_STATUS_CANCELED:
-                    return await self._record(order.id, None, record)
-                if order.status != S.ORDER_STATUS_REQUIRES_ACTION:
-                    raise FailedPrecondition(
-                        f"order {order.id} is {status_name(order.status)}; "
-                        "only an order whose payment has not succeeded can be canceled"
-                    )
-                try:
-                    payment = await self.payments.cancel(order.payment.id, timeout)
-                except (Unavailable, DeadlineExceeded):
-                    self.in_doubt.add(order.id)
-                    raise
-                except FailedPrecondition:
-                    await self._record(order.id, await self.payments.get(order.payment.id, timeout), None)
-                    raise
-                return await self._record(order.id, payment, record)
+        async def run(held: Claim | None) -> pb.Order:
+            order = await self.get(request.order_id)
+            if order.status == S.ORDER_STATUS_PENDING_PAYMENT:
+                # No answer from the payment service is on record (it was down, or a replica died):
+                # learn the charge's outcome first, by charging with the same key.
+                order = await self._finish_charge(order.id, timeout, None)
+            if order.status == S.ORDER_STATUS_CANCELED:
+                return await self._record(order.id, None, held)
+            if order.status != S.ORDER_STATUS_REQUIRES_ACTION:
+                raise FailedPrecondition(
+                    f"order {order.id} is {status_name(order.status)}; "
+                    "only an order whose payment has not succeeded can be canceled"
+                )
+            call = lambda: self.payments.cancel(order.payment.id, timeout)  # noqa: E731
+            recorded, _ = await self._change_payment(order, call, timeout, held)
+            return recorded
 
-        return await self._once(f"CancelOrder:{request.order_id}", key, request, pb.Order, run)
+        return await self._once(f"CancelOrder:{request.order_id}", key, request, pb.Order, run, timeout)
 
     async def refund(self, request: pb.RefundOrderRequest, key: str | None, timeout: float) -> tuple[pb.Order, bool]:
-        if request.HasField("amount") and request.amount < 1:
+        amount = request.amount if request.HasField("amount") else None
+        if amount is not None and amount < 1:
             raise InvalidArgument("invalid refund", violations=[("amount", "must be ≥ 1")])
 
-        async def run(record: IdempotencyRecord | None) -> pb.Order:
-            async with self._lock(request.order_id):
-                order = await self.get(request.order_id)
-                if order.status not in (S.ORDER_STATUS_PAID, S.ORDER_STATUS_PARTIALLY_REFUNDED):
-                    raise FailedPrecondition(
-                        f"order {order.id} is {status_name(order.status)}; only a paid order can be refunded"
-                    )
-                left = order.amount - order.amount_refunded
-                amount = request.amount if request.HasField("amount") else None
-                if amount is not None and amount > left:
-                    raise OutOfRange(
-                        f"refund amount {amount} is above the {left} left to refund",
-                        violations=[("amount", f"must be ≤ {left}")],
-                    )
-                # The payment service's key for this refund. From the Idempotency-Key when there is
-                # one: a retry whose first answer was lost (a crash between the payment service's
-                # refund and our record of it) refunds once, whatever other refunds came between.
-                # Without one, from the order's state: the same request in the same state refunds once.
-                refund_key = (
-                    f"{order.id}:refund:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
-                    if key is not None
-                    else f"{order.id}:refund:{order.amount_refunded}:{amount if amount is not None else 'rest'}"
+        async def run(held: Claim | None) -> pb.Order:
+            order = await self.get(request.order_id)
+            if order.status not in (S.ORDER_STATUS_PAID, S.ORDER_STATUS_PARTIALLY_REFUNDED):
+                raise FailedPrecondition(
+                    f"order {order.id} is {status_name(order.status)}; only a paid order can be refunded"
                 )
-                payment = await self.payments.refund(order.payment.id, amount, refund_key, timeout)
-                return await self._record(order.id, payment, record)
+            left = order.amount - order.amount_refunded
+            if amount is not None and amount > left:
+                raise OutOfRange(
+                    f"refund amount {amount} is above the {left} left to refund",
+                    violations=[("amount", f"must be ≤ {left}")],
+                )
+            # The payment service's key for this refund: from the Idempotency-Key when there is
+            # one, so that a retry whose first answer was lost refunds once, whatever other
+            # refunds came between; without one, each request is a refund of its own.
+            suffix = hashlib.sha256(key.encode()).hexdigest()[:32] if key is not None else new_id("rf")
+            refund_key = f"{order.id}:refund:{suffix}"
+            call = lambda: self.payments.refund(order.payment.id, amount, refund_key, timeout)  # noqa: E731
+            recorded, _ = await self._change_payment(order, call, timeout, held)
+            return recorded
 
-        return await self._once(f"RefundOrder:{request.order_id}", key, request, pb.Order, run)
+        return await self._once(f"RefundOrder:{request.order_id}", key, request, pb.Order, run, timeout)
+
+    async def _change_payment(
+        self,
+        order: pb.Order,
+        call: Callable[[], Awaitable[payment_pb2.Payment]],
+        timeout: float,
+        held: Claim | None,
+        *,
+        answer_with_payment: bool = False,
+    ) -> tuple[pb.Order, payment_pb2.Payment]:
+        """Ask the payment service to change the order's payment, with a check stored first in
+        case the answer is lost; record the answer."""
+        check = new_id("chk")
+        due = now_us() + _us(timeout) + CHECK_MARGIN_US
+        await self.db.write(lambda tx: store.add_check(tx, order.id, check, due))
+        try:
+            payment = await call()
+        except _UNKNOWN_OUTCOME:
+            raise  # the check stays: the reconciler asks the payment service once it is due
+        except ServiceError:
+            # Refused (expired, answered already, refunded meanwhile by another request): our
+            # view of the payment may be old. Bring the order up to date, then pass it on.
+            await self._refresh(order.id, order.payment.id, timeout, done=(check,))
+            raise
+        recorded = await self._record(
+            order.id, payment, held, done=(check,), response=payment if answer_with_payment else None
+        )
+        return recorded, payment
+
+    async def _refresh(self, order_id: str, payment_id: str, timeout: float, done: Sequence[str]) -> None:
+        try:
+            await self._record(order_id, await self.payments.get(payment_id, timeout), None, done=done)
+        except ServiceError as exc:
+            log.info("could not refresh the order's payment; the reconciler will", extra={"error": exc.message})
+
+    # -- the reconciler's work ---------------------------------------------------------------
+
+    async def reconcile(self, order_id: str, checks: Sequence[str], timeout: float) -> None:
+        """Bring an order whose checks are due up to date with its payment: charge an order left
+        in pending_payment (same key: nothing is charged twice), else read the payment (which
+        applies an expiry) and record it."""
+        found = await self.reads.get_with_method(order_id)
+        if found is None:
+            await self.db.write(lambda tx: _done_checks(tx, order_id, checks))
+            return
+        order, method = found
+        payment: payment_pb2.Payment | None = None
+        if order.status == S.ORDER_STATUS_PENDING_PAYMENT:
+            payment = await self.payments.charge(order, method, timeout)
+        elif order.payment.id:
+            payment = await self.payments.get(order.payment.id, timeout)
+        await self._record(order_id, payment, None, done=checks)
+
+    async def retry_checks_soon(self, order_id: str, checks: Sequence[str]) -> None:
+        due = now_us() + RETRY_US
+
+        async def reschedule(tx: Tx) -> None:
+            for check in checks:
+                await store.add_check(tx, order_id, check, due)
+
+        await self.db.write(reschedule)
 
     # -- shared mechanics --------------------------------------------------------------------
 
@@ -224,48 +259,36 @@ class Orders:
         self,
         order_id: str,
         payment: payment_pb2.Payment | None,
-        record: IdempotencyRecord | None,
+        held: Claim | None,
+        *,
+        done: Sequence[str] = (),
         response: Message | None = None,
     ) -> pb.Order:
-        """Apply the payment's state to the order (a new version if anything changed) and store
-        the idempotent answer, in one transaction; then tell the watchers."""
-        async with self.store.db.write() as conn:
-            order = await self.store.get(order_id, conn)
+        """In one transaction: apply the payment to the order (a new version if it is newer than
+        what the order has), settle the checks `done`, keep the expiry check in step with the
+        status, and store the idempotent answer. Watchers hear of it after the commit."""
+
+        async def record(tx: Tx) -> pb.Order:
+            order = await store.locked(tx, order_id)
             if order is None:
                 raise NotFound(f"order {order_id} not found")
-            changed = payment is not None and self._apply(order, payment)
-            if changed:
-                await self.store.save(conn, order)
-            if record is not None:
-                answer = (response or order).SerializeToString()
-                await self.store.remember_response(conn, replace(record, order_id=order_id, response=answer))
-        if changed:
-            self.bus.publish(order_id)
-        return order
+            was = order.status
+            if payment is not None and _apply(order, payment):
+                await store.save(tx, order)
+                await self.changes.announce(tx, order.id, order.version)
+            await _done_checks(tx, order_id, done)
+            if order.status == S.ORDER_STATUS_REQUIRES_ACTION and order.payment.HasField("next_action"):
+                # Due when the confirmation window ends (and not in the past: a payment service
+                # whose clock is behind ours answers "not yet" — ask again a little later).
+                expires = max(us_of(order.payment.next_action.expires_at), now_us() + RETRY_US)
+                await store.add_check(tx, order_id, EXPIRY_CHECK, expires)
+            elif was == S.ORDER_STATUS_REQUIRES_ACTION:
+                await store.done_check(tx, order_id, EXPIRY_CHECK)
+            if held is not None:
+                await idempotency.answer(tx, held, response or order)
+            return order
 
-    @staticmethod
-    def _apply(order: pb.Order, payment: payment_pb2.Payment) -> bool:
-        if order.HasField("payment") and not _newer(payment, order.payment):
-            return False
-        status = status_for_payment(payment)
-        if status != order.status and not can_move(order.status, status):
-            log.warning(
-                "payment state does not fit the order",
-                extra={
-                    "order_id": order.id,
-                    "order_status": status_name(order.status),
-                    "payment_status": payment.status,
-                },
-            )
-            return False
-        if status == order.status and order.payment == payment:
-            return False
-        order.status = status
-        order.payment.CopyFrom(payment)
-        order.amount_refunded = payment.amount_refunded
-        order.version += 1
-        order.updated_at.CopyFrom(to_timestamp(utcnow()))
-        return True
+        return await self.db.write(record)
 
     async def _once(
         self,
@@ -273,48 +296,61 @@ class Orders:
         key: str | None,
         request: Message,
         response_type: type[M],
-        run: Callable[[IdempotencyRecord | None], Awaitable[M]],
+        run: Callable[[Claim | None], Awaitable[M]],
+        timeout: float,
     ) -> tuple[M, bool]:
-        """Run `run` once per idempotency key: a repeat gets the stored answer (replayed=True),
-        a repeat with another request is refused (422), a concurrent repeat gets 409."""
+        """Run `run` once per idempotency key (see idempotency.py); returns the answer and whether
+        it was replayed. Invalid input was refused before this: it is never stored."""
         if key is None:
             return await run(None), False
-        claim = (scope, key)
-        if claim in self._claimed:
-            raise Aborted("a request with this idempotency key is in progress", reason="IDEMPOTENCY_KEY_IN_USE")
-        self._claimed.add(claim)
+        digest = idempotency.fingerprint(scope, request)
+        lease = _us(timeout) + CHECK_MARGIN_US
+        outcome = await self.db.write(lambda tx: idempotency.claim(tx, scope, key, digest, lease))
+        if isinstance(outcome, Stored):
+            return outcome.replay(response_type), True
         try:
-            digest = fingerprint(scope, request)
-            record = await self.store.idempotency(scope, key)
-            if record is not None and record.fingerprint != digest:
-                raise FailedPrecondition(
-                    "this idempotency key was used with a different request", reason="IDEMPOTENCY_KEY_REUSED"
-                )
-            if record is not None and record.response is not None:
-                return response_type.FromString(record.response), True
-            return await run(record or IdempotencyRecord(scope, key, digest)), False
-        finally:
-            self._claimed.discard(claim)
+            return await run(outcome), False
+        except _UNKNOWN_OUTCOME:
+            await self._settle_key(idempotency.release, outcome)
+            raise
+        except ServiceError as error:
+            await self._settle_key(partial(_answer_error, error=error), outcome)
+            raise
+        except (Exception, asyncio.CancelledError):
+            # A bug, or the caller went away: nothing to replay; a retry takes over at once.
+            await self._settle_key(idempotency.release, outcome)
+            raise
 
-    def _is_busy(self, order_id: str) -> bool:
-        return order_id in self._locks
-
-    @asynccontextmanager
-    async def _lock(self, order_id: str) -> AsyncIterator[None]:
-        entry = self._locks.setdefault(order_id, _OrderLock())
-        entry.users += 1
+    async def _settle_key(self, write: Callable[[Tx, Claim], Coroutine[Any, Any, None]], held: Claim) -> None:
         try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._locks[order_id]
+            await self.db.write(lambda tx: write(tx, held))
+        except ServiceError as exc:  # the lease runs out by itself
+            log.warning("could not settle an idempotency key", extra={"error": exc.message})
 
 
-class _OrderLock:
-    """A lock that exists only while somebody holds or waits for it."""
+async def _answer_error(tx: Tx, held: Claim, *, error: ServiceError) -> None:
+    await idempotency.answer_error(tx, held, error)
 
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
+
+async def _done_checks(tx: Tx, order_id: str, checks: Sequence[str]) -> None:
+    for check in checks:
+        await store.done_check(tx, order_id, check)
+
+
+def _apply(order: pb.Order, payment: payment_pb2.Payment) -> bool:
+    """Take the payment's state onto the order if it is newer; True if the order changed."""
+    if order.HasField("payment") and payment.version <= order.payment.version:
+        return False
+    status = status_for_payment(payment)
+    if status != order.status and not can_move(order.status, status):
+        log.warning(
+            "payment state does not fit the order",
+            extra={"order_id": order.id, "order_status": status_name(order.status), "payment_status": payment.status},
+        )
+        return False
+    order.status = status
+    order.payment.CopyFrom(payment)
+    order.amount_refunded = payment.amount_refunded
+    order.version += 1
+    order.updated_at.CopyFrom(timestamp_us(now_us()))
+    return True

@@ -1,30 +1,31 @@
-"""Finishes what a crash or an outage left unfinished, at start and then periodically:
+"""Finishes what a crash, an outage or a lost answer left open — on every replica at once.
 
-- orders left in `pending_payment` (the payment service was down, or this process died between
-  storing the order and recording the charge) are charged again with the same key — the payment
-  service answers a repeat with the first payment, so nothing is charged twice;
-- orders in `requires_action` whose confirmation window has passed are refreshed from the
-  payment service, which fails the payment as `expired`; the order becomes `payment_failed`;
-- orders whose confirmation or cancellation got no answer (`Orders.in_doubt`), and at start
-  every order in `requires_action`, are refreshed from the payment service, so that a payment
-  confirmed just before a crash does not leave its order waiting until the window ends;
-- REST idempotency keys older than 24 h are forgotten.
+Its work is the durable checks (store.py, `order_checks`): a charge whose answer never came, a
+confirm/cancel/refund whose answer may be lost, a confirmation window that ends. Each round
+claims the due checks (`FOR UPDATE SKIP LOCKED`, pushing each back by a lease), so that two
+replicas never work on one check; and what a check does is safe to do twice anyway — a charge is
+repeated with the same key, a payment is read and applied only if newer — so an order left
+`pending_payment` by a dead replica is finished exactly once, by whichever replica gets to it.
+Hourly, REST idempotency keys older than 24 h are forgotten.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
 
 from common.errors import ServiceError
-from common.timestamps import utcnow
+from order_service import idempotency
 from order_service.orders import Orders
 
 log = logging.getLogger(__name__)
 
 _PURGE_EVERY = 3600  # rounds
-_CONCURRENT_CHARGES = 16
+# Checks claimed per round, and worked on at once (one by one, a backlog after an outage
+# waited for the sum of all its charges).
+_CLAIM_LIMIT = 64
+_CONCURRENT = 16
 
 
 class Reconciler:
@@ -42,54 +43,37 @@ class Reconciler:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def run_once(self) -> None:
-        store = self.orders.store
-        await self._each(
-            "finish pending order",
-            await store.ids_with_status("pending_payment"),
-            lambda order_id: self.orders.finish_pending(order_id, self.deadline_s),
-        )
-        for order_id in await store.ids_expired(utcnow()):
-            await self._attempt("expire order", order_id, self.orders.refresh_payment(order_id, self.deadline_s))
-        # Confirmations and cancellations whose answer was lost: ask the payment service.
-        await self._each("refresh order", sorted(self.orders.in_doubt), self._refresh)
+    async def run_once(self, at_us: int | None = None) -> int:
+        """One round, for the checks due by `at_us` (now); returns how many it claimed."""
+        lease_us = round((self.deadline_s + 1) * 1_000_000)
+        claimed = await self.orders.reads.claim_checks(lease_us, _CLAIM_LIMIT, at_us)
+        by_order: dict[str, list[str]] = defaultdict(list)
+        for order_id, check in claimed:
+            by_order[order_id].append(check)
+        limit = asyncio.Semaphore(_CONCURRENT)
 
-    async def _refresh(self, order_id: str) -> None:
-        await self.orders.refresh_payment(order_id, self.deadline_s)
-        self.orders.in_doubt.discard(order_id)
-
-    async def _each(self, what: str, order_ids: list[str], work: Callable[[str], Awaitable[object]]) -> None:
-        # Several at a time: one by one, a round took as long as all its charges together, so a
-        # slow payment service or the backlog of an outage kept orders waiting for minutes.
-        limit = asyncio.Semaphore(_CONCURRENT_CHARGES)
-
-        async def one(order_id: str) -> None:
+        async def one(order_id: str, checks: list[str]) -> None:
             async with limit:
-                await self._attempt(what, order_id, work(order_id))
+                try:
+                    await self.orders.reconcile(order_id, checks, self.deadline_s)
+                except ServiceError as exc:
+                    # The payment service is still down or slow: again soon.
+                    log.warning("could not reconcile order", extra={"order_id": order_id, "error": exc.message})
+                    await self.orders.retry_checks_soon(order_id, checks)
 
-        for outcome in await asyncio.gather(*(one(order_id) for order_id in order_ids), return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                raise outcome
-
-    async def _attempt(self, what: str, order_id: str, work: object) -> None:
-        try:
-            await work  # type: ignore[misc]
-        except ServiceError as exc:
-            # The payment service is still down or slow: try again next round.
-            log.warning(f"could not {what}", extra={"order_id": order_id, "error": exc.message})
+        await asyncio.gather(*(one(order_id, checks) for order_id, checks in by_order.items()))
+        return len(claimed)
 
     async def _run(self) -> None:
         rounds = 0
         while True:
             try:
-                if rounds == 0:
-                    # An earlier run may have died between a payment's confirmation (or
-                    # cancellation) and its record here: check each order that waits for one.
-                    self.orders.in_doubt.update(await self.orders.store.ids_with_status("requires_action"))
-                await self.run_once()
+                worked = await self.run_once()
                 if rounds % _PURGE_EVERY == 0:
-                    await self.orders.store.forget_old_keys()
+                    await self.orders.db.write(idempotency.purge)
             except Exception:
                 log.exception("reconciler round failed")
+                worked = 0
             rounds += 1
-            await asyncio.sleep(self.interval_s)
+            if worked < _CLAIM_LIMIT:  # a full round: more may be due, go on at once
+                await asyncio.sleep(self.interval_s)

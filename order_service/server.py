@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1._async import HealthServicer
 
-from common.db import Database
+from common.db import Database, open_database
+from common.db.postgres import PostgresDatabase
 from common.grpc_server import create_grpc_server
+from common.migrations import History, upgrade
+from order_service.changes import LocalChanges, PostgresChanges
 from order_service.orders import Orders
 from order_service.payments import PaymentClient
 from order_service.reconciler import Reconciler
 from order_service.servicer import OrderServicer
 from order_service.settings import OrderSettings
-from order_service.store import OrderStore
-from order_service.watch import OrderBus
+from order_service.store import OrderReads
 from shop.order.v1 import order_pb2, order_pb2_grpc
 
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
+HISTORY = History(
+    service="order_service",
+    directory=Path(__file__).parent / "migrations",
+    version_table="order_schema_version",
+    marker_table="orders",
+)
 
 
 @dataclass
@@ -29,21 +38,28 @@ class OrderServer:
     reconciler: Reconciler
     payments: PaymentClient
     db: Database
-    bus: OrderBus
+    changes: LocalChanges
 
     async def close(self) -> None:
         await self.reconciler.stop()
+        self.changes.close()
         await self.payments.close()
         await self.db.close()
 
 
+async def migrate(settings: OrderSettings) -> str:
+    return await upgrade(HISTORY, settings.order_database_url)
+
+
 async def create_server(settings: OrderSettings) -> OrderServer:
-    db = Database(settings.order_database_url)
-    store = OrderStore(db)
-    await store.start()
+    await migrate(settings)
+    db = open_database(settings.order_database_url, pool_size=settings.order_database_pool_size)
+    await db.start()
+    # SQLite is one process: its watchers are woken in-process. PostgreSQL may have many replicas.
+    changes = PostgresChanges(db.dsn, OrderReads(db).versions) if isinstance(db, PostgresDatabase) else LocalChanges()
+    await changes.start()
     payments = PaymentClient(settings.payment_service_target)
-    bus = OrderBus()
-    orders = Orders(store, payments, bus)
+    orders = Orders(db, payments, changes)
     servicer = OrderServicer(orders, settings.order_payment_deadline_s)
     server, health_servicer, port = create_grpc_server(
         [SERVICE_NAME],
@@ -52,4 +68,4 @@ async def create_server(settings: OrderSettings) -> OrderServer:
         settings.order_service_port,
     )
     reconciler = Reconciler(orders, settings.order_reconcile_interval_s, settings.order_payment_deadline_s)
-    return OrderServer(server, health_servicer, port, reconciler, payments, db, bus)
+    return OrderServer(server, health_servicer, port, reconciler, payments, db, changes)

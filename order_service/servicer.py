@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 
-from common.errors import InvalidArgument
+from common.errors import REPLAYED_KEY, InvalidArgument
 from common.limits import DEFAULT_PAGE_SIZE, IDEMPOTENCY_KEY_RE, MAX_PAGE_SIZE, check_identifier
 from order_service.domain import status_name
 from order_service.orders import Orders
@@ -20,7 +20,7 @@ from shop.payment.v1 import payment_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
-REPLAYED = (("idempotent-replayed", "true"),)
+REPLAYED = ((REPLAYED_KEY, "true"),)
 
 
 def _idempotency_key(context: Context) -> str | None:
@@ -85,7 +85,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             check_identifier("customer_id", request.customer_id)
         before = _decode_token(request.page_token) if request.page_token else None
         status = status_name(request.status) if request.status else ""
-        found = await self.orders.store.page(request.customer_id, status, size + 1, before)
+        found = await self.orders.reads.page(request.customer_id, status, size + 1, before)
         page = found[:size]
         token = _encode_token(page[-1].id) if len(found) > size else ""
         return pb.ListOrdersResponse(orders=page, next_page_token=token)
@@ -110,7 +110,8 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     async def WatchOrder(self, request: pb.WatchOrderRequest, context: Context) -> AsyncIterator[pb.OrderEvent]:
         check_identifier("order_id", request.order_id)
-        if request.after_version < 0:
+        after = request.after_version if request.HasField("after_version") else None
+        if after is not None and after < 0:
             raise InvalidArgument("invalid version", violations=[("after_version", "must be ≥ 0")])
-        async for event in watch_order(self.orders.store, self.orders.bus, request.order_id, request.after_version):
+        async for event in watch_order(self.orders.reads, self.orders.changes, request.order_id, after):
             yield event

@@ -1,215 +1,148 @@
-"""Orders, their durable event log, and REST idempotency keys, in the order service's database.
-
-An order is stored whole as its protobuf `Order` (the `doc` column) beside the columns that
-queries need. Every change writes the new version into `order_events` in the same transaction,
-so the log is exactly the sequence of versions the order went through.
+"""Orders, their durable event log, and the checks the reconciler makes, in the order service's
+database (tables: order_service/schema.py). Functions that change something take the
+transaction (`Tx`) they are part of; the flows in orders.py decide what goes into one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from functools import cache
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    DateTime,
-    Index,
-    LargeBinary,
-    MetaData,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    delete,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from common.db import Database
-from common.timestamps import from_timestamp
+from common.db import Database, Sql, Tx
+from common.timestamps import now_us, us_of
 from order_service.domain import status_name
 from shop.order.v1 import order_pb2 as pb
 
-metadata = MetaData()
-
-orders = Table(
-    "orders",
-    metadata,
-    Column("id", String(40), primary_key=True),
-    Column("customer_id", String(64), nullable=False),
-    Column("status", String(32), nullable=False),
-    # Kept for the charge until the payment service has answered (then it is in `doc` too).
-    Column("payment_method", String(64), nullable=False),
-    Column("payment_id", String(40), unique=True),
-    Column("action_expires_at", DateTime(timezone=True)),
-    Column("version", BigInteger, nullable=False),
-    Column("doc", LargeBinary, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Index("ix_orders_customer", "customer_id", "id"),
-    Index("ix_orders_status", "status", "id"),
+INSERT_ORDER = Sql(
+    "INSERT INTO orders (id, customer_id, status, payment_method, payment_id, version, doc, created_us, updated_us)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 )
-
-order_events = Table(
-    "order_events",
-    metadata,
-    Column("order_id", String(40), nullable=False),
-    Column("version", BigInteger, nullable=False),
-    Column("doc", LargeBinary, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    PrimaryKeyConstraint("order_id", "version"),
+UPDATE_ORDER = Sql(
+    "UPDATE orders SET status = $2, payment_id = $3, version = $4, doc = $5, updated_us = $6 WHERE id = $1"
 )
+INSERT_EVENT = Sql("INSERT INTO order_events (order_id, version, doc, created_us) VALUES ($1, $2, $3, $4)")
+GET = Sql("SELECT doc FROM orders WHERE id = $1")
+GET_FOR_UPDATE = Sql("SELECT doc FROM orders WHERE id = $1 FOR UPDATE")
+GET_WITH_METHOD = Sql("SELECT doc, payment_method FROM orders WHERE id = $1")
+BY_PAYMENT = Sql("SELECT doc FROM orders WHERE payment_id = $1")
+EVENTS_AFTER = Sql("SELECT doc FROM order_events WHERE order_id = $1 AND version > $2 ORDER BY version")
+# PostgreSQL only (the watch safety net of order_service/changes.py).
+VERSIONS = Sql("SELECT id, version FROM orders WHERE id = ANY($1)")
 
-idempotency_keys = Table(
-    "idempotency_keys",
-    metadata,
-    Column("scope", String(100), nullable=False),
-    Column("key", String(255), nullable=False),
-    Column("fingerprint", String(64), nullable=False),
-    Column("order_id", String(40)),
-    Column("response", LargeBinary),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    PrimaryKeyConstraint("scope", "key"),
+ADD_CHECK = Sql(
+    "INSERT INTO order_checks (order_id, check_id, due_us) VALUES ($1, $2, $3)"
+    " ON CONFLICT (order_id, check_id) DO UPDATE SET due_us = excluded.due_us"
 )
+DONE_CHECK = Sql("DELETE FROM order_checks WHERE order_id = $1 AND check_id = $2")
+# Claim the checks that are due: each is pushed back by the lease, so that no other replica takes
+# it while this one works on it; SKIP LOCKED lets concurrent reconcilers take different ones.
+CLAIM_CHECKS = Sql(
+    "UPDATE order_checks SET due_us = $2 WHERE (order_id, check_id) IN ("
+    " SELECT order_id, check_id FROM order_checks WHERE due_us <= $1 ORDER BY due_us LIMIT $3"
+    " FOR UPDATE SKIP LOCKED) RETURNING order_id, check_id"
+)
+CHECKS_BACKLOG = Sql("SELECT count(*) FROM order_checks WHERE due_us <= $1")
 
-IDEMPOTENCY_TTL = timedelta(hours=24)
-
-
-@dataclass(frozen=True)
-class IdempotencyRecord:
-    scope: str
-    key: str
-    fingerprint: str
-    order_id: str | None = None
-    response: bytes | None = None
-
-
-def _row_values(order: pb.Order) -> dict[str, object]:
-    expires = order.payment.next_action.expires_at if order.payment.HasField("next_action") else None
-    return {
-        "customer_id": order.customer_id,
-        "status": status_name(order.status),
-        "payment_id": order.payment.id or None,
-        "action_expires_at": from_timestamp(expires) if expires is not None else None,
-        "version": order.version,
-        "doc": order.SerializeToString(),
-        "updated_at": from_timestamp(order.updated_at),
-    }
+# The check that stands for a charge in flight, and the one for the end of a confirmation window.
+CHARGE_CHECK = "charge"
+EXPIRY_CHECK = "expiry"
 
 
-class OrderStore:
+@cache
+def _page_query(filters: tuple[str, ...]) -> Sql:
+    """Newest first, with a condition per filter (`customer_id =`, `status =`, `id <`): each
+    combination is its own statement, prepared once."""
+    conditions = [f"{condition} ${i}" for i, condition in enumerate(filters, start=2)]
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return Sql(f"SELECT doc FROM orders{where} ORDER BY id DESC LIMIT $1")
+
+
+async def insert(tx: Tx, order: pb.Order, payment_method: str) -> None:
+    await tx.execute(
+        INSERT_ORDER,
+        order.id,
+        order.customer_id,
+        status_name(order.status),
+        payment_method,
+        order.payment.id or None,
+        order.version,
+        order.SerializeToString(),
+        us_of(order.created_at),
+        us_of(order.updated_at),
+    )
+    await _append_event(tx, order)
+
+
+async def save(tx: Tx, order: pb.Order) -> None:
+    """Write a new version of the order and its event (the caller bumped `version`)."""
+    await tx.execute(
+        UPDATE_ORDER,
+        order.id,
+        status_name(order.status),
+        order.payment.id or None,
+        order.version,
+        order.SerializeToString(),
+        us_of(order.updated_at),
+    )
+    await _append_event(tx, order)
+
+
+async def _append_event(tx: Tx, order: pb.Order) -> None:
+    await tx.execute(INSERT_EVENT, order.id, order.version, order.SerializeToString(), us_of(order.updated_at))
+
+
+async def locked(tx: Tx, order_id: str) -> pb.Order | None:
+    """The order, its row locked until the transaction ends (PostgreSQL; SQLite's single writer
+    needs no lock)."""
+    row = await tx.fetchrow(GET_FOR_UPDATE, order_id)
+    return None if row is None else pb.Order.FromString(row["doc"])
+
+
+async def add_check(tx: Tx, order_id: str, check_id: str, due_us: int) -> None:
+    await tx.execute(ADD_CHECK, order_id, check_id, due_us)
+
+
+async def done_check(tx: Tx, order_id: str, check_id: str) -> None:
+    await tx.execute(DONE_CHECK, order_id, check_id)
+
+
+class OrderReads:
+    """The reads that need no transaction of the caller's."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def start(self) -> None:
-        await self.db.create_schema(metadata)
+    async def get(self, order_id: str) -> pb.Order | None:
+        row = await self.db.read(lambda tx: tx.fetchrow(GET, order_id))
+        return None if row is None else pb.Order.FromString(row["doc"])
 
-    async def create(
-        self, conn: AsyncConnection, order: pb.Order, payment_method: str, idempotency: IdempotencyRecord | None
-    ) -> None:
-        await conn.execute(insert(orders).values(id=order.id, payment_method=payment_method, **_row_values(order)))
-        await self._append_event(conn, order)
-        if idempotency is not None:
-            await conn.execute(
-                delete(idempotency_keys).where(
-                    idempotency_keys.c.scope == idempotency.scope, idempotency_keys.c.key == idempotency.key
-                )
-            )
-            await conn.execute(insert(idempotency_keys).values(**vars(idempotency), created_at=datetime.now(UTC)))
+    async def get_with_method(self, order_id: str) -> tuple[pb.Order, str] | None:
+        row = await self.db.read(lambda tx: tx.fetchrow(GET_WITH_METHOD, order_id))
+        return None if row is None else (pb.Order.FromString(row["doc"]), str(row["payment_method"]))
 
-    async def save(self, conn: AsyncConnection, order: pb.Order) -> None:
-        """Write a new version of the order and its event (the caller bumped `version`)."""
-        await conn.execute(update(orders).where(orders.c.id == order.id).values(**_row_values(order)))
-        await self._append_event(conn, order)
-
-    async def _append_event(self, conn: AsyncConnection, order: pb.Order) -> None:
-        await conn.execute(
-            insert(order_events).values(
-                order_id=order.id,
-                version=order.version,
-                doc=order.SerializeToString(),
-                created_at=from_timestamp(order.updated_at),
-            )
-        )
-
-    async def get(self, order_id: str, conn: AsyncConnection | None = None) -> pb.Order | None:
-        return await self._one(select(orders.c.doc).where(orders.c.id == order_id), conn)
-
-    async def by_payment(self, payment_id: str, conn: AsyncConnection | None = None) -> pb.Order | None:
-        return await self._one(select(orders.c.doc).where(orders.c.payment_id == payment_id), conn)
-
-    async def _one(self, query: object, conn: AsyncConnection | None) -> pb.Order | None:
-        if conn is not None:
-            row = (await conn.execute(query.with_for_update())).first()  # type: ignore[attr-defined]
-        else:
-            async with self.db.read() as read_conn:
-                row = (await read_conn.execute(query)).first()  # type: ignore[call-overload]
-        return pb.Order.FromString(row.doc) if row else None
-
-    async def payment_method(self, order_id: str) -> str:
-        async with self.db.read() as conn:
-            return str(
-                (await conn.execute(select(orders.c.payment_method).where(orders.c.id == order_id))).scalar_one()
-            )
+    async def by_payment(self, payment_id: str) -> pb.Order | None:
+        row = await self.db.read(lambda tx: tx.fetchrow(BY_PAYMENT, payment_id))
+        return None if row is None else pb.Order.FromString(row["doc"])
 
     async def page(self, customer_id: str, status: str, limit: int, before_id: str | None) -> list[pb.Order]:
-        query = select(orders.c.doc).order_by(orders.c.id.desc()).limit(limit)
-        if customer_id:
-            query = query.where(orders.c.customer_id == customer_id)
-        if status:
-            query = query.where(orders.c.status == status)
-        if before_id:
-            query = query.where(orders.c.id < before_id)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [pb.Order.FromString(row.doc) for row in rows]
+        wanted = [(f, v) for f, v in (("customer_id =", customer_id), ("status =", status), ("id <", before_id)) if v]
+        query = _page_query(tuple(f for f, _ in wanted))
+        rows = await self.db.read(lambda tx: tx.fetch(query, limit, *(v for _, v in wanted)))
+        return [pb.Order.FromString(row["doc"]) for row in rows]
 
     async def events_after(self, order_id: str, version: int) -> list[pb.Order]:
-        query = (
-            select(order_events.c.doc)
-            .where(order_events.c.order_id == order_id, order_events.c.version > version)
-            .order_by(order_events.c.version)
-        )
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [pb.Order.FromString(row.doc) for row in rows]
+        rows = await self.db.read(lambda tx: tx.fetch(EVENTS_AFTER, order_id, version))
+        return [pb.Order.FromString(row["doc"]) for row in rows]
 
-    async def ids_with_status(self, status: str) -> list[str]:
-        async with self.db.read() as conn:
-            rows = (await conn.execute(select(orders.c.id).where(orders.c.status == status))).all()
-        return [row.id for row in rows]
+    async def versions(self, order_ids: Sequence[str]) -> dict[str, int]:
+        rows = await self.db.read(lambda tx: tx.fetch(VERSIONS, list(order_ids)))
+        return {row["id"]: row["version"] for row in rows}
 
-    async def ids_expired(self, now: datetime) -> list[str]:
-        query = select(orders.c.id).where(orders.c.status == "requires_action", orders.c.action_expires_at <= now)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [row.id for row in rows]
+    async def claim_checks(self, lease_us: int, limit: int, at_us: int | None = None) -> list[tuple[str, str]]:
+        """Claim up to `limit` checks due by `at_us` (now), for `lease_us`."""
+        now = now_us() if at_us is None else at_us
+        rows = await self.db.write(lambda tx: tx.fetch(CLAIM_CHECKS, now, now + lease_us, limit))
+        return [(row["order_id"], row["check_id"]) for row in rows]
 
-    async def idempotency(self, scope: str, key: str) -> IdempotencyRecord | None:
-        query = select(idempotency_keys).where(
-            idempotency_keys.c.scope == scope,
-            idempotency_keys.c.key == key,
-            idempotency_keys.c.created_at > datetime.now(UTC) - IDEMPOTENCY_TTL,
-        )
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
-            return None
-        return IdempotencyRecord(row.scope, row.key, row.fingerprint, row.order_id, row.response)
-
-    async def remember_response(self, conn: AsyncConnection, record: IdempotencyRecord) -> None:
-        """Store the answer to replay for a key, in the transaction of the change it answers."""
-        await conn.execute(
-            delete(idempotency_keys).where(
-                idempotency_keys.c.scope == record.scope, idempotency_keys.c.key == record.key
-            )
-        )
-        await conn.execute(insert(idempotency_keys).values(**vars(record), created_at=datetime.now(UTC)))
-
-    async def forget_old_keys(self) -> int:
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                delete(idempotency_keys).where(idempotency_keys.c.created_at <= datetime.now(UTC) - IDEMPOTENCY_TTL)
-            )
-        return result.rowcount
+    async def backlog(self) -> int:
+        return int(await self.db.read(lambda tx: tx.fetchval(CHECKS_BACKLOG, now_us())))

@@ -1,24 +1,20 @@
-"""`python -m payment_service`: read the settings, serve until SIGTERM or Ctrl-C."""
+"""`python -m payment_service [serve|migrate]` (see common/service.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from common.grpc_server import run_until_signalled
-from common.logs import configure_logging
-from common.settings import load_settings
-from payment_service.server import SERVICE_NAME, create_server
+from common.service import service_main
+from payment_service.server import SERVICE_NAME, create_server, migrate
 from payment_service.settings import PaymentSettings
 
 
-async def main() -> None:
-    settings = load_settings(PaymentSettings)
-    configure_logging("payment_service", settings.log_level, settings.log_format)
-    server, health_servicer, port, db = await create_server(settings)
-    logging.getLogger(__name__).info("listening", extra={"port": port})
-    await run_until_signalled(server, health_servicer, [SERVICE_NAME], on_stop=db.close)
+async def serve(settings: PaymentSettings) -> None:
+    service = await create_server(settings)
+    logging.getLogger(__name__).info("listening", extra={"port": service.port})
+    await run_until_signalled(service.server, service.health, [SERVICE_NAME], on_stop=service.db.close)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    service_main("payment_service", PaymentSettings, migrate, serve)

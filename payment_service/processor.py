@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from common.payment_methods import PAYMENT_METHODS, Outcome
 
@@ -15,15 +14,15 @@ class Decision:
     failure_code: str | None = None
     decline_code: str | None = None
     failure_message: str | None = None
-    action_expires_at: datetime | None = None
+    action_expires_us: int | None = None
 
 
 class Processor:
     def __init__(self, latency_ms: float, action_timeout_s: float) -> None:
         self.latency_s = latency_ms / 1000
-        self.action_timeout = timedelta(seconds=action_timeout_s)
+        self.action_timeout_us = round(action_timeout_s * 1_000_000)
 
-    async def authorize(self, payment_method: str, now: datetime) -> Decision:
+    async def authorize(self, payment_method: str, now_us: int) -> Decision:
         """One round trip to the (simulated) acquirer. The method is known: callers check it."""
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
@@ -32,4 +31,4 @@ class Processor:
             return Decision("succeeded")
         if behaviour.outcome is Outcome.DECLINED:
             return Decision("failed", behaviour.failure_code, behaviour.decline_code, behaviour.failure_message)
-        return Decision("requires_action", action_expires_at=now + self.action_timeout)
+        return Decision("requires_action", action_expires_us=now_us + self.action_timeout_us)

@@ -2,31 +2,50 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import grpc
 from grpc_health.v1._async import HealthServicer
 
-from common.db import Database
+from common.db import Database, open_database
 from common.grpc_server import create_grpc_server
+from common.migrations import History, upgrade
 from payment_service.processor import Processor
 from payment_service.servicer import PaymentServicer
 from payment_service.settings import PaymentSettings
-from payment_service.store import PaymentStore
 from shop.payment.v1 import payment_pb2, payment_pb2_grpc
 
 SERVICE_NAME = payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
+HISTORY = History(
+    service="payment_service",
+    directory=Path(__file__).parent / "migrations",
+    version_table="payment_schema_version",
+    marker_table="payments",
+)
 
 
-async def create_server(settings: PaymentSettings) -> tuple[grpc.aio.Server, HealthServicer, int, Database]:
-    db = Database(settings.payment_database_url)
-    store = PaymentStore(db)
-    await store.start()
-    servicer = PaymentServicer(
-        store, Processor(settings.payment_processor_latency_ms, settings.payment_action_timeout_s)
-    )
+@dataclass
+class PaymentServer:
+    server: grpc.aio.Server
+    health: HealthServicer
+    port: int
+    db: Database
+
+
+async def migrate(settings: PaymentSettings) -> str:
+    return await upgrade(HISTORY, settings.payment_database_url)
+
+
+async def create_server(settings: PaymentSettings) -> PaymentServer:
+    await migrate(settings)
+    db = open_database(settings.payment_database_url, pool_size=settings.payment_database_pool_size)
+    await db.start()
+    servicer = PaymentServicer(db, Processor(settings.payment_processor_latency_ms, settings.payment_action_timeout_s))
     server, health_servicer, port = create_grpc_server(
         [SERVICE_NAME],
         lambda s: payment_pb2_grpc.add_PaymentServiceServicer_to_server(servicer, s),
         settings.payment_service_host,
         settings.payment_service_port,
     )
-    return server, health_servicer, port, db
+    return PaymentServer(server, health_servicer, port, db)

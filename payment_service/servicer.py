@@ -1,4 +1,9 @@
-"""PaymentService: the handlers behind the generated servicer base class (steps 6-11)."""
+"""PaymentService: the handlers behind the generated servicer base class (steps 6-11).
+
+Every change of a payment is one transaction that locks the payment's row first, so that
+concurrent calls — from any replica of either service — are serialised by the database: a
+payment is never refunded beyond what was charged, and never both confirmed and canceled.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,22 @@ from typing import Any
 
 import grpc
 
-from common.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange
+from common.db import Database, Tx
+from common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, OutOfRange
 from common.ids import new_id
 from common.limits import CURRENCIES, IDENTIFIER_RE, MAX_ORDER_AMOUNT, check_identifier
 from common.payment_methods import PAYMENT_METHODS
-from common.timestamps import utcnow
+from common.timestamps import now_us
+from payment_service import store
 from payment_service.processor import Processor
-from payment_service.store import PaymentRecord, PaymentStore, RefundRecord
+from payment_service.store import PaymentRecord, RefundRecord
 from shop.payment.v1 import payment_pb2 as pb
 from shop.payment.v1 import payment_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 REFUNDABLE = ("succeeded", "partially_refunded")
+KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
 def _validate_charge(request: pb.ChargeRequest) -> None:
@@ -31,85 +39,106 @@ def _validate_charge(request: pb.ChargeRequest) -> None:
         violations.append(("currency", "must be an ISO 4217 currency code"))
     if request.payment_method not in PAYMENT_METHODS:
         violations.append(("payment_method", "unknown payment method"))
-    if not 1 <= len(request.idempotency_key) <= 255:
-        violations.append(("idempotency_key", "is required (1-255 characters)"))
+    _check_key(request.idempotency_key, violations)
     if violations:
         raise InvalidArgument("invalid charge request", violations=violations)
 
 
+def _check_key(key: str, violations: list[tuple[str, str]]) -> None:
+    if not 1 <= len(key) <= 255:
+        violations.append(("idempotency_key", "is required (1-255 characters)"))
+
+
 class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
-    def __init__(self, store: PaymentStore, processor: Processor) -> None:
-        self.store = store
+    def __init__(self, db: Database, processor: Processor) -> None:
+        self.db = db
         self.processor = processor
 
     async def charge_once(
         self, order_id: str, amount: int, currency: str, payment_method: str, key: str
     ) -> PaymentRecord:
-        """The payment stored under `key`; the first time, ask the processor and store its answer.
-        (Validated input only. Also what `make bench` serves as JSON, so both hops do the same work.)"""
-        existing = await self.store.by_key(key)
+        """The payment stored under `key` (or the order's, made under another key); the first
+        time, ask the processor and store its answer. (Validated input only. Also what `make
+        bench` serves as JSON, so that both hops do the same work.)"""
+        existing = await self.db.read(lambda tx: store.by_key_or_order(tx, key, order_id))
         if existing is not None:
             return existing
-        now = utcnow()
+        now = now_us()
         decision = await self.processor.authorize(payment_method, now)
-        return await self.store.insert(
-            PaymentRecord(
-                id=new_id("pay"),
-                idempotency_key=key,
-                order_id=order_id,
-                payment_method=payment_method,
-                amount=amount,
-                amount_refunded=0,
-                currency=currency,
-                created_at=now,
-                updated_at=utcnow(),
-                **vars(decision),
-            )
+        record = PaymentRecord(
+            id=new_id("pay"),
+            idempotency_key=key,
+            order_id=order_id,
+            payment_method=payment_method,
+            amount=amount,
+            amount_refunded=0,
+            currency=currency,
+            version=1,
+            created_us=now,
+            updated_us=now_us(),
+            **vars(decision),
         )
+
+        async def insert(tx: Tx) -> PaymentRecord | None:
+            if await store.insert(tx, record):
+                return record
+            # A concurrent charge with this key (or for this order) got there first.
+            return await store.by_key_or_order(tx, key, order_id)
+
+        stored = await self.db.write(insert)
+        assert stored is not None
+        return stored
 
     async def Charge(self, request: pb.ChargeRequest, context: Context) -> pb.Payment:
         _validate_charge(request)
-        existing = await self.charge_once(
+        payment = await self.charge_once(
             request.order_id, request.amount, request.currency, request.payment_method, request.idempotency_key
         )
-        if (existing.order_id, existing.amount, existing.currency, existing.payment_method) != (
+        if payment.idempotency_key != request.idempotency_key:
+            raise AlreadyExists(f"order {request.order_id} already has payment {payment.id}")
+        if (payment.order_id, payment.amount, payment.currency, payment.payment_method) != (
             request.order_id,
             request.amount,
             request.currency,
             request.payment_method,
         ):
-            raise FailedPrecondition(
-                "idempotency key already used for a different charge", reason="IDEMPOTENCY_KEY_REUSED"
-            )
-        return (await self._expire_if_due(existing)).to_proto()
+            raise FailedPrecondition("idempotency key already used for a different charge", reason=KEY_REUSED)
+        return (await self._expire_if_due(payment)).to_proto()
 
     async def GetPayment(self, request: pb.GetPaymentRequest, context: Context) -> pb.Payment:
-        return (await self._expire_if_due(await self._get(request.payment_id))).to_proto()
+        check_identifier("payment_id", request.payment_id)
+        payment = await self.db.read(lambda tx: store.by_id(tx, request.payment_id))
+        if payment is None:
+            raise NotFound(f"payment {request.payment_id} not found")
+        return (await self._expire_if_due(payment)).to_proto()
 
     async def ConfirmPayment(self, request: pb.ConfirmPaymentRequest, context: Context) -> pb.Payment:
+        check_identifier("payment_id", request.payment_id)
         approve = request.approve if request.HasField("approve") else True
-        async with self.store.db.write() as conn:
-            payment = await self._get(request.payment_id, conn)
-            if payment.status == "requires_action" and self._is_expired(payment):
-                payment = self._expired(payment)
-                await self.store.save(conn, payment)
-            elif payment.status == "requires_action":
-                payment = (
-                    payment.changed(status="succeeded", updated_at=utcnow())
-                    if approve
-                    else payment.changed(
-                        status="failed",
-                        failure_code="authentication_failed",
-                        failure_message="The customer declined the payment.",
-                        updated_at=utcnow(),
-                    )
+
+        async def answer(tx: Tx) -> tuple[PaymentRecord, bool]:
+            payment = await _locked(tx, request.payment_id)
+            if payment.status != "requires_action":
+                return payment, False
+            if _is_expired(payment):
+                # Written, then refused below: the expiry stands whatever the caller does next.
+                payment = _expired(payment)
+            elif approve:
+                payment = payment.changed(status="succeeded")
+            else:
+                payment = payment.changed(
+                    status="failed",
+                    failure_code="authentication_failed",
+                    failure_message="The customer declined the payment.",
                 )
-                await self.store.save(conn, payment)
-                return payment.to_proto()
+            await store.save(tx, payment)
+            return payment, payment.failure_code != "expired"
+
+        payment, answered = await self.db.write(answer)
         # A repeat of the same answer (a double tap on the phone) gets the payment as it is.
-        if (approve and payment.status in ("succeeded", *REFUNDABLE)) or (
-            not approve and payment.failure_code == "authentication_failed"
-        ):
+        if answered or (approve and payment.status in ("succeeded", *REFUNDABLE)):
+            return payment.to_proto()
+        if not approve and payment.failure_code == "authentication_failed":
             return payment.to_proto()
         raise FailedPrecondition(
             f"payment {payment.id} is {payment.status}"
@@ -118,80 +147,91 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
         )
 
     async def Refund(self, request: pb.RefundRequest, context: Context) -> pb.RefundResponse:
-        if not 1 <= len(request.idempotency_key) <= 255:
-            raise InvalidArgument(
-                "invalid refund request", violations=[("idempotency_key", "is required (1-255 characters)")]
-            )
-        async with self.store.db.write() as conn:
-            payment = await self._get(request.payment_id, conn)
-            refund = await self.store.refund_by_key(request.idempotency_key, conn)
-            if refund is not None:
-                if refund.payment_id != payment.id:
-                    raise FailedPrecondition(
-                        "idempotency key already used for a different refund", reason="IDEMPOTENCY_KEY_REUSED"
-                    )
-                return pb.RefundResponse(refund=refund.to_proto(), payment=payment.to_proto())
+        check_identifier("payment_id", request.payment_id)
+        violations: list[tuple[str, str]] = []
+        _check_key(request.idempotency_key, violations)
+        requested = request.amount if request.HasField("amount") else None
+        if requested is not None and requested < 1:
+            violations.append(("amount", "must be ≥ 1"))
+        if violations:
+            raise InvalidArgument("invalid refund request", violations=violations)
+
+        async def refund(tx: Tx) -> tuple[RefundRecord, PaymentRecord]:
+            payment = await _locked(tx, request.payment_id)
+            done = await store.refund_by_key(tx, request.idempotency_key)
+            if done is not None:
+                if (done.payment_id, done.requested_amount) != (payment.id, requested):
+                    raise FailedPrecondition("idempotency key already used for a different refund", reason=KEY_REUSED)
+                return done, payment
             if payment.status not in REFUNDABLE:
                 raise FailedPrecondition(
                     f"payment {payment.id} is {payment.status}; only a paid payment can be refunded"
                 )
             left = payment.amount - payment.amount_refunded
-            amount = request.amount if request.HasField("amount") else left
-            if not 1 <= amount <= left:
+            amount = left if requested is None else requested
+            if amount > left:
                 raise OutOfRange(
                     f"refund amount must be between 1 and {left}, what is left of the payment",
                     violations=[("amount", f"must be between 1 and {left}")],
                 )
-            now = utcnow()
-            refund = RefundRecord(new_id("re"), request.idempotency_key, payment.id, amount, payment.currency, now)
+            created = RefundRecord(
+                new_id("re"), request.idempotency_key, payment.id, amount, requested, payment.currency, now_us()
+            )
             refunded = payment.amount_refunded + amount
             payment = payment.changed(
-                amount_refunded=refunded,
-                status="refunded" if refunded == payment.amount else "partially_refunded",
-                updated_at=now,
+                amount_refunded=refunded, status="refunded" if refunded == payment.amount else "partially_refunded"
             )
-            await self.store.insert_refund(conn, refund)
-            await self.store.save(conn, payment)
-        return pb.RefundResponse(refund=refund.to_proto(), payment=payment.to_proto())
+            await store.insert_refund(tx, created)
+            await store.save(tx, payment)
+            return created, payment
+
+        done, payment = await self.db.write(refund)
+        return pb.RefundResponse(refund=done.to_proto(), payment=payment.to_proto())
 
     async def CancelPayment(self, request: pb.CancelPaymentRequest, context: Context) -> pb.Payment:
-        async with self.store.db.write() as conn:
-            payment = await self._get(request.payment_id, conn)
+        check_identifier("payment_id", request.payment_id)
+
+        async def cancel(tx: Tx) -> PaymentRecord:
+            payment = await _locked(tx, request.payment_id)
             if payment.status in ("processing", "requires_action"):
-                payment = payment.changed(status="canceled", updated_at=utcnow())
-                await self.store.save(conn, payment)
+                payment = payment.changed(status="canceled")
+                await store.save(tx, payment)
             elif payment.status != "canceled":
                 raise FailedPrecondition(f"payment {payment.id} is {payment.status} and cannot be canceled")
-        return payment.to_proto()
+            return payment
 
-    async def _get(self, payment_id: str, conn: Any = None) -> PaymentRecord:
-        check_identifier("payment_id", payment_id)
-        payment = await self.store.by_id(payment_id, conn)
-        if payment is None:
-            raise NotFound(f"payment {payment_id} not found")
-        return payment
-
-    @staticmethod
-    def _is_expired(payment: PaymentRecord) -> bool:
-        return payment.action_expires_at is not None and payment.action_expires_at <= utcnow()
-
-    @staticmethod
-    def _expired(payment: PaymentRecord) -> PaymentRecord:
-        return payment.changed(
-            status="failed",
-            failure_code="expired",
-            failure_message="The customer did not confirm the payment in time.",
-            updated_at=utcnow(),
-        )
+        return (await self.db.write(cancel)).to_proto()
 
     async def _expire_if_due(self, payment: PaymentRecord) -> PaymentRecord:
         """A payment nobody confirmed in time fails; it is written when first read after that."""
-        if payment.status != "requires_action" or not self._is_expired(payment):
+        if payment.status != "requires_action" or not _is_expired(payment):
             return payment
-        async with self.store.db.write() as conn:
-            current = await self._get(payment.id, conn)
+
+        async def expire(tx: Tx) -> PaymentRecord:
+            current = await _locked(tx, payment.id)
             if current.status != "requires_action":
                 return current
-            expired = self._expired(current)
-            await self.store.save(conn, expired)
-        return expired
+            expired = _expired(current)
+            await store.save(tx, expired)
+            return expired
+
+        return await self.db.write(expire)
+
+
+async def _locked(tx: Tx, payment_id: str) -> PaymentRecord:
+    payment = await store.by_id(tx, payment_id, lock=True)
+    if payment is None:
+        raise NotFound(f"payment {payment_id} not found")
+    return payment
+
+
+def _is_expired(payment: PaymentRecord) -> bool:
+    return payment.action_expires_us is not None and payment.action_expires_us <= now_us()
+
+
+def _expired(payment: PaymentRecord) -> PaymentRecord:
+    return payment.changed(
+        status="failed",
+        failure_code="expired",
+        failure_message="The customer did not confirm the payment in time.",
+    )

@@ -1,60 +1,12 @@
-"""Payments and refunds in the payment service's own database."""
+"""Payments and refunds in the payment service's own database (tables: payment_service/schema.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, fields, replace
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    DateTime,
-    ForeignKey,
-    MetaData,
-    String,
-    Table,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from common.db import Database
-from common.timestamps import to_timestamp
+from common.db import Row, Sql, Tx
+from common.timestamps import now_us, timestamp_us
 from shop.payment.v1 import payment_pb2 as pb
-
-metadata = MetaData()
-
-payments = Table(
-    "payments",
-    metadata,
-    Column("id", String(40), primary_key=True),
-    Column("idempotency_key", String(300), nullable=False, unique=True),
-    Column("order_id", String(64), nullable=False, index=True),
-    Column("status", String(32), nullable=False),
-    Column("payment_method", String(64), nullable=False),
-    Column("amount", BigInteger, nullable=False),
-    Column("amount_refunded", BigInteger, nullable=False, default=0),
-    Column("currency", String(3), nullable=False),
-    Column("failure_code", String(64)),
-    Column("decline_code", String(64)),
-    Column("failure_message", String(255)),
-    Column("action_expires_at", DateTime(timezone=True)),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-refunds = Table(
-    "refunds",
-    metadata,
-    Column("id", String(40), primary_key=True),
-    Column("idempotency_key", String(300), nullable=False, unique=True),
-    Column("payment_id", String(40), ForeignKey("payments.id"), nullable=False, index=True),
-    Column("amount", BigInteger, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
 
 # Status names as stored, and as the proto enum.
 STATUS_TO_PROTO = {
@@ -68,7 +20,7 @@ STATUS_TO_PROTO = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PaymentRecord:
     id: str
     idempotency_key: str
@@ -81,9 +33,10 @@ class PaymentRecord:
     failure_code: str | None
     decline_code: str | None
     failure_message: str | None
-    action_expires_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    action_expires_us: int | None
+    version: int
+    created_us: int
+    updated_us: int
 
     def to_proto(self) -> pb.Payment:
         payment = pb.Payment(
@@ -94,30 +47,35 @@ class PaymentRecord:
             amount=self.amount,
             amount_refunded=self.amount_refunded,
             currency=self.currency,
-            created_at=to_timestamp(self.created_at),
-            updated_at=to_timestamp(self.updated_at),
+            created_at=timestamp_us(self.created_us),
+            updated_at=timestamp_us(self.updated_us),
+            version=self.version,
         )
-        for name in ("failure_code", "decline_code", "failure_message"):
-            value = getattr(self, name)
-            if value is not None:
-                setattr(payment, name, value)
-        if self.status == "requires_action" and self.action_expires_at is not None:
+        if self.failure_code is not None:
+            payment.failure_code = self.failure_code
+        if self.decline_code is not None:
+            payment.decline_code = self.decline_code
+        if self.failure_message is not None:
+            payment.failure_message = self.failure_message
+        if self.status == "requires_action" and self.action_expires_us is not None:
             payment.next_action.type = pb.NEXT_ACTION_TYPE_SCAN_QR
-            payment.next_action.expires_at.CopyFrom(to_timestamp(self.action_expires_at))
+            payment.next_action.expires_at.CopyFrom(timestamp_us(self.action_expires_us))
         return payment
 
-    def changed(self, **fields: object) -> PaymentRecord:
-        return replace(self, **fields)  # type: ignore[arg-type]
+    def changed(self, **values: object) -> PaymentRecord:
+        """The next version of the payment, with `values` changed."""
+        return replace(self, **values, version=self.version + 1, updated_us=now_us())  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RefundRecord:
     id: str
     idempotency_key: str
     payment_id: str
     amount: int
+    requested_amount: int | None
     currency: str
-    created_at: datetime
+    created_us: int
 
     def to_proto(self) -> pb.Refund:
         return pb.Refund(
@@ -125,70 +83,64 @@ class RefundRecord:
             payment_id=self.payment_id,
             amount=self.amount,
             currency=self.currency,
-            created_at=to_timestamp(self.created_at),
+            created_at=timestamp_us(self.created_us),
         )
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything stored here is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+_PAYMENT_COLUMNS = [f.name for f in fields(PaymentRecord)]
+_REFUND_COLUMNS = [f.name for f in fields(RefundRecord)]
 
 
-def _payment(row: object) -> PaymentRecord:
-    data = dict(row._mapping)  # type: ignore[attr-defined]
-    for key in ("action_expires_at", "created_at", "updated_at"):
-        data[key] = _aware(data[key])
-    return PaymentRecord(**data)
+def _insert(table: str, columns: list[str], suffix: str = "") -> Sql:
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    return Sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) {suffix}")
 
 
-def _refund(row: object) -> RefundRecord:
-    data = dict(row._mapping)  # type: ignore[attr-defined]
-    data["created_at"] = _aware(data["created_at"])
-    return RefundRecord(**data)
+_SELECT = f"SELECT {', '.join(_PAYMENT_COLUMNS)} FROM payments"
+BY_ID = Sql(f"{_SELECT} WHERE id = $1")
+BY_ID_FOR_UPDATE = Sql(f"{_SELECT} WHERE id = $1 FOR UPDATE")
+# The payment of this key, or of this order under another key (at most one of each).
+BY_KEY_OR_ORDER = Sql(f"{_SELECT} WHERE idempotency_key = $1 OR order_id = $2")
+# Either unique column may collide: a repeat of the key, or another key for the same order.
+INSERT_PAYMENT = _insert("payments", _PAYMENT_COLUMNS, "ON CONFLICT DO NOTHING")
+_CHANGING = [c for c in _PAYMENT_COLUMNS if c not in ("id", "idempotency_key", "order_id", "created_us")]
+UPDATE_PAYMENT = Sql(
+    f"UPDATE payments SET {', '.join(f'{c} = ${i}' for i, c in enumerate(_CHANGING, start=2))} WHERE id = $1"
+)
+REFUND_BY_KEY = Sql(f"SELECT {', '.join(_REFUND_COLUMNS)} FROM refunds WHERE idempotency_key = $1")
+INSERT_REFUND = _insert("refunds", _REFUND_COLUMNS)
 
 
-class PaymentStore:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+def _payment(row: Row | None) -> PaymentRecord | None:
+    return None if row is None else PaymentRecord(*(row[c] for c in _PAYMENT_COLUMNS))
 
-    async def start(self) -> None:
-        await self.db.create_schema(metadata)
 
-    async def by_id(self, payment_id: str, conn: AsyncConnection | None = None) -> PaymentRecord | None:
-        query = select(payments).where(payments.c.id == payment_id)
-        if conn is not None:
-            row = (await conn.execute(query.with_for_update())).first()
-        else:
-            async with self.db.read() as read_conn:
-                row = (await read_conn.execute(query)).first()
-        return _payment(row) if row else None
+def _refund(row: Row | None) -> RefundRecord | None:
+    return None if row is None else RefundRecord(*(row[c] for c in _REFUND_COLUMNS))
 
-    async def by_key(self, key: str) -> PaymentRecord | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(payments).where(payments.c.idempotency_key == key))).first()
-        return _payment(row) if row else None
 
-    async def insert(self, record: PaymentRecord) -> PaymentRecord:
-        """Store a new payment; if its key is taken, return the payment stored under it."""
-        try:
-            async with self.db.write() as conn:
-                await conn.execute(insert(payments).values(**vars(record)))
-            return record
-        except IntegrityError:
-            existing = await self.by_key(record.idempotency_key)
-            if existing is None:
-                raise
-            return existing
+async def by_id(tx: Tx, payment_id: str, *, lock: bool = False) -> PaymentRecord | None:
+    return _payment(await tx.fetchrow(BY_ID_FOR_UPDATE if lock else BY_ID, payment_id))
 
-    async def save(self, conn: AsyncConnection, record: PaymentRecord) -> None:
-        values = {k: v for k, v in vars(record).items() if k not in ("id", "created_at")}
-        await conn.execute(update(payments).where(payments.c.id == record.id).values(**values))
 
-    async def refund_by_key(self, key: str, conn: AsyncConnection) -> RefundRecord | None:
-        row = (await conn.execute(select(refunds).where(refunds.c.idempotency_key == key))).first()
-        return _refund(row) if row else None
+async def by_key_or_order(tx: Tx, key: str, order_id: str) -> PaymentRecord | None:
+    """The payment stored under `key`; else the one of `order_id` (made with another key)."""
+    found = [_payment(row) for row in await tx.fetch(BY_KEY_OR_ORDER, key, order_id)]
+    return next((p for p in found if p and p.idempotency_key == key), found[0] if found else None)
 
-    async def insert_refund(self, conn: AsyncConnection, refund: RefundRecord) -> None:
-        await conn.execute(insert(refunds).values(**vars(refund)))
+
+async def insert(tx: Tx, record: PaymentRecord) -> bool:
+    """Store a new payment; False (and nothing stored) when its key or its order has one."""
+    return await tx.execute(INSERT_PAYMENT, *(getattr(record, c) for c in _PAYMENT_COLUMNS)) == 1
+
+
+async def save(tx: Tx, record: PaymentRecord) -> None:
+    await tx.execute(UPDATE_PAYMENT, record.id, *(getattr(record, c) for c in _CHANGING))
+
+
+async def refund_by_key(tx: Tx, key: str) -> RefundRecord | None:
+    return _refund(await tx.fetchrow(REFUND_BY_KEY, key))
+
+
+async def insert_refund(tx: Tx, refund: RefundRecord) -> None:
+    await tx.execute(INSERT_REFUND, *(getattr(refund, c) for c in _REFUND_COLUMNS))

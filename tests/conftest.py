@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import postgres
 from tests.harness import Stack
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -31,6 +32,15 @@ def require_executable(name: str) -> str:
     require_tool(path is not None, f"`{name}` is not installed")
     assert path is not None
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One throw-away PostgreSQL cluster for the session; tests make their own databases on it
+    (tests.postgres.create_database)."""
+    require_tool(postgres.available(), "PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    with postgres.postgres_cluster() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

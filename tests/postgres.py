@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import shutil
@@ -13,6 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import asyncpg
 
 from tests.harness import free_port
 
@@ -48,12 +51,27 @@ def postgres_cluster() -> Iterator[str]:
         subprocess.run([*prefix, *args], check=True, capture_output=True, timeout=60, cwd=folder)
 
     run("initdb", "-D", str(data), "-A", "trust", "-U", user, "--no-sync")
+    # max_connections: every replica's pool of both services, plus the listeners, with room.
     run(
         "pg_ctl", "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
-        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start",
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300", "start",
     )  # fmt: skip
     try:
         yield f"postgresql://{user}@127.0.0.1:{port}/postgres"
     finally:
         run("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def create_database(server_url: str, name: str) -> str:
+    """A new, empty database on the cluster of `server_url`; returns its URL."""
+
+    async def create() -> None:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return server_url.rsplit("/", 1)[0] + f"/{name}"

@@ -6,8 +6,8 @@ is encoded once — as the order JSON, an SSE event and a WebSocket frame — ho
 receive it.
 """
 
-from gateway.push.hub import Hub, OrderNotFound, PushUnavailable
+from gateway.push.hub import Hub, OrderNotFound, PushUnavailable, ResumeAhead
 from gateway.push.subscription import Subscription
 from gateway.push.updates import OrderUpdate
 
-__all__ = ["Hub", "OrderNotFound", "OrderUpdate", "PushUnavailable", "Subscription"]
+__all__ = ["Hub", "OrderNotFound", "OrderUpdate", "PushUnavailable", "ResumeAhead", "Subscription"]

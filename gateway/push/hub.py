@@ -39,6 +39,7 @@ HISTORY = 64
 # Waits between attempts to re-open a broken stream (seconds; then the last one, with jitter).
 RESUME_BACKOFF_S = (0.05, 0.2, 0.5, 1.0, 2.0)
 _REFUSED = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+_FINAL = (order_pb2.ORDER_STATUS_PAYMENT_FAILED, order_pb2.ORDER_STATUS_CANCELED, order_pb2.ORDER_STATUS_REFUNDED)
 
 REPLAY_CALLS = Counter(
     "push_replay_calls_total", "Short WatchOrder calls that replay versions a topic no longer keeps in memory"
@@ -51,6 +52,14 @@ class OrderNotFound(Exception):
 
 class PushUnavailable(Exception):
     """The order service could not be reached in time to start following the order."""
+
+
+class ResumeAhead(Exception):
+    """The resume point is a version the order has not reached: nothing to resume from."""
+
+    def __init__(self, order_id: str, current: int) -> None:
+        super().__init__(f"order {order_id} is at version {current}")
+        self.current = current
 
 
 class Hub:
@@ -72,13 +81,16 @@ class Hub:
         for topic in list(self._topics.values()):
             topic.stop(End.SHUTDOWN)
 
-    async def subscribe(self, order_id: str, after_version: int, *, channel: str, replay: bool) -> Subscription:
-        """Follow an order. `replay`: every version after `after_version`, then each new one
-        (SSE, WebSocket); otherwise only the newest version, if it is after `after_version`,
-        then each new one (long polling). `after_version` 0 asks for the current version.
+    async def subscribe(
+        self, order_id: str, after_version: int | None, *, channel: str, replay: bool
+    ) -> Subscription:
+        """Follow an order. `replay`: every version after `after_version` (0: the whole
+        history), then each new one (SSE, WebSocket); otherwise only the newest version, if it
+        is after `after_version`, then each new one (long polling). `after_version` None: the
+        current version, then each new one.
 
-        Raises OrderNotFound, or PushUnavailable when the order service does not answer
-        within the join timeout (or the gateway is stopping)."""
+        Raises OrderNotFound, ResumeAhead, or PushUnavailable when the order service does not
+        answer within the join timeout (or the gateway is stopping)."""
         if self._draining:
             raise PushUnavailable("the gateway is stopping")
         topic = self._topics.get(order_id)
@@ -88,17 +100,35 @@ class Hub:
         topic.subscribers.add(subscription)
         try:
             await topic.wait_ready(self.join_timeout_s)
+            if after_version is not None and after_version > topic.history[-1].version and not topic.ended:
+                await self._check_reached(order_id, after_version)
             initial = await self._initial(topic, after_version, replay)
         except BaseException:
             subscription.close()
             raise
         # No await since `initial` was read: every later version reaches the subscription as an offer.
-        subscription.start(initial, after_version, topic.ended)
+        start_after = initial[0].version - 1 if initial else after_version
+        assert start_after is not None
+        subscription.start(initial, start_after, topic.ended)
         return subscription
 
-    async def _initial(self, topic: _Topic, after: int, replay: bool) -> list[OrderUpdate]:
-        if not replay or after == 0:
-            latest = topic.history[-1]
+    async def _check_reached(self, order_id: str, version: int) -> None:
+        """The topic has not seen `version`: it may lag behind a change made elsewhere (another
+        gateway, another replica), or the client names a version that does not exist yet."""
+        try:
+            request = order_pb2.GetOrderRequest(order_id=order_id)
+            order = await self.orders.GetOrder(request, timeout=self.join_timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise PushUnavailable(f"could not read the order: {exc.code().name}") from exc
+        # Past the final version is no error: nothing more will come (SSE answers 204).
+        if order.version < version and order.status not in _FINAL:
+            raise ResumeAhead(order_id, order.version)
+
+    async def _initial(self, topic: _Topic, after: int | None, replay: bool) -> list[OrderUpdate]:
+        latest = topic.history[-1]
+        if after is None:
+            return [latest]
+        if not replay:
             return [latest] if latest.version > after else []
         while after + 1 < topic.history[0].version:
             oldest = topic.history[0].version
@@ -176,7 +206,8 @@ class _Topic:
     async def _follow(self) -> None:
         failures = 0
         while not self.ended:
-            after = self.history[-1].version if self.history else 0
+            # First the current version (no after_version), then resume after the last one seen.
+            after = self.history[-1].version if self.history else None
             request = order_pb2.WatchOrderRequest(order_id=self.order_id, after_version=after)
             # No deadline: the stream lives as long as the topic. wait_for_ready: while the
             # order service restarts, the call waits for it instead of failing at once.

@@ -49,6 +49,31 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     )
 
 
+_VERSION_TAG_RE = re.compile(r'\s*(?:W/)?"(\d{1,18})"\s*')
+
+
+def resume_version(if_none_match: str) -> int:
+    """For long polling: the version the client has, from `If-None-Match: "<version>"` (the
+    resume point). Anything else — `*`, a list, a tag that is not a version — is a 400."""
+    match = _VERSION_TAG_RE.fullmatch(if_none_match)
+    if match is None:
+        raise ApiError(
+            400,
+            "long polling needs If-None-Match with the version you have",
+            errors=[{"field": "If-None-Match", "message": 'must be one ETag of an order version, like "3"'}],
+        )
+    return int(match.group(1))
+
+
+def check_not_ahead(version: int, current: int) -> None:
+    if version > current:
+        raise ApiError(
+            400,
+            f"If-None-Match names version {version}; the order is at version {current}",
+            errors=[{"field": "If-None-Match", "message": f"must be a version ≤ {current}"}],
+        )
+
+
 def applied(wait: int) -> dict[str, str]:
     return {"Preference-Applied": f"wait={wait}"}
 

@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.errors import ApiError
 from gateway.push.deps import ORDER_ID_PATTERN, order_id_of
-from gateway.push.hub import Hub, OrderNotFound, PushUnavailable
+from gateway.push.hub import Hub, OrderNotFound, PushUnavailable, ResumeAhead
 from gateway.push.subscription import Subscription
 
 # How long a browser's EventSource waits before it reconnects (sending Last-Event-ID).
@@ -40,10 +40,11 @@ _HEADERS = [
 ]
 
 
-def last_event_id(value: str | None) -> int:
-    """The version in a Last-Event-ID header; 0 (the current state) when there is none."""
+def last_event_id(value: str | None) -> int | None:
+    """The version in a Last-Event-ID header (0 replays the whole history); None — the current
+    state, then each change — when there is none."""
     if value is None or not value.strip():
-        return 0
+        return None
     value = value.strip()
     if not value.isdigit() or len(value) > 18:
         raise ApiError(
@@ -71,6 +72,12 @@ class EventStream:
             raise ApiError(404, f"order {self.order_id} not found") from None
         except PushUnavailable:
             raise ApiError(503, "the order service is unavailable; try again shortly") from None
+        except ResumeAhead as ahead:
+            raise ApiError(
+                400,
+                f"Last-Event-ID {self.after_version} is ahead of the order (at version {ahead.current})",
+                errors=[{"field": "Last-Event-ID", "message": f"must be ≤ {ahead.current}"}],
+            ) from None
         try:
             if subscription.finished:
                 # At or past the final version: 204 tells an EventSource to stop reconnecting.

@@ -59,7 +59,11 @@ class Subscription:
             self._finish(End.FINAL)
 
     def offer(self, update: OrderUpdate) -> None:
-        if not self._started or self.end is not None or update.version <= self._last:
+        if not self._started or self.end is not None:
+            return
+        if update.version <= self._last:
+            if update.final:  # the client is at or past the end already
+                self._finish(End.FINAL)
             return
         if len(self._pending) >= self._limit:
             self._finish(End.SLOW)

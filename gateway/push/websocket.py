@@ -3,10 +3,11 @@
     server → client   {"type": "order.updated", "version": 3, "order": {…}}   (text frames)
     client → server   {"type": "ping"}  →  {"type": "pong"};  anything else: close 1003
 
-Closes: 1000 after a final status, 4404 for an unknown order, 1013 when the client fell too far
-behind or the order service cannot be reached (reconnect with `after_version`), 1001 when the
-gateway stops, 1011 when the order service refuses the watch. An invalid request is refused
-before the handshake (HTTP 403). Dead peers are noticed by the server's protocol-level pings
+Closes: 1000 after a final status, 4404 for an unknown order, 1008 for an invalid id or
+`after_version` (or one ahead of the order), 1013 when the client fell too far behind or the
+order service cannot be reached (reconnect with `after_version`), 1001 when the gateway stops,
+1011 when the order service refuses the watch. Every close comes after the handshake, so that a
+browser's WebSocket sees its code and reason. Dead peers are noticed by the server's protocol-level pings
 (uvicorn sends one every 20 s and closes a connection that does not answer within 20 s).
 
 Like the SSE endpoint (see sse.py), this is a plain ASGI app rather than a FastAPI route, to keep
@@ -23,7 +24,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from gateway.push.deps import order_id_of
-from gateway.push.hub import OrderNotFound, PushUnavailable
+from gateway.push.hub import OrderNotFound, PushUnavailable, ResumeAhead
 from gateway.push.subscription import End, Subscription
 
 CLOSE_NORMAL = 1000
@@ -60,12 +61,19 @@ class _Socket:
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
 
+class BadResumePoint(ValueError):
+    pass
+
+
 def after_version_of(query_string: bytes) -> int | None:
-    """`?after_version=<v>` (0 when absent); None when it is not an integer in 0..2^62."""
-    values = parse_qs(query_string.decode("latin-1")).get("after_version", ["0"])
+    """`?after_version=<v>` (0 replays the whole history); None when absent (the current state).
+    BadResumePoint when it is not an integer in 0..2^62."""
+    values = parse_qs(query_string.decode("latin-1"), keep_blank_values=True).get("after_version")
+    if values is None:
+        return None
     value = values[-1].strip()
     if not value.isdigit() or int(value) > _MAX_VERSION:
-        return None
+        raise BadResumePoint("after_version must be an integer ≥ 0")
     return int(value)
 
 
@@ -80,13 +88,17 @@ class OrderSocket:
         scope["route"] = self
         if (await receive())["type"] != "websocket.connect":
             return
-        order_id = order_id_of(scope)
-        after_version = after_version_of(scope["query_string"])
-        if order_id is None or after_version is None:
-            await send({"type": "websocket.close", "code": CLOSE_POLICY})  # before accepting: HTTP 403
-            return
         await send({"type": "websocket.accept"})
         socket = _Socket(send)
+        order_id = order_id_of(scope)
+        try:
+            after_version = after_version_of(scope["query_string"])
+        except BadResumePoint as exc:
+            await socket.close(CLOSE_POLICY, str(exc))
+            return
+        if order_id is None:
+            await socket.close(CLOSE_POLICY, "invalid order id")
+            return
         try:
             try:
                 subscription = await scope["app"].state.hub.subscribe(
@@ -97,6 +109,9 @@ class OrderSocket:
                 return
             except PushUnavailable:
                 await socket.close(CLOSE_TRY_AGAIN_LATER, "the order service is unavailable; try again shortly")
+                return
+            except ResumeAhead as ahead:
+                await socket.close(CLOSE_POLICY, f"after_version is ahead of the order (at version {ahead.current})")
                 return
             await _serve(socket, subscription, receive)
         except OSError:

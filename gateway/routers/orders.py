@@ -46,7 +46,8 @@ async def create_order(
         items=[order_pb2.LineItem(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price) for i in body.items],
         payment_method=body.payment_method,
     )
-    order, replayed = await call("CreateOrder", backends.orders.CreateOrder, request, settings, idempotency_key)
+    stub = backends.order_writes(idempotency_key)
+    order, replayed = await call("CreateOrder", stub.CreateOrder, request, settings, idempotency_key)
     response = order_response(order, settings, status=201, replayed=replayed)
     response.headers["Location"] = f"/v1/orders/{order.id}"
     return response
@@ -67,6 +68,8 @@ async def get_order(
     order, _ = await call("GetOrder", backends.orders.GetOrder, order_pb2.GetOrderRequest(order_id=order_id), settings)
     if_none_match = request.headers.get("if-none-match")
     wait = longpoll.requested_wait(prefer) if if_none_match else None
+    if wait is not None and if_none_match is not None:
+        longpoll.check_not_ahead(longpoll.resume_version(if_none_match), order.version)
     if not longpoll.etag_matches(if_none_match, etag(order.version)):
         response = order_response(order, settings)
         response.headers.update(longpoll.applied(wait) if wait else {})
@@ -128,5 +131,6 @@ async def refund_order(
     request = order_pb2.RefundOrderRequest(order_id=order_id)
     if body is not None and body.amount is not None:
         request.amount = body.amount
-    order, replayed = await call("RefundOrder", backends.orders.RefundOrder, request, settings, idempotency_key)
+    stub = backends.order_writes(idempotency_key)
+    order, replayed = await call("RefundOrder", stub.RefundOrder, request, settings, idempotency_key)
     return order_response(order, settings, replayed=replayed)

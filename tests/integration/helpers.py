@@ -39,7 +39,8 @@ def assert_problem(reply: httpx.Response, status: int, code: str | None = None) 
     assert body["type"] == "about:blank"
     assert body["title"]
     assert body["detail"]
-    assert body["request_id"] == reply.headers["x-request-id"]
+    # A replayed error is the first answer again: its request_id is the first request's.
+    assert body["request_id"] == reply.headers.get("original-request", reply.headers["x-request-id"])
     if code is not None:
         assert body["code"] == code
     assert "Traceback" not in reply.text

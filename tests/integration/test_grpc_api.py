@@ -29,9 +29,9 @@ async def orders(stack: Stack) -> AsyncIterator[order_pb2_grpc.OrderServiceAsync
         yield order_pb2_grpc.OrderServiceStub(channel)
 
 
-def charge(key: str, amount: int = 1000) -> payment_pb2.ChargeRequest:
+def charge(key: str, amount: int = 1000, order_id: str = "ord_TEST") -> payment_pb2.ChargeRequest:
     return payment_pb2.ChargeRequest(
-        order_id="ord_TEST", amount=amount, currency="EUR", payment_method="pm_card_visa", idempotency_key=key
+        order_id=order_id, amount=amount, currency="EUR", payment_method="pm_card_visa", idempotency_key=key
     )
 
 
@@ -43,8 +43,13 @@ async def test_charge_retried_with_the_same_key_charges_once(
     again = await payments.Charge(charge(key), timeout=5)
     assert first.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED
     assert again == first
-    other = await payments.Charge(charge(str(uuid.uuid4())), timeout=5)
+    other = await payments.Charge(charge(str(uuid.uuid4()), order_id="ord_OTHER"), timeout=5)
     assert other.id != first.id
+
+    # One payment per order: another key for the same order is refused, nothing is charged.
+    with pytest.raises(grpc.aio.AioRpcError) as second:
+        await payments.Charge(charge(str(uuid.uuid4())), timeout=5)
+    assert second.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
     with pytest.raises(grpc.aio.AioRpcError) as reused:
         await payments.Charge(charge(key, amount=999), timeout=5)
@@ -89,14 +94,25 @@ async def test_order_rpcs(orders: order_pb2_grpc.OrderServiceAsyncStub) -> None:
     assert isinstance(first, order_pb2.OrderEvent)
     assert (first.type, first.version, first.order) == ("order.updated", created.version, created)
     live.cancel()
+    # A resume point ahead of the order: OUT_OF_RANGE, not a stream that would later skip versions.
+    ahead_request = order_pb2.WatchOrderRequest(order_id=created.id, after_version=created.version + 1)
+    with pytest.raises(grpc.aio.AioRpcError) as ahead:
+        await orders.WatchOrder(ahead_request, timeout=5).read()
+    assert ahead.value.code() == grpc.StatusCode.OUT_OF_RANGE
     refunded = await orders.RefundOrder(order_pb2.RefundOrderRequest(order_id=created.id), timeout=5)
-    replay = [
-        e async for e in orders.WatchOrder(order_pb2.WatchOrderRequest(order_id=created.id, after_version=0), timeout=5)
-    ]
     assert refunded.status == order_pb2.ORDER_STATUS_REFUNDED
-    assert [e.version for e in replay] == [refunded.version]
-    history = orders.WatchOrder(order_pb2.WatchOrderRequest(order_id=created.id, after_version=1), timeout=5)
-    assert [e.version async for e in history] == list(range(2, refunded.version + 1))
+
+    async def versions(**after: int) -> list[int]:
+        request = order_pb2.WatchOrderRequest(order_id=created.id, **after)
+        return [e.version async for e in orders.WatchOrder(request, timeout=5)]
+
+    # No after_version: the current (final) version. 0 is a resume point like any other: the
+    # whole history. At or past the final version: nothing more, the stream just ends.
+    assert await versions() == [refunded.version]
+    assert await versions(after_version=0) == list(range(1, refunded.version + 1))
+    assert await versions(after_version=1) == list(range(2, refunded.version + 1))
+    assert await versions(after_version=refunded.version) == []
+    assert await versions(after_version=refunded.version + 5) == []
 
 
 @pytest.mark.parametrize("target", ["order_target", "payment_target"])

@@ -92,6 +92,7 @@ async def test_16_concurrent_posts_with_one_key_make_one_order(client: httpx.Asy
     for reply in replies:
         if reply.status_code == 409:
             assert_problem(reply, 409, "ABORTED")
+            assert int(reply.headers["retry-after"]) >= 1
     ids = {r.json()["id"] for r in replies if r.status_code == 201}
     payments = {r.json()["payment"]["id"] for r in replies if r.status_code == 201}
     assert len(ids) == 1
@@ -113,3 +114,47 @@ async def test_200_concurrent_creations(client: httpx.AsyncClient) -> None:
     assert len({o["id"] for o in orders}) == 200
     assert len({o["payment"]["id"] for o in orders}) == 200
     assert {o["status"] for o in orders} == {"paid"}
+
+
+async def test_an_error_answer_is_replayed_as_it_was(client: httpx.AsyncClient) -> None:
+    # Cancel of a paid order: the request started, so its 400 is stored and replayed.
+    order = await create_order(client)
+    url, key = f"/v1/orders/{order['id']}/cancel", new_key()
+    first = await client.post(url, json={}, headers={"Idempotency-Key": key})
+    again = await client.post(url, json={}, headers={"Idempotency-Key": key})
+    first_body = assert_problem(first, 400, "FAILED_PRECONDITION")
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["original-request"] == first.headers["x-request-id"]
+    assert assert_problem(again, 400, "FAILED_PRECONDITION") == first_body
+    # An unknown order is a 404 that is stored too.
+    missing = f"/v1/orders/ord_{uuid.uuid4().hex}/cancel"
+    replies = [await client.post(missing, json={}, headers={"Idempotency-Key": key}) for _ in range(2)]
+    assert [r.status_code for r in replies] == [404, 404]
+    assert replies[1].headers["idempotent-replayed"] == "true"
+
+
+async def test_invalid_input_is_not_stored_under_the_key(client: httpx.AsyncClient) -> None:
+    key, body = new_key(), order_body()
+    bad = await client.post("/v1/orders", json={**body, "currency": "XXX"}, headers={"Idempotency-Key": key})
+    assert_problem(bad, 400, "INVALID_ARGUMENT")
+    good = await client.post("/v1/orders", json=body, headers={"Idempotency-Key": key})
+    assert good.status_code == 201
+    assert "idempotent-replayed" not in good.headers
+
+
+async def test_a_refund_key_reused_with_another_amount_is_422_and_refunds_nothing(client: httpx.AsyncClient) -> None:
+    order = await create_order(client)
+    url, key = f"/v1/orders/{order['id']}/refund", new_key()
+    assert (await client.post(url, json={"amount": 100}, headers={"Idempotency-Key": key})).status_code == 200
+    for other in ({"amount": 200}, {}):
+        assert_problem(await client.post(url, json=other, headers={"Idempotency-Key": key}), 422)
+    assert (await client.get(f"/v1/orders/{order['id']}")).json()["amount_refunded"] == 100
+
+
+async def test_refund_amount_null_is_400_not_a_full_refund(client: httpx.AsyncClient) -> None:
+    order = await create_order(client)
+    reply = await client.post(f"/v1/orders/{order['id']}/refund", json={"amount": None})
+    body = assert_problem(reply, 400, "INVALID_ARGUMENT")
+    assert [e["field"] for e in body["errors"]] == ["amount"]
+    assert (await client.get(f"/v1/orders/{order['id']}")).json()["amount_refunded"] == 0

@@ -137,3 +137,21 @@ async def test_long_poll_of_an_unknown_order_is_404(client: httpx.AsyncClient) -
         "/v1/orders/ord_00000000000000000000000000", headers={"If-None-Match": '"1"', "Prefer": "wait=5"}
     )
     assert_problem(reply, 404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize("if_none_match", ['"abc"', "*", '"1", "2"', "2"])
+async def test_long_poll_needs_one_version_etag(client: httpx.AsyncClient, if_none_match: str) -> None:
+    order = await create_order(client, "pm_wallet_qr")
+    reply = await client.get(
+        f"/v1/orders/{order['id']}", headers={"If-None-Match": if_none_match, "Prefer": "wait=5"}
+    )
+    body = assert_problem(reply, 400, "INVALID_ARGUMENT")
+    assert [e["field"] for e in body["errors"]] == ["If-None-Match"]
+
+
+async def test_long_poll_from_a_version_ahead_of_the_order_is_400(client: httpx.AsyncClient) -> None:
+    order = await create_order(client, "pm_wallet_qr")
+    reply = await client.get(
+        f"/v1/orders/{order['id']}", headers={"If-None-Match": etag(order["version"] + 1), "Prefer": "wait=5"}
+    )
+    assert_problem(reply, 400, "INVALID_ARGUMENT")

@@ -135,3 +135,17 @@ async def test_invalid_last_event_id_is_400(client: httpx.AsyncClient) -> None:
         reply = await client.get(f"/v1/orders/{order['id']}/events", headers={"Last-Event-ID": value})
         body = assert_problem(reply, 400)
         assert body["errors"][0]["field"] == "Last-Event-ID"
+
+
+async def test_resume_points_last_event_id_0_replays_everything_and_ahead_is_400(client: httpx.AsyncClient) -> None:
+    order = await create_order(client, "pm_wallet_qr")  # versions 1 (pending) and 2 (requires_action)
+    async with sse(client, order["id"], last_event_id=0) as stream:
+        assert await stream.block() == SseBlock(retry=2000)
+        replayed = [await stream.event() for _ in range(order["version"])]
+    assert [e.id for e in replayed if e is not None] == [str(v) for v in range(1, order["version"] + 1)]
+    assert replayed[0] is not None
+    assert replayed[0].message["order"]["status"] == "pending_payment"
+
+    ahead = await client.get(f"/v1/orders/{order['id']}/events", headers={"Last-Event-ID": str(order["version"] + 1)})
+    body = assert_problem(ahead, 400, "INVALID_ARGUMENT")
+    assert [e["field"] for e in body["errors"]] == ["Last-Event-ID"]

@@ -56,11 +56,17 @@ class FakeCall:
 
 
 class FakeOrders:
-    """Has the one method of OrderServiceAsyncStub that the hub uses."""
+    """Has the methods of OrderServiceAsyncStub that the hub uses."""
 
     def __init__(self) -> None:
         self.calls: list[FakeCall] = []
         self.opened = asyncio.Event()
+        self.current: order_pb2.Order | None = None  # what GetOrder answers
+
+    async def GetOrder(self, request: order_pb2.GetOrderRequest, **kwargs: Any) -> order_pb2.Order:
+        if self.current is None:
+            raise rpc_error(grpc.StatusCode.NOT_FOUND)
+        return self.current
 
     def WatchOrder(self, request: order_pb2.WatchOrderRequest, **kwargs: Any) -> FakeCall:
         call = FakeCall(request, kwargs)

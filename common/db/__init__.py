@@ -1,0 +1,138 @@
+"""One database layer for SQLite (the single-process default) and PostgreSQL (any number of
+replicas), chosen by URL.
+
+A service writes each transaction once, as an `async def body(tx)` that awaits only `tx`:
+
+    async def rename(tx: Tx) -> int:
+        row = await tx.fetchrow(GET_NAME, order_id)
+        return await tx.execute(SET_NAME, order_id, row["name"].upper())
+
+    await db.write(rename)
+
+- PostgreSQL (asyncpg): the body runs on a pooled connection inside BEGIN … COMMIT; asyncpg
+  prepares each statement once per connection and reuses it.
+- SQLite (the standard library's sqlite3): the body runs whole in the one writer thread — a single
+  hop from the event loop per transaction, not one per statement — and concurrent transactions are
+  committed together (group commit, each in its own savepoint). Reads go to a reader thread; in WAL
+  mode they never wait for the writer.
+
+SQL is written once in PostgreSQL's dialect with `$1, $2…` parameters (see `Sql`). Times are
+integers, microseconds since the epoch (UTC), in both engines. Hooks registered with
+`tx.after_commit` run on the event loop once the transaction is durable: that is where a service
+tells anybody about a change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Annotated, Any, Protocol, TypeVar
+
+from pydantic import AfterValidator
+from sqlalchemy.engine import make_url
+
+T = TypeVar("T")
+
+SQLITE_SCHEMES = ("sqlite",)
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
+
+
+class Row(Protocol):
+    """A result row: by column name or position (asyncpg's Record and sqlite3.Row both are)."""
+
+    def __getitem__(self, key: str | int) -> Any: ...
+
+
+class Sql:
+    """One statement, in PostgreSQL's syntax, with its SQLite form derived once.
+
+    For SQLite `$n` becomes `?n`, and the row-locking clauses go (`FOR UPDATE`, `SKIP LOCKED`):
+    SQLite has one writer at a time, so what the writer reads cannot change under it."""
+
+    __slots__ = ("postgres", "sqlite")
+
+    _LOCKING = re.compile(r"\s+FOR\s+UPDATE(\s+SKIP\s+LOCKED)?", re.IGNORECASE)
+    _PARAM = re.compile(r"\$(\d+)")
+
+    def __init__(self, text: str) -> None:
+        self.postgres = " ".join(text.split())
+        self.sqlite = self._PARAM.sub(r"?\1", self._LOCKING.sub("", self.postgres))
+
+    def __repr__(self) -> str:
+        return f"Sql({self.postgres!r})"
+
+
+class Tx(Protocol):
+    """What a transaction body may do. Every method is awaited; nothing else may be."""
+
+    async def fetchrow(self, sql: Sql, *args: object) -> Row | None: ...
+
+    async def fetch(self, sql: Sql, *args: object) -> Sequence[Row]: ...
+
+    async def fetchval(self, sql: Sql, *args: object) -> Any: ...
+
+    async def execute(self, sql: Sql, *args: object) -> int:
+        """Run a statement; return the number of rows it changed."""
+        ...
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """PostgreSQL: NOTIFY at commit (other replicas' listeners hear it). SQLite: nothing —
+        one process, whose own watchers are woken by an `after_commit` hook."""
+        ...
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Run `hook` on the event loop once this transaction has committed (not if it fails)."""
+        ...
+
+
+# A transaction body: a coroutine function of the transaction (see the module docstring).
+Body = Callable[[Tx], Coroutine[Any, Any, T]]
+
+
+class Database(Protocol):
+    url: str
+    is_sqlite: bool
+
+    async def start(self) -> None: ...
+
+    async def write(self, body: Body[T]) -> T:
+        """Run `body` in a transaction: committed if it returns, rolled back if it raises."""
+        ...
+
+    async def read(self, body: Body[T]) -> T:
+        """Run `body` on a read-only view (it must not write)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class DatabaseUrlError(ValueError):
+    pass
+
+
+def check_url(url: str) -> str:
+    """The URL if this layer can open it, else a DatabaseUrlError saying what is accepted."""
+    try:
+        scheme = make_url(url).drivername
+    except Exception:
+        raise DatabaseUrlError("is not a database URL (sqlite:///path or postgresql://…)") from None
+    if scheme not in (*SQLITE_SCHEMES, *POSTGRES_SCHEMES):
+        raise DatabaseUrlError(f"{scheme}:// is not supported: use sqlite:///path or postgresql://…")
+    return url
+
+
+def open_database(url: str, *, pool_size: int = 10) -> Database:
+    """A database for `url` (validated by `check_url`); call `start()` before use."""
+    check_url(url)
+    if make_url(url).drivername in SQLITE_SCHEMES:
+        from common.db.sqlite import SqliteDatabase
+
+        return SqliteDatabase(url)
+    from common.db.postgres import PostgresDatabase
+
+    return PostgresDatabase(url, pool_size=pool_size)
+
+
+# For settings classes: `order_database_url: DatabaseUrl = "sqlite:///data/orders.db"` refuses
+# a URL this layer cannot open at start, with one line naming the variable.
+DatabaseUrl = Annotated[str, AfterValidator(check_url)]
