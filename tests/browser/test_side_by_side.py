@@ -182,6 +182,8 @@ async def test_all_four_panels_follow_one_order_through_approval_and_refunds(
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "demo-side-by-side.png"), full_page=True)
+    # The four panels alone: the README's picture (docs/side-by-side.png) is this one.
+    await page.locator("#compare").screenshot(path=str(ARTIFACTS / "demo-side-by-side-panels.png"))
     assert problems == []
     assert phone_problems == []
 
