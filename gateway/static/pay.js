@@ -5,6 +5,9 @@ const page = document.getElementById("pay");
 const paymentId = page.dataset.paymentId;
 const result = document.getElementById("result");
 const buttons = [document.getElementById("approve"), document.getElementById("decline")];
+// The confirmation URL in the QR code may carry the order's client_secret (CONTRACT §11): then
+// this page reads the payment and confirms it with that secret instead of an API key.
+const clientSecret = new URLSearchParams(location.search).get("client_secret");
 
 const DONE = {
   succeeded: "Payment approved. You can close this page.",
@@ -20,6 +23,26 @@ const DONE = {
 function newKey() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// `/v1/payments/<id><path>`; a read carries the client secret in its query (`secretInQuery`).
+function paymentUrl(path, { secretInQuery = false } = {}) {
+  const url = new URL(`/v1/payments/${encodeURIComponent(paymentId)}${path}`, location.origin);
+  if (secretInQuery && clientSecret) {
+    url.searchParams.set("client_secret", clientSecret);
+  }
+  return url.href;
+}
+
+// Tell the demo page, if it is open in this browser, when the customer answered: it measures
+// how long after this click each of its channels shows the change. A real phone is another
+// browser and says nothing; the demo page then shows no "after click" for it.
+function announce(approve) {
+  if ("BroadcastChannel" in window) {
+    const channel = new BroadcastChannel("shop-demo");
+    channel.postMessage({ type: "payment.answered", payment_id: paymentId, approve, at: Date.now() });
+    channel.close();
+  }
 }
 
 function show(status, failureCode) {
@@ -44,11 +67,13 @@ async function answer(approve) {
     button.disabled = true;
   }
   result.textContent = approve ? "Approving…" : "Declining…";
+  announce(approve);
   try {
-    const response = await fetch(`/v1/payments/${encodeURIComponent(paymentId)}/confirm`, {
+    // The secret goes in the body of the confirmation, in the query of a read.
+    const response = await fetch(paymentUrl("/confirm"), {
       method: "POST",
       headers: { "Content-Type": "application/json", "Idempotency-Key": newKey() },
-      body: JSON.stringify({ approve }),
+      body: JSON.stringify(clientSecret ? { approve, client_secret: clientSecret } : { approve }),
     });
     const body = await response.json();
     if (response.ok) {
@@ -56,7 +81,7 @@ async function answer(approve) {
       return;
     }
     result.textContent = body.detail || `The payment service answered ${response.status}.`;
-    const current = await fetch(`/v1/payments/${encodeURIComponent(paymentId)}`, { cache: "no-store" });
+    const current = await fetch(paymentUrl("", { secretInQuery: true }), { cache: "no-store" });
     if (current.ok) {
       const payment = await current.json();
       show(payment.status, payment.failure_code);

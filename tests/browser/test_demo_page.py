@@ -1,37 +1,23 @@
-"""The demo page in a real browser (CONTRACT §6): for each of the four channels, the page
-creates a `pm_wallet_qr` order and shows its QR code; the customer opens the confirmation page
-in a second tab and approves; the first tab shows `paid` without a reload.
-
-Headless Chromium from Debian (`apt-get install -y chromium`) driven by Playwright's Python
-package; Playwright's own browser download cannot work on this machine."""
+"""The demo page in a real browser (CONTRACT §6), one channel at a time: for each of the four
+channels, the page creates a `pm_wallet_qr` order and shows its QR code; the customer opens the
+confirmation page in a second tab and approves; the first tab shows `paid` without a reload.
+(test_side_by_side.py follows one order on all four at once.)"""
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.artifacts import ARTIFACTS
-from tests.conftest import require_tool
+from tests.browser.conftest import watch_problems
 from tests.harness import Stack
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser
+    from playwright.async_api import BrowserContext
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_INSTALLED = CHROMIUM.exists()
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 # How each channel shows on the page, and how many HTTP requests it may have made by the time
 # the update arrives (short polling: one a second; the others: one, or one more after a wait).
 CHANNELS = {
@@ -42,73 +28,53 @@ CHANNELS = {
 }
 
 
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    require_tool(CHROMIUM_INSTALLED, f"{CHROMIUM} is not installed (apt-get install -y chromium)")
-    require_tool(importlib.util.find_spec("playwright") is not None, "the playwright package is not installed")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
-
-
 @pytest.mark.parametrize("channel", list(CHANNELS))
 async def test_approving_on_the_phone_turns_the_order_paid_without_reload(
-    browser: Browser, stack: Stack, channel: str
+    context: BrowserContext, stack: Stack, channel: str
 ) -> None:
     from playwright.async_api import expect
 
     label, requests = CHANNELS[channel]
-    context = await browser.new_context(viewport={"width": 1280, "height": 1000})
-    try:
-        page = await context.new_page()
-        problems: list[str] = []
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-        page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url} {request.failure}"))
+    page = await context.new_page()
+    problems = watch_problems(page)
+    await page.goto(f"{stack.url}/")
+    await page.evaluate("window.sameDocument = true")  # gone if the page reloads
+    await page.select_option("#payment-method", "pm_wallet_qr")
+    await page.check(f'input[name="channel"][value="{channel}"]')
+    await page.click("#place-order")
 
-        await page.goto(f"{stack.url}/")
-        await page.evaluate("window.sameDocument = true")  # gone if the page reloads
-        await page.select_option("#payment-method", "pm_wallet_qr")
-        await page.check(f'input[name="channel"][value="{channel}"]')
-        await page.click("#place-order")
-
-        status = page.locator("#status")
-        await expect(status).to_have_attribute("data-status", "requires_action")
-        await expect(page.locator("#updates tr")).to_have_count(1)  # following has begun
-        await expect(page.locator("#qr-image")).to_be_visible()
-        # Visible comes before loaded: wait for the image's load to finish, then look at it.
-        await page.wait_for_function("document.querySelector('#qr-image').complete")
-        qr_width = await page.eval_on_selector("#qr-image", "image => image.naturalWidth")
-        assert qr_width > 0, "the QR code image loaded"
-        if channel == "sse":
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(ARTIFACTS / "demo-page-waiting.png"), full_page=True)
-        confirm_url = await page.get_attribute("#confirm-link", "href")
-        assert confirm_url is not None
-        assert confirm_url.startswith(f"{stack.url}/pay/pay_")
-
-        phone = await context.new_page()
-        await phone.goto(confirm_url)
-        await expect(phone.locator("#amount")).to_have_text("25.98 EUR")
-        await phone.click("#approve")
-        await expect(phone.locator("#result")).to_contain_text("approved")
-
-        await expect(status).to_have_attribute("data-status", "paid", timeout=15_000)
-        assert await page.evaluate("window.sameDocument === true"), "the page was not reloaded"
-        await expect(page.locator("#qr")).to_be_hidden()
-        latest = page.locator("#updates tr").first
-        await expect(latest).to_contain_text(label)
-        await expect(latest).to_contain_text("paid")
-        await expect(latest).to_contain_text(" ms")
-        assert int(await page.inner_text("#requests")) in requests
-        await expect(page.locator("#channel")).to_have_text(label)
-
+    status = page.locator("#status")
+    await expect(status).to_have_attribute("data-status", "requires_action")
+    await expect(page.locator("#updates tr")).to_have_count(1)  # following has begun
+    await expect(page.locator("#qr-image")).to_be_visible()
+    # Visible comes before loaded: wait for the image's load to finish, then look at it.
+    await expect(page.locator("#qr-image")).to_have_js_property("complete", True)
+    qr_width = await page.eval_on_selector("#qr-image", "image => image.naturalWidth")
+    assert qr_width > 0, "the QR code image loaded"
+    if channel == "sse":
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(ARTIFACTS / f"demo-page-{channel}.png"), full_page=True)
-        await phone.screenshot(path=str(ARTIFACTS / "pay-page.png"))
-        assert problems == []
-    finally:
-        await context.close()
+        await page.screenshot(path=str(ARTIFACTS / "demo-page-waiting.png"), full_page=True)
+    confirm_url = await page.get_attribute("#confirm-link", "href")
+    assert confirm_url is not None
+    assert confirm_url.startswith(f"{stack.url}/pay/pay_")
+
+    phone = await context.new_page()
+    await phone.goto(confirm_url)
+    await expect(phone.locator("#amount")).to_have_text("25.98 EUR")
+    await phone.click("#approve")
+    await expect(phone.locator("#result")).to_contain_text("approved")
+
+    await expect(status).to_have_attribute("data-status", "paid", timeout=15_000)
+    assert await page.evaluate("window.sameDocument === true"), "the page was not reloaded"
+    await expect(page.locator("#qr")).to_be_hidden()
+    latest = page.locator("#updates tr").first
+    await expect(latest).to_contain_text(label)
+    await expect(latest).to_contain_text("paid")
+    await expect(latest).to_contain_text(" ms")
+    assert int(await page.inner_text("#requests")) in requests
+    await expect(page.locator("#channel")).to_have_text(label)
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"demo-page-{channel}.png"), full_page=True)
+    await phone.screenshot(path=str(ARTIFACTS / "pay-page.png"))
+    assert problems == []
