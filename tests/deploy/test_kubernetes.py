@@ -5,7 +5,9 @@ involved: nothing here shows that the pods start, only that the manifests say wh
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -235,3 +237,33 @@ def test_the_migration_job_migrates_both_databases_once(manifests: list[Manifest
         ["python", "-m", "order_service", "migrate"],
         ["python", "-m", "payment_service", "migrate"],
     ]
+
+
+def test_an_overlay_replaces_the_local_secrets_and_pins_the_image(tmp_path: Path) -> None:
+    """The README's recipe for anywhere but a local cluster."""
+    database_url = "postgresql://orders:s3cret@db.internal:5432/orders"
+    digest = "sha256:" + "ab" * 32
+    (tmp_path / "database.env").write_text(f"ORDER_DATABASE_URL={database_url}\nPAYMENT_DATABASE_URL=postgresql://p\n")
+    (tmp_path / "gateway.env").write_text("GATEWAY_API_KEYS=acct_1:sk_live_0123456789abcdefghijklmn\n")
+    overlay = {
+        "resources": [os.path.relpath(BASE, tmp_path)],  # kustomize refuses an absolute path
+        "images": [{"name": "shop-grpc", "newName": "registry.example/shop-grpc", "digest": digest}],
+        "secretGenerator": [
+            {"name": "shop-database", "behavior": "replace", "envs": ["database.env"]},
+            {"name": "shop-gateway", "behavior": "replace", "envs": ["gateway.env"]},
+        ],
+    }
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
+
+    done = _run(_tool("kubectl"), "kustomize", tmp_path)
+    assert done.returncode == 0, done.stderr
+    manifests = [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    secret = _named(manifests, "Secret")["shop-database"]
+
+    assert base64.b64decode(secret["data"]["ORDER_DATABASE_URL"]).decode() == database_url
+    assert not any("local-only" in base64.b64decode(v).decode() for v in secret["data"].values())
+    for where, container in _containers(manifests):
+        assert container["image"] == f"registry.example/shop-grpc@{digest}", where
+        for var in container.get("env", []):
+            if var["name"].endswith("_DATABASE_URL"):
+                assert var["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"], where
