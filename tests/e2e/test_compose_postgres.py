@@ -16,7 +16,14 @@ import pytest
 
 from tests.artifacts import ARTIFACTS, record
 from tests.conftest import require_tool
-from tests.e2e.compose import COMPOSE_FILE, POSTGRES_FILE, ComposeStack, compose_command, docker_engine_reachable
+from tests.e2e.compose import (
+    COMPOSE_FILE,
+    POSTGRES_FILE,
+    ComposeError,
+    ComposeStack,
+    compose_command,
+    docker_engine_reachable,
+)
 from tests.e2e.test_stack import confirm, create_order
 
 pytestmark = pytest.mark.docker
@@ -40,7 +47,11 @@ def stack() -> Iterator[ComposeStack]:
         started = time.monotonic()
         stack.build()
         built = time.monotonic()
-        stack.up(*(f"--scale={service}={count}" for service, count in REPLICAS.items()))
+        try:
+            stack.up(*(f"--scale={service}={count}" for service, count in REPLICAS.items()))
+        except ComposeError as exc:  # most often: the migration did not exit, so nothing else started
+            migrate_log = stack.run("logs", "--no-color", "--tail", "20", "migrate", check=False)
+            raise ComposeError(f"{exc}\nthe migrate service's last lines:\n{migrate_log}") from exc
         stack.wait_healthy()
         healthy = time.monotonic()
         record(REPORT, "start", {"build_s": round(built - started, 1), "up_to_healthy_s": round(healthy - built, 1)})
