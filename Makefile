@@ -5,8 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(shell find protos -name '*.proto')
 GEN    := shop/order/v1/order_pb2.py
+# The offline checkers of deploy/kubernetes/, in a venv of their own (deploy/tools/requirements.txt).
+TOOLS       := .venv-deploy-tools
+TOOLS_STAMP := $(TOOLS)/.installed-stamp
+TOOLS_REQS  := deploy/tools/requirements.txt
+TOOLS_LOCK  := deploy/tools/requirements.lock
 
-.PHONY: run test test-fast lint fmt proto bench bench-quick clean lock install
+.PHONY: run test test-fast lint fmt proto bench bench-quick clean lock install deploy-tools deploy-tools-lock
 
 install: $(STAMP)
 
@@ -18,6 +23,24 @@ $(STAMP): pyproject.toml requirements.lock
 
 proto: $(GEN)
 
+deploy-tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): $(TOOLS_REQS) $(TOOLS_LOCK)
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q --upgrade pip==25.3
+	$(TOOLS)/bin/python -m pip install -q -c $(TOOLS_LOCK) -r $(TOOLS_REQS)
+	touch $@
+
+# Refresh the exact versions of the tools' dependencies (after changing $(TOOLS_REQS)).
+deploy-tools-lock:
+	rm -rf $(TOOLS)
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q --upgrade pip==25.3
+	$(TOOLS)/bin/python -m pip install -q -r $(TOOLS_REQS)
+	{ echo '# Every package of the deploy-tools venv at its exact version (`make deploy-tools-lock`).'; \
+	  $(TOOLS)/bin/python -m pip freeze | sort -f; } > $(TOOLS_LOCK)
+	touch $(TOOLS_STAMP)
+
 $(GEN): $(STAMP) $(PROTOS) scripts/gen_protos.py
 	$(BIN)/python scripts/gen_protos.py
 	touch $@
@@ -25,7 +48,7 @@ $(GEN): $(STAMP) $(PROTOS) scripts/gen_protos.py
 run: proto
 	$(BIN)/python scripts/run.py
 
-test: proto
+test: proto deploy-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: proto
@@ -46,5 +69,5 @@ lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 
 clean:
-	rm -rf $(VENV) shop data .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts
+	rm -rf $(VENV) $(TOOLS) shop data .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

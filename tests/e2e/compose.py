@@ -1,6 +1,7 @@
 """Driving `docker-compose` (1.29) or `docker compose` (v2) for the end-to-end suite: one project
-with a name of its own, built from the local base image where there is one, started, waited on
-until every container is healthy, and removed with its volumes."""
+with a name of its own, built from the local base image where there is one, started (scaled, if
+asked), waited on until every container is healthy and every one-shot container has exited 0, and
+removed with its volumes."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.harness import ROOT, free_port
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DEBUG_FILE = ROOT / "docker-compose.debug.yml"
+POSTGRES_FILE = ROOT / "docker-compose.postgres.yml"
 SERVICES = ("payment_service", "order_service", "gateway")
 # The base image that ../shared/tools/docker-ready.sh (and .ci/docker-ready.sh) builds where no
 # image registry can be reached.
@@ -81,6 +83,11 @@ class ComposeStack:
     # Where `down` keeps the containers' logs first (appended, one block per `down`).
     log_path: Path | None = None
     project: str = field(default_factory=lambda: f"shope2e{uuid.uuid4().hex[:8]}")
+    files: tuple[Path, ...] = (COMPOSE_FILE, DEBUG_FILE)
+    # Services that run once and exit (a migration): done when they have exited 0.
+    one_shot: tuple[str, ...] = ()
+    # Containers stopped on purpose (`stop_container`), which wait_healthy leaves out.
+    stopped: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.gateway_port = free_port()
@@ -100,7 +107,8 @@ class ComposeStack:
             self.env["PYTHON_IMAGE"] = image
 
     def run(self, *args: str, timeout: float = 120, check: bool = True) -> str:
-        argv = [*self.command, "-p", self.project, "-f", str(COMPOSE_FILE), "-f", str(DEBUG_FILE), *args]
+        files = [option for path in self.files for option in ("-f", str(path))]
+        argv = [*self.command, "-p", self.project, *files, *args]
         try:
             done = subprocess.run(
                 argv, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
@@ -114,8 +122,10 @@ class ComposeStack:
     def build(self) -> None:
         self.run("build", timeout=900)
 
-    def up(self) -> None:
-        self.run("up", "-d", timeout=180)
+    def up(self, *options: str) -> None:
+        """`up -d` with `options` (`--scale order_service=2`); it returns once the services that
+        others depend on are healthy (or done) and every container has started."""
+        self.run("up", "-d", *options, timeout=180)
 
     def containers(self) -> dict[str, str]:
         """Container id by service."""
@@ -124,6 +134,30 @@ class ComposeStack:
         if missing:
             raise ComposeError(f"no container for {', '.join(missing)}")
         return found
+
+    def replicas(self) -> dict[str, list[str]]:
+        """Container ids by service, every replica in compose's numbering, one-shot and stopped
+        containers included. Read from the containers' project labels, which 1.29 and v2 both
+        set, since their own `ps` differ on stopped and scaled containers."""
+        fields = '{{.Label "com.docker.compose.service"}} {{.Label "com.docker.compose.container-number"}} {{.ID}}'
+        label = f"label=com.docker.compose.project={self.project}"
+        reply = subprocess.run(
+            ["docker", "ps", "--all", "--filter", label, "--format", fields],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        found: dict[str, list[str]] = {}
+        for service, _, container in sorted((s, int(n), c) for s, n, c in map(str.split, reply.stdout.splitlines())):
+            found.setdefault(service, []).append(container)
+        return found
+
+    def stop_container(self, container: str) -> None:
+        """Stop one replica (SIGTERM, then the grace period); compose's restart policy leaves a
+        container stopped this way alone."""
+        subprocess.run(["docker", "stop", "--time", "15", container], capture_output=True, timeout=60, check=True)
+        self.stopped.add(container)
 
     def states(self, containers: dict[str, str]) -> dict[str, dict[str, Any]]:
         """`docker inspect`'s State of each container (Status, Health, RestartCount, …)."""
@@ -137,16 +171,27 @@ class ComposeStack:
         return dict(zip(containers, map(json.loads, reply.stdout.splitlines()), strict=True))
 
     def wait_healthy(self, timeout: float = 120) -> float:
-        """Until every container says healthy; returns the seconds waited. A container that
-        exits or restarts on the way fails at once, with the logs."""
+        """Until every container says healthy, and every one-shot container has exited 0;
+        returns the seconds waited. A container that exits (or a one-shot one that fails) or
+        restarts on the way fails at once, with the logs."""
         started = time.monotonic()
-        containers = self.containers()
+        self.containers()  # each of the three services has a container
         health: dict[str, str] = {}
         while time.monotonic() < started + timeout:
+            containers = {
+                f"{service}#{number}": container
+                for service, ids in self.replicas().items()
+                for number, container in enumerate(ids, 1)
+                if container not in self.stopped
+            }
             states = self.states(containers)
-            for service, state in states.items():
-                if state["Status"] != "running" or state.get("Restarting"):
-                    raise ComposeError(f"{service} is {state['Status']}:\n{self.logs()}")
+            for name, state in list(states.items()):
+                if name.split("#")[0] in self.one_shot and state["Status"] == "exited":
+                    if state["ExitCode"] != 0:
+                        raise ComposeError(f"{name} exited {state['ExitCode']}:\n{self.logs()}")
+                    del states[name]
+                elif state["Status"] != "running" or state.get("Restarting"):
+                    raise ComposeError(f"{name} is {state['Status']}:\n{self.logs()}")
             health = {service: (state.get("Health") or {}).get("Status", "none") for service, state in states.items()}
             if all(status == "healthy" for status in health.values()):
                 return time.monotonic() - started

@@ -13,14 +13,17 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from tests.conftest import require_tool
-from tests.e2e.compose import COMPOSE_FILE, DEBUG_FILE, SERVICES, compose_commands
+from tests.e2e.compose import COMPOSE_FILE, DEBUG_FILE, POSTGRES_FILE, SERVICES, compose_commands
 from tests.harness import ROOT
 
 pytestmark = pytest.mark.docker
 
 IMPLEMENTATIONS = ("docker-compose", "docker compose")
 # Variables that the files read, unset so that the defaults show.
-_VARIABLES = ("PYTHON_IMAGE", "SHOP_IMAGE", "GATEWAY_BIND", "GATEWAY_PUBLISHED_PORT", "GATEWAY_PUBLIC_URL")
+_VARIABLES = (
+    *("PYTHON_IMAGE", "SHOP_IMAGE", "GATEWAY_BIND", "GATEWAY_PUBLISHED_PORT", "GATEWAY_PUBLIC_URL"),
+    *("SHOP_POSTGRES_IMAGE", "ORDERS_DB_PASSWORD", "PAYMENTS_DB_PASSWORD", "POSTGRES_MAX_CONNECTIONS"),
+)
 
 
 def resolved(implementation: str, *files: str) -> dict[str, Any]:
@@ -103,3 +106,56 @@ def _source_and_target(mount: str | dict[str, Any]) -> tuple[str, str]:
         source, target = mount.split(":")[:2]
         return source, target
     return str(mount["source"]), str(mount["target"])
+
+
+# docker-compose.postgres.yml: several replicas on PostgreSQL.
+
+
+def _postgres_services(implementation: str) -> dict[str, Any]:
+    services: dict[str, Any] = resolved(implementation, str(COMPOSE_FILE), str(POSTGRES_FILE))["services"]
+    return services
+
+
+def test_postgres_override_adds_the_database_and_a_one_shot_migration(implementation: str) -> None:
+    services = _postgres_services(implementation)
+
+    assert set(services) == {*SERVICES, "postgres", "migrate"}
+    postgres, migrate = services["postgres"], services["migrate"]
+    assert postgres["build"]["context"].endswith("/deploy/postgres")
+    assert postgres["build"]["args"] == {"PYTHON_IMAGE": "python:3.12-slim-bookworm"}
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    assert postgres["command"] == ["-c", "max_connections=300"]
+    assert any(_source_and_target(m) == ("postgres-data", "/var/lib/postgresql/data") for m in postgres["volumes"])
+    assert published(postgres) == []
+    assert migrate["image"] == services["order_service"]["image"]
+    assert migrate["command"][-1] == "python -m order_service migrate && exec python -m payment_service migrate"
+    assert migrate["restart"] == "no"
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_postgres_override_starts_the_services_after_the_migration(implementation: str) -> None:
+    services = _postgres_services(implementation)
+
+    for name in ("order_service", "payment_service"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
+    assert services["order_service"]["depends_on"]["payment_service"]["condition"] == "service_healthy"
+
+
+def test_postgres_override_points_every_service_at_postgres_and_every_replica(implementation: str) -> None:
+    services = _postgres_services(implementation)
+    order = services["order_service"]["environment"]
+    payment = services["payment_service"]["environment"]
+    gateway = services["gateway"]["environment"]
+
+    assert order["ORDER_DATABASE_URL"] == "postgresql://orders:orders-local-only@postgres:5432/orders"
+    assert payment["PAYMENT_DATABASE_URL"] == "postgresql://payments:payments-local-only@postgres:5432/payments"
+    assert order["PAYMENT_SERVICE_TARGET"] == gateway["PAYMENT_SERVICE_TARGET"] == "dns:///payment_service:50052"
+    assert gateway["ORDER_SERVICE_TARGET"] == "dns:///order_service:50051"
+
+
+def test_postgres_override_leaves_the_grpc_services_scalable(implementation: str) -> None:
+    services = _postgres_services(implementation)
+
+    for name in ("order_service", "payment_service"):
+        assert "container_name" not in services[name], name
+        assert published(services[name]) == [], name
