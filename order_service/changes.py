@@ -27,6 +27,8 @@ from common.db import Tx
 log = logging.getLogger(__name__)
 
 CHANNEL = "shop_order_changes"
+# How the listening connection shows in pg_stat_activity.
+LISTENER_NAME = "order_service listener"
 # The safety net's period while the listener is up, and the polling period while it is down.
 SAFETY_NET_S = 1.0
 FALLBACK_POLL_S = 0.2
@@ -123,7 +125,7 @@ class PostgresChanges(LocalChanges):
             await self._poll_for(RECONNECT_S)
 
     async def _listen(self) -> None:
-        conn = await asyncpg.connect(self._dsn)
+        conn = await asyncpg.connect(self._dsn, server_settings={"application_name": LISTENER_NAME})
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
         try:

@@ -9,7 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -157,3 +159,96 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(f"--- {s.module}\n{s.log()[-3000:]}" for s in self.services.values())
+
+
+def ipv4_target(ports: list[int]) -> str:
+    """A gRPC target naming every replica: calls go round-robin over them."""
+    return "ipv4:" + ",".join(f"127.0.0.1:{port}" for port in ports)
+
+
+@dataclass
+class Cluster:
+    """Several replicas of every service on PostgreSQL (CONTRACT §10): `replicas` payment
+    services, `replicas` order services and `gateways` gateways, each gRPC client aimed at every
+    replica of its target. All of them are started at the same instant (`start`)."""
+
+    workdir: Path
+    order_database_url: str
+    payment_database_url: str
+    replicas: int = 2
+    gateways: int = 2
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.payment_ports = [free_port() for _ in range(self.replicas)]
+        self.order_ports = [free_port() for _ in range(self.replicas)]
+        self.gateway_ports = [free_port() for _ in range(self.gateways)]
+        self.urls = [f"http://127.0.0.1:{port}" for port in self.gateway_ports]
+        self.order_targets = [f"127.0.0.1:{port}" for port in self.order_ports]
+        self.payment_targets = [f"127.0.0.1:{port}" for port in self.payment_ports]
+        base = {
+            **os.environ,
+            "LOG_FORMAT": "json",
+            "ORDER_DATABASE_URL": self.order_database_url,
+            "PAYMENT_DATABASE_URL": self.payment_database_url,
+            "ORDER_SERVICE_TARGET": ipv4_target(self.order_ports),
+            "PAYMENT_SERVICE_TARGET": ipv4_target(self.payment_ports),
+            **self.env,
+        }
+        self.services: dict[str, Service] = {}
+        for module, ports, variable in (
+            ("payment_service", self.payment_ports, "PAYMENT_SERVICE_PORT"),
+            ("order_service", self.order_ports, "ORDER_SERVICE_PORT"),
+            ("gateway", self.gateway_ports, "GATEWAY_PORT"),
+        ):
+            for number, port in enumerate(ports, start=1):
+                env = {**base, variable: str(port)}
+                if module == "gateway":
+                    env["GATEWAY_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+                name = f"{module}.{number}"
+                self.services[name] = Service(module, env, self.workdir / f"{name}.log")
+
+    def start(self, timeout: float = 60) -> Cluster:
+        for service in self.services.values():
+            service.start()
+        deadline = time.monotonic() + timeout
+        for target in self.order_targets + self.payment_targets:
+            self._wait(partial(_serving, target), deadline, f"{target} SERVING")
+        for url in self.urls:
+            self._wait(partial(_ready, url), deadline, f"{url}/readyz")
+        return self
+
+    def _wait(self, ready: Callable[[], bool], deadline: float, what: str) -> None:
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            for name, service in self.services.items():
+                if service.proc is not None and service.proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited:\n{service.log()[-3000:]}")
+            time.sleep(0.05)
+        raise TimeoutError(f"{what} not ready:\n" + self.logs())
+
+    def stop(self) -> None:
+        order = ("gateway", "order_service", "payment_service")
+        for name in sorted(self.services, key=lambda n: order.index(n.split(".")[0])):
+            self.services[name].stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name}\n{s.log()[-3000:]}" for name, s in self.services.items())
+
+
+def _serving(target: str) -> bool:
+    with grpc.insecure_channel(target) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

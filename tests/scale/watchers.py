@@ -1,0 +1,83 @@
+"""Followers of one order on every channel, each recording which versions arrived and when: a
+gRPC WatchOrder on one order-service replica, and SSE, WebSocket and long polling on one gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+
+import grpc
+import httpx
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from shop.order.v1 import order_pb2, order_pb2_grpc
+from tests.integration.push_clients import SseReader
+
+FINAL = ("payment_failed", "canceled", "refunded")
+
+
+@dataclass
+class Follower:
+    """`seen`: (version, arrival time) in the order they came."""
+
+    name: str
+    seen: list[tuple[int, float]] = field(default_factory=list)
+    got: dict[int, asyncio.Event] = field(default_factory=dict)
+
+    def record(self, version: int) -> None:
+        self.seen.append((version, time.monotonic()))
+        self.got.setdefault(version, asyncio.Event()).set()
+
+    async def wait_for(self, version: int, timeout: float) -> float:
+        """Until `version` has arrived; returns its arrival time."""
+        async with asyncio.timeout(timeout):
+            await self.got.setdefault(version, asyncio.Event()).wait()
+        return next(at for v, at in self.seen if v == version)
+
+    @property
+    def versions(self) -> list[int]:
+        return [v for v, _ in self.seen]
+
+
+async def follow_grpc(follower: Follower, target: str, order_id: str) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = order_pb2_grpc.OrderServiceStub(channel)
+        async for event in stub.WatchOrder(order_pb2.WatchOrderRequest(order_id=order_id)):
+            follower.record(event.version)
+
+
+async def follow_sse(follower: Follower, url: str, order_id: str) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=None) as client:
+        async with client.stream("GET", f"/v1/orders/{order_id}/events") as response:
+            assert response.status_code == 200
+            reader = SseReader(response)
+            while (event := await reader.event(timeout=120)) is not None:
+                follower.record(int(event.message["version"]))
+                if event.message["order"]["status"] in FINAL:
+                    return
+
+
+async def follow_websocket(follower: Follower, url: str, order_id: str) -> None:
+    async with connect(f"{url.replace('http://', 'ws://')}/v1/orders/{order_id}/ws") as socket:
+        try:
+            while True:
+                message = json.loads(await socket.recv())
+                follower.record(int(message["version"]))
+        except ConnectionClosed:
+            return
+
+
+async def follow_long_poll(follower: Follower, url: str, order_id: str) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=70) as client:
+        order = (await client.get(f"/v1/orders/{order_id}")).json()
+        follower.record(order["version"])
+        while order["status"] not in FINAL:
+            reply = await client.get(
+                f"/v1/orders/{order_id}", headers={"If-None-Match": f'"{order["version"]}"', "Prefer": "wait=60"}
+            )
+            if reply.status_code == 200:
+                order = reply.json()
+                follower.record(order["version"])
