@@ -50,14 +50,16 @@ async def follow_grpc(follower: Follower, target: str, order_id: str) -> None:
 
 
 async def follow_sse(follower: Follower, url: str, order_id: str) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=None) as client:
-        async with client.stream("GET", f"/v1/orders/{order_id}/events") as response:
-            assert response.status_code == 200
-            reader = SseReader(response)
-            while (event := await reader.event(timeout=120)) is not None:
-                follower.record(int(event.message["version"]))
-                if event.message["order"]["status"] in FINAL:
-                    return
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=None) as client,
+        client.stream("GET", f"/v1/orders/{order_id}/events") as response,
+    ):
+        assert response.status_code == 200
+        reader = SseReader(response)
+        while (event := await reader.event(timeout=120)) is not None:
+            follower.record(int(event.message["version"]))
+            if event.message["order"]["status"] in FINAL:
+                return
 
 
 async def follow_websocket(follower: Follower, url: str, order_id: str) -> None:
