@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from common.errors import REPLAYED_KEY, STATUS_DETAILS_KEY, ServiceError
 from common.grpc_client import CONNECTION_AGE_SERVER_OPTIONS, KEEPALIVE_SERVER_OPTIONS, MAX_MESSAGE_BYTES
+from common.grpc_tracing import trace_handler
 from common.ids import new_id
 from common.logs import request_id_var
 
@@ -44,7 +45,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     ) -> grpc.RpcMethodHandler[Any, Any]:
         method = handler_call_details.method
         if method not in self._wrapped:
-            self._wrapped[method] = _wrap(await continuation(handler_call_details), method)
+            # Outermost the span (when tracing is on), so that it is current in the call's log line.
+            self._wrapped[method] = trace_handler(_wrap(await continuation(handler_call_details), method), method)
         return self._wrapped[method]  # type: ignore[return-value]
 
 

@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from common import tracing
 from gateway import errors
 from gateway.backends import Backends
 from gateway.middleware import BodyGuard, BodyTooLarge, RequestContext
 from gateway.push import Hub
 from gateway.routers import health, orders, pages, payments, push, qr
 from gateway.settings import GatewaySettings
+from gateway.tracing import TraceRequests
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -28,12 +30,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         finally:
             await app.state.hub.close()
             await app.state.backends.close()
+            tracing.flush()
 
     app = FastAPI(
         title="Shop gateway",
         version="1.0.0",
         summary="REST in front of two gRPC services (orders, payments), with four ways to follow an order.",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry spans stay off: they record the query string (where
+        # `client_secret` travels) and last as long as an SSE stream. gateway/tracing.py instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     errors.install(app)
@@ -56,4 +62,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     # Outermost first: the request id must exist before anything can fail.
     app.add_middleware(BodyGuard)
     app.add_middleware(RequestContext)
+    if (tracer := tracing.tracer()) is not None:
+        # Outside RequestContext, so that the span is current in the access log line too.
+        app.add_middleware(TraceRequests, tracer=tracer)
     return app
