@@ -21,6 +21,7 @@ from common.grpc_client import CONNECTION_AGE_SERVER_OPTIONS, KEEPALIVE_SERVER_O
 from common.grpc_tracing import trace_handler
 from common.ids import new_id
 from common.logs import request_id_var
+from common.service_metrics import meter_handler
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         method = handler_call_details.method
         if method not in self._wrapped:
             # Outermost the span (when tracing is on), so that it is current in the call's log line.
-            self._wrapped[method] = trace_handler(_wrap(await continuation(handler_call_details), method), method)
+            wrapped = meter_handler(_wrap(await continuation(handler_call_details), method), method)
+            self._wrapped[method] = trace_handler(wrapped, method)
         return self._wrapped[method]  # type: ignore[return-value]
 
 
