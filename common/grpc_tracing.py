@@ -159,10 +159,10 @@ def _stream(tracer: trace.Tracer, inner: Any, name: str, attributes: dict[str, s
 # -- client ------------------------------------------------------------------------------------
 
 
-class TracingClientInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
-):
+class _ClientSpans:
+    """What both client interceptors share. Two classes, not one with both methods: grpc.aio
+    registers an interceptor for the first kind of call it implements only (grpc/grpc#31442)."""
+
     def __init__(self, tracer: trace.Tracer) -> None:
         self._tracer = tracer
         self._methods: dict[bytes | str, tuple[str, dict[str, str]] | None] = {}
@@ -190,12 +190,16 @@ class TracingClientInterceptor(
             details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
         )
 
+
+class UnaryTracing(_ClientSpans, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         span, details = self._start(client_call_details)
         if span is None:
             return await continuation(details, request)
         return await _finished(span, continuation(details, request), lambda call: call.code())
 
+
+class StreamTracing(_ClientSpans, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         span, details = self._start(client_call_details)
         if span is None:
@@ -236,4 +240,4 @@ async def _finished(span: Span, started: Any, outcome: Callable[[Any], Any]) -> 
 def client_interceptors() -> list[Any]:
     """What `open_channel` adds in front of its own interceptors: nothing when tracing is off."""
     tracer = tracing.tracer()
-    return [] if tracer is None else [TracingClientInterceptor(tracer)]
+    return [] if tracer is None else [UnaryTracing(tracer), StreamTracing(tracer)]

@@ -10,6 +10,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 from typing import TypeVar
 
 import httpx
@@ -61,16 +62,34 @@ def spans_of(stack: Stack, trace_id: str) -> dict[str, list[Span]]:
     return {name: of_trace(parse(stack.services[name].log()), trace_id) for name in SERVICES}
 
 
+def log_with(stack: Stack, name: str, request_id: str) -> str | None:
+    text = stack.services[name].log()
+    return text if f'"request_id":"{request_id}"' in text else None
+
+
 def one(spans: list[Span], name: str, kind: str) -> Span:
     found = [s for s in spans if s.name == name and s.kind == kind]
     assert len(found) == 1, (name, kind, [(s.name, s.kind) for s in spans])
     return found[0]
 
 
-def trace_complete(stack: Stack, trace_id: str) -> dict[str, list[Span]] | None:
-    """The trace's spans once the gateway's HTTP span — the last to end — is written."""
-    spans = spans_of(stack, trace_id)
-    return spans if any(s.kind == "SERVER" for s in spans["gateway"]) else None
+def written(stack: Stack, trace_id: str, *wanted: tuple[str, str]) -> Callable[[], dict[str, list[Span]] | None]:
+    """A probe: the trace's spans once each process has written its SERVER span named in
+    `wanted` (service, name) — each exports on its own schedule."""
+
+    def probe() -> dict[str, list[Span]] | None:
+        spans = spans_of(stack, trace_id)
+        done = all(any(s.kind == "SERVER" and s.name == name for s in spans[service]) for service, name in wanted)
+        return spans if done else None
+
+    return probe
+
+
+ORDER_TRACE = (
+    ("gateway", "POST /v1/orders"),
+    ("order_service", "shop.order.v1.OrderService/CreateOrder"),
+    ("payment_service", "shop.payment.v1.PaymentService/Charge"),
+)
 
 
 async def test_one_order_is_one_trace_across_the_three_processes(http: httpx.AsyncClient, traced: Stack) -> None:
@@ -79,7 +98,7 @@ async def test_one_order_is_one_trace_across_the_three_processes(http: httpx.Asy
     reply = await http.post("/v1/orders", json=order_body(), headers={"traceparent": header, "Idempotency-Key": key})
     assert reply.status_code == 201, reply.text
     request_id = reply.headers["x-request-id"]
-    spans = await eventually(lambda: trace_complete(traced, trace_id), "the gateway's span")
+    spans = await eventually(written(traced, trace_id, *ORDER_TRACE), "a span of each process")
     gateway, orders, payments = spans["gateway"], spans["order_service"], spans["payment_service"]
 
     # The gateway: the route, under the client's span; the call to the order service under it.
@@ -114,6 +133,7 @@ async def test_one_order_is_one_trace_across_the_three_processes(http: httpx.Asy
 
     # Every log line about the request carries the trace, and the span of its process.
     server_span = {"gateway": route, "order_service": create, "payment_service": charge}
+    await eventually(partial(log_with, traced, "gateway", request_id), "the access log line")
     for name in SERVICES:
         about = [line for line in log_lines(traced.services[name].log()) if line.get("request_id") == request_id]
         assert about, name
@@ -154,7 +174,8 @@ async def test_a_refused_call_is_an_error_of_the_caller_only(http: httpx.AsyncCl
     header, trace_id, _ = traceparent()
     reply = await http.get("/v1/orders/ord_00000000000000000000000000", headers={"traceparent": header})
     assert reply.status_code == 404
-    spans = await eventually(lambda: trace_complete(traced, trace_id), "the gateway's span")
+    wanted = (("gateway", "GET /v1/orders/{order_id}"), ("order_service", "shop.order.v1.OrderService/GetOrder"))
+    spans = await eventually(written(traced, trace_id, *wanted), "the spans of both sides")
     call = one(spans["gateway"], "shop.order.v1.OrderService/GetOrder", "CLIENT")
     assert call.status == "ERROR"
     assert call.attributes["rpc.grpc.status_code"] == 5
@@ -209,7 +230,7 @@ async def test_no_span_for_probes_and_no_secret_in_spans(http: httpx.AsyncClient
         headers={"traceparent": probe_header},
     )
     assert reply.status_code == 404
-    spans = await eventually(lambda: trace_complete(traced, probe_trace), "the gateway's span")
+    spans = await eventually(written(traced, probe_trace, ("gateway", "GET /v1/orders/{order_id}")), "the route's span")
     assert "url.query" not in one(spans["gateway"], "GET /v1/orders/{order_id}", "SERVER").attributes
     for name in SERVICES:
         log = traced.services[name].log()
@@ -225,7 +246,7 @@ async def test_with_tracing_off_nothing_is_recorded(stack: Stack) -> None:
     assert reply.status_code == 201
     request_id = reply.headers["x-request-id"]
     for name in SERVICES:
-        log = stack.services[name].log()
-        assert f'"request_id":"{request_id}"' in log, name
+        # The access log line is written just after the answer has gone.
+        log = await eventually(partial(log_with, stack, name, request_id), f"the request's log line in {name}")
         assert not parse(log), name
         assert '"trace_id"' not in log, name
