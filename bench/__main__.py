@@ -2,7 +2,8 @@
 `latest.json`, `latest.md` and PNG plots.
 
 It starts what it needs itself: the hop servers (bench/hop_server.py) and the three services
-(tests/harness.Stack, with GATEWAY_BENCH_ROUTES on), on free ports with temporary databases.
+(tests/harness.Stack, with GATEWAY_BENCH_ROUTES on), on free ports with temporary databases; the
+tracing section two more stacks, untraced and traced (bench/tracing_cost.py).
 A section that fails is recorded with its error and the run goes on; the exit status is then 1.
 """
 
@@ -21,13 +22,13 @@ from typing import Any
 
 import orjson
 
-from bench import codec, e2e, goals, hop, machine, plots, push, report
+from bench import codec, e2e, goals, hop, machine, plots, push, report, tracing_cost
 from bench.config import FULL, QUICK, Plan
 from tests.harness import ROOT, Stack
 
 log = logging.getLogger("bench")
 
-SECTIONS = ("codec", "hop", "e2e", "push")
+SECTIONS = ("codec", "hop", "e2e", "push", "tracing")
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -76,6 +77,8 @@ def run(plan: Plan, sections: list[str], workdir: Path, http_load: str = "auto")
             results.setdefault("push", {"error": f"stack: {exc}"})
         finally:
             stack.stop()
+    if "tracing" in sections:  # stacks of its own, after the shared one has stopped
+        _section(results, "tracing", lambda: tracing_cost.run(plan, workdir, e2e.load_tool(http_load)))
     results["goals"] = goals.evaluate(results)
     results["duration_s"] = round(time.monotonic() - started, 1)
     return results

@@ -24,6 +24,11 @@ def _e2e(results: Results, field: str) -> float | None:
     return next((r[field] for r in e2e.get("results", []) if r["name"] == "orders" and r["concurrency"] == 32), None)
 
 
+def _tracing(results: Results, field: str) -> float | None:
+    row = next((r for r in results.get("tracing", {}).get("ratios", []) if r["concurrency"] == 32), None)
+    return float(row[field]) if row else None
+
+
 def _delay(results: Results, channel: str, field: str, most: bool) -> float | None:
     """`field` of `channel` at 1 watcher (most=False) or at the most watchers measured."""
     rows = [r for r in results.get("push", {}).get("delay", []) if r["channel"] == channel and r.get("seen")]
@@ -75,6 +80,13 @@ GOALS: list[Goal] = [
         lambda v: v >= 0.2,
     ),
     ("e2e_p99", "POST /v1/orders p99 < 50 ms (c=32)", "ms", lambda r: _e2e(r, "p99_ms"), lambda v: v < 50),
+    (
+        "tracing_throughput",
+        "POST /v1/orders with every span exported ≥ 80% of its throughput untraced (c=32)",
+        "×",
+        lambda r: _tracing(r, "rps_on_vs_off"),
+        lambda v: v >= 0.8,
+    ),
     (
         "sse_p50",
         "SSE delay p50 < 10 ms (1 watcher)",

@@ -120,6 +120,45 @@ def _e2e(e2e: Results) -> Table:
     return (f"2. POST /v1/orders end to end vs the bare endpoint (medians; load: {e2e.get('load_tool')})", header, rows)
 
 
+def _tracing(tracing: Results) -> list[Table]:
+    header = (
+        "tracing · clients",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "gateway CPU µs",
+        "order CPU µs",
+        "payment CPU µs",
+        "CPU µs/order",
+    )
+    rows: list[Row] = [
+        (
+            f"{r['tracing']} · c={r['concurrency']}",
+            r.get("rps"),
+            r.get("p50_ms"),
+            r.get("p99_ms"),
+            r.get("gateway_cpu_us"),
+            r.get("order_service_cpu_us"),
+            r.get("payment_service_cpu_us"),
+            r.get("cpu_us"),
+        )
+        for r in tracing["results"]
+    ]
+    ratios: list[Row] = [
+        (f"c={r['concurrency']}", r["rps_on_vs_off"], r["cpu_on_vs_off"], r["added_cpu_us"], r.get("p50_on_vs_off"))
+        for r in tracing["ratios"]
+    ]
+    exported = tracing.get("exported", {})
+    return [
+        ("4a. POST /v1/orders with tracing off and on (medians; on: every span sent over OTLP)", header, rows),
+        (
+            f"4b. Tracing on ÷ off ({exported.get('batches')} OTLP batches, {exported.get('kib')} KiB sent)",
+            ("clients", "× req/s", "× CPU/order", "+ CPU µs/order", "× p50"),
+            ratios,
+        ),
+    ]
+
+
 def _push(push: Results) -> list[Table]:
     missing = [c for c, ok in push["available"].items() if not ok]
     delays: list[Row] = [
@@ -182,6 +221,8 @@ def _tables(results: Results) -> list[Table]:
         tables.append(_e2e(results["e2e"]))
     if "available" in results.get("push", {}):
         tables += _push(results["push"])
+    if "results" in results.get("tracing", {}):
+        tables += _tracing(results["tracing"])
     if results.get("goals"):
         tables.append(_goals(results["goals"]))
     return tables

@@ -13,7 +13,7 @@ import pytest
 
 from tests.harness import ROOT
 
-SECTIONS = ("codec", "hop", "e2e", "push")
+SECTIONS = ("codec", "hop", "e2e", "push", "tracing")
 CHANNELS = ("short_poll", "long_poll", "sse", "websocket")
 
 
@@ -103,9 +103,21 @@ def test_goals_are_reported(report: dict[str, Any]) -> None:
 
 def test_table_and_plots(quick: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     done, out = quick
-    for title in ("1a.", "1b.", "1c.", "2.", "3a.", "3b.", "Goals"):
+    for title in ("1a.", "1b.", "1c.", "2.", "3a.", "3b.", "4a.", "4b.", "Goals"):
         assert f"\n{title}" in done.stdout
     for name in ("codec", "hop", "e2e", "push"):
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "latest.md").read_text().count("|") > 50
+
+
+def test_tracing_figures(report: dict[str, Any]) -> None:
+    rows = {r["tracing"]: r for r in report["tracing"]["results"]}
+    assert set(rows) == {"off", "on"}
+    for row in rows.values():
+        assert row["rps"] > 0, row
+        assert row["errors"] == 0, row
+        assert row["cpu_us"] > 0, row
+    (ratio,) = report["tracing"]["ratios"]
+    assert ratio["rps_on_vs_off"] > 0
+    assert report["tracing"]["exported"]["batches"] > 0  # the traced stack did send its spans
