@@ -25,7 +25,8 @@ def _e2e(results: Results, field: str) -> float | None:
 
 
 def _tracing(results: Results, field: str) -> float | None:
-    row = next((r for r in results.get("tracing", {}).get("ratios", []) if r["concurrency"] == 32), None)
+    ratios = results.get("tracing", {}).get("ratios", [])
+    row = next((r for r in ratios if r["concurrency"] == 32 and r.get("tracing", "on") == "on"), None)
     return float(row[field]) if row else None
 
 

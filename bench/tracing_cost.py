@@ -1,9 +1,11 @@
-"""Benchmark 4: what tracing costs. The `POST /v1/orders` load of benchmark 2 on two stacks side
-by side, the same code and machine: tracing off (no OTEL_* variable: nothing is installed) and on
+"""Benchmark 4: what tracing costs. The `POST /v1/orders` load of benchmark 2 on three stacks side
+by side, the same code and machine: tracing off (no OTEL_* variable: nothing is installed), on
 (every span of the three processes exported over OTLP/gRPC, batched, as in production, to a
-collector in this process that accepts each batch and drops it). Windows of the two alternate, so
-that a change in the machine's other load hits both alike; each figure is the median of the
-windows. Reported: throughput, latency and CPU per order of each process, and on ÷ off.
+collector in this process that accepts each batch and drops it), and sampled (the same, keeping
+one trace in ten: `OTEL_TRACES_SAMPLER=parentbased_traceidratio`, the production knob). Windows
+of the stacks alternate, so that a change in the machine's other load hits all alike; each figure
+is the median of the windows. Reported: throughput, latency and CPU per order of each process,
+and each traced stack ÷ the untraced one.
 
 The collector's work (receiving, not parsing) is in this process, not in the services' CPU
 figures; what the services pay — making spans, encoding and sending batches from the SDK's
@@ -64,7 +66,12 @@ def _stacks(workdir: Path, collector: NullCollector) -> dict[str, Stack]:
     # Empty is unset: whatever OTEL_* the caller's environment has does not reach the "off" stack.
     off = {"OTEL_TRACES_EXPORTER": "", "OTEL_EXPORTER_OTLP_ENDPOINT": "", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": ""}
     on = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.port}"}
-    return {"off": Stack(workdir / "tracing-off", env=off), "on": Stack(workdir / "tracing-on", env=on)}
+    sampled = {**on, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+    return {
+        "off": Stack(workdir / "tracing-off", env=off),
+        "on": Stack(workdir / "tracing-on", env=on),
+        "sampled": Stack(workdir / "tracing-sampled", env=sampled),
+    }
 
 
 def run(plan: Plan, workdir: Path, tool: str) -> dict[str, Any]:
@@ -80,6 +87,7 @@ def run(plan: Plan, workdir: Path, tool: str) -> dict[str, Any]:
         exported = {"batches": collector.batches, "kib": round(collector.bytes / 1024, 1)}
     return {
         "exporter": "OTLP/gRPC, batched (the SDK's defaults), to a collector that drops what it gets",
+        "sampled": "parentbased_traceidratio 0.1",
         "window_s": plan.e2e_window_s,
         "runs_per_figure": plan.runs,
         "results": results,
@@ -114,14 +122,15 @@ def _measure(plan: Plan, stacks: dict[str, Stack], tool: str) -> list[dict[str, 
 
 
 def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tracing on against off, per concurrency: throughput and CPU per order as ratios, and the
-    CPU that tracing adds to one order across the three processes."""
+    """Each traced stack against the untraced one, per concurrency: throughput and CPU per order
+    as ratios, and the CPU that tracing adds to one order across the three processes."""
     out = []
-    for on in (r for r in results if r["tracing"] == "on"):
+    for on in (r for r in results if r["tracing"] != "off"):
         off = next((r for r in results if r["tracing"] == "off" and r["concurrency"] == on["concurrency"]), None)
         if off and off.get("rps") and off.get("cpu_us"):
             out.append(
                 {
+                    "tracing": on["tracing"],
                     "concurrency": on["concurrency"],
                     "rps_on_vs_off": round(on["rps"] / off["rps"], 3),
                     "cpu_on_vs_off": round(on["cpu_us"] / off["cpu_us"], 3),
