@@ -34,6 +34,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         version="1.0.0",
         summary="REST in front of two gRPC services (orders, payments), with four ways to follow an order.",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry hooks ask the OTel API for its providers on every request
+        # (environment lookups included) even when nothing is configured; off until tracing is.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     errors.install(app)
