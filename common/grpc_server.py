@@ -18,8 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from common.errors import STATUS_DETAILS_KEY, ServiceError
 from common.grpc_client import KEEPALIVE_SERVER_OPTIONS, MAX_MESSAGE_BYTES
-from common.ids import new_id
-from common.logs import request_id_var
+from common.logs import adopt_request_id, request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +68,8 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any] | None, method: str) -> grpc.
 def _request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id" and isinstance(value, str):
-            return value
-    return new_id("req")
+            return adopt_request_id(value)
+    return adopt_request_id(None)
 
 
 class _Undecodable:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from contextvars import ContextVar
@@ -10,9 +11,21 @@ from typing import Any
 
 import orjson
 
+from common.ids import new_id
+
 # Set by the gateway's middleware and by the gRPC server interceptor, read by every log line
 # and by the gRPC client interceptor that passes the id on to the next service.
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+# A caller's id goes into every log line: 1-128 visible ASCII characters, nothing that could
+# break a line or pad it to megabytes.
+_REQUEST_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def adopt_request_id(given: str | None) -> str:
+    """The caller's request id (an `X-Request-ID` header, `x-request-id` gRPC metadata) when it
+    is well-formed, else a new one: the same rule at the gateway and at both services."""
+    return given if given is not None and _REQUEST_ID_RE.fullmatch(given) else new_id("req")
 
 # Attributes of every LogRecord (and uvicorn's colour copy of the message): not extra fields.
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}

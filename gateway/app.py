@@ -11,7 +11,8 @@ from starlette.responses import Response
 
 from gateway import errors
 from gateway.backends import Backends
-from gateway.middleware import BodyGuard, BodyTooLarge, RequestContext
+from gateway.head import HeadAsGet
+from gateway.middleware import BodyGuard, BodyTooLarge, HeaderGuard, RequestContext
 from gateway.push import Hub
 from gateway.routers import health, orders, pages, payments, push, qr
 from gateway.settings import GatewaySettings
@@ -34,6 +35,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         version="1.0.0",
         summary="REST in front of two gRPC services (orders, payments), with four ways to follow an order.",
         lifespan=lifespan,
+        # `/v1/orders/` is 404, as any unknown path: a redirect would point at whatever Host
+        # the client sent, and a POST that follows it may be sent again.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     errors.install(app)
@@ -53,7 +57,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         from gateway.routers import bench
 
         app.include_router(bench.router)
-    # Outermost first: the request id must exist before anything can fail.
+    # Added innermost first: the request id must exist before anything can fail, and HEAD is
+    # routed as GET only after the guards have seen the request as it came.
+    app.add_middleware(HeadAsGet)
     app.add_middleware(BodyGuard)
+    app.add_middleware(HeaderGuard)
     app.add_middleware(RequestContext)
     return app
