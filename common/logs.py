@@ -54,11 +54,21 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(doc, default=str).decode()
 
 
+# The longest service name ("payment_service"): `make run` interleaves three services' lines,
+# and like compose's prefixes these line up.
+_SERVICE_WIDTH = 15
+
+
 class ConsoleFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.prefix = f"{service:<{_SERVICE_WIDTH}} | "
+
     def format(self, record: logging.LogRecord) -> str:
         extras = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
         request_id = request_id_var.get()
-        line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        line = self.prefix
+        line += f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
         if request_id:
             line += f" request_id={request_id}"
         line += "".join(f" {k}={v}" for k, v in extras.items())
@@ -69,7 +79,7 @@ class ConsoleFormatter(logging.Formatter):
 
 def configure_logging(service: str, level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter(service) if fmt == "json" else ConsoleFormatter())
+    handler.setFormatter(JsonFormatter(service) if fmt == "json" else ConsoleFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
