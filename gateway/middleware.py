@@ -29,6 +29,12 @@ MAX_HEADER_BYTES = 16 * 1024
 _JSON_TYPE_RE = re.compile(r"^application/([a-z0-9.+-]+\+)?json\s*(;.*)?$", re.IGNORECASE)
 
 
+# Asked every few seconds by every orchestrator (compose, Kubernetes, `make run` while it waits):
+# a line each at INFO buried the requests. /metrics counts them either way; the gRPC services
+# log their health checks at DEBUG too.
+_PROBES = frozenset({"/healthz", "/readyz"})
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
@@ -70,7 +76,8 @@ class RequestContext:
             template = getattr(route, "path", "unmatched")
             method = scope.get("method", "WS")
             HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            log.info(
+            log.log(
+                logging.DEBUG if template in _PROBES else logging.INFO,
                 "request",
                 extra={
                     "method": method,
