@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from gateway import errors
+from gateway import docs, errors
 from gateway.backends import Backends
 from gateway.head import HeadAsGet
 from gateway.middleware import BodyGuard, BodyTooLarge, HeaderGuard, RequestContext
@@ -38,6 +38,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         # `/v1/orders/` is 404, as any unknown path: a redirect would point at whatever Host
         # the client sent, and a POST that follows it may be sent again.
         redirect_slashes=False,
+        # Served by gateway/docs.py from local files: FastAPI's pages load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     errors.install(app)
@@ -52,6 +55,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(qr.router)
     app.include_router(pages.router)
     app.include_router(health.router)
+    app.include_router(docs.router)
     if settings.gateway_bench_routes:
         # Only for `make bench`: the bare endpoint that POST /v1/orders is measured against.
         from gateway.routers import bench

@@ -2,20 +2,15 @@
 creates a `pm_wallet_qr` order and shows its QR code; the customer opens the confirmation page
 in a second tab and approves; the first tab shows `paid` without a reload.
 
-Headless Chromium from Debian (`apt-get install -y chromium`) driven by Playwright's Python
-package; Playwright's own browser download cannot work on this machine."""
+(Chromium and the `browser` fixture: tests/browser/conftest.py.)"""
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.artifacts import ARTIFACTS
-from tests.conftest import require_tool
 from tests.harness import Stack
 
 if TYPE_CHECKING:
@@ -23,15 +18,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_INSTALLED = CHROMIUM.exists()
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 # How each channel shows on the page, and how many HTTP requests it may have made by the time
 # the update arrives (short polling: one a second; the others: one, or one more after a wait).
 CHANNELS = {
@@ -40,18 +26,6 @@ CHANNELS = {
     "sse": ("Server-Sent Events", range(1, 2)),
     "ws": ("WebSocket", range(1, 2)),
 }
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    require_tool(CHROMIUM_INSTALLED, f"{CHROMIUM} is not installed (apt-get install -y chromium)")
-    require_tool(importlib.util.find_spec("playwright") is not None, "the playwright package is not installed")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
 
 
 @pytest.mark.parametrize("channel", list(CHANNELS))
