@@ -14,11 +14,11 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 
 from common.errors import STATUS_DETAILS_KEY, ServiceError
 from common.grpc_client import KEEPALIVE_SERVER_OPTIONS, MAX_MESSAGE_BYTES
 from common.logs import adopt_request_id, request_id_var
+from common.reflection import enable_reflection
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def create_grpc_server(
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    enable_reflection([*names, health.SERVICE_NAME], server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise SystemExit(f"cannot listen on {host}:{port}")
