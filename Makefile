@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(shell find protos -name '*.proto')
 GEN    := shop/order/v1/order_pb2.py
 
-.PHONY: run test test-fast lint fmt proto bench bench-quick clean lock install
+.PHONY: run test test-fast lint fmt proto bench bench-quick clean lock install reset-data
 
 install: $(STAMP)
 
@@ -45,6 +45,10 @@ bench-quick: proto
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 
-clean:
-	rm -rf $(VENV) shop data .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts
+# Empty both databases of `make run` (the SQLite files in ./data/); stop `make run` first.
+reset-data:
+	rm -rf data
+
+clean: reset-data
+	rm -rf $(VENV) shop .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
