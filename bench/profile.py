@@ -2,8 +2,8 @@
 
 Samples the server processes with py-spy while the load runs, then prints per process the
 functions most often on top of the stack (self) and on it at all (inclusive), plus — for the
-services — how long each RPC and route took by their own log lines. This is how the README's
-findings were made; run it on a quiet machine to see the same on yours.
+services — how long each RPC and route took by their own log lines. This is how the findings in
+bench/README.md were made; run it on a quiet machine to see the same on yours.
 
   hop      the gRPC hop (PaymentService.Charge, 32 clients): hop server and load client
   e2e      POST /v1/orders (32 clients, wrk or the Python generator): gateway, order, payment

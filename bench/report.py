@@ -1,4 +1,4 @@
-"""The one table `make bench` prints, and the same figures as Markdown for the README."""
+"""The one table `make bench` prints, and the same figures as Markdown (bench/results/latest.md)."""
 
 from __future__ import annotations
 
