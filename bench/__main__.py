@@ -59,7 +59,8 @@ def _section(results: dict[str, Any], name: str, run: Callable[[], dict[str, Any
 def run(plan: Plan, sections: list[str], workdir: Path, http_load: str = "auto") -> dict[str, Any]:
     started = time.monotonic()
     results: dict[str, Any] = {
-        "schema": 1,
+        # 2: e2e ratios as {name, baseline, concurrency, share}; the server and PostgreSQL sections.
+        "schema": 2,
         "mode": plan.name,
         "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine.describe(ROOT),

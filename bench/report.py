@@ -107,9 +107,13 @@ def _load_cells(r: Results, kinds: Sequence[str] = _CPU_KINDS) -> list[object]:
 
 
 def _share_rows(ratios: list[Results], width: int) -> list[Row]:
-    return [
-        (f"{r['name']} ÷ {r['baseline']} · c={r['concurrency']}", r["share"]) + (None,) * (width - 2) for r in ratios
-    ]
+    rows: list[Row] = []
+    for r in ratios:
+        # A schema 1 run (before the plain baseline) kept only orders ÷ bare, as `orders_vs_bare`.
+        name, baseline = r.get("name", "orders"), r.get("baseline", "bare")
+        share = r.get("share", r.get("orders_vs_bare"))
+        rows.append((f"{name} ÷ {baseline} · c={r['concurrency']}", share, *(None,) * (width - 2)))
+    return rows
 
 
 def _e2e(e2e: Results) -> Table:
