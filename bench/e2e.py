@@ -7,12 +7,15 @@ document from memory:
   middleware and encoder as POST /v1/orders, without the hops.
 
 Windows of the three alternate (bench/windows.py). Another variant of the stack (a setting
-turned on, say) is one more target: start it, add `orders_target(...)` of it to the list.
+turned on, say) is one more target: start that stack beside this one and pass
+`orders_target("orders_<variant>", variant_stack)` in `variants`; its row lands in the same
+table, measured in the same alternation.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +36,13 @@ def stack_pids(stack: Stack) -> dict[str, list[int]]:
     return {name: [service.proc.pid] for name, service in stack.services.items() if service.proc is not None}
 
 
-def orders_target(name: str, stack: Stack, path: str = ORDERS, **fields: Any) -> Target:
-    """POST `path` on `stack`'s gateway, its three processes' CPU counted."""
-    return Target(name, f"POST {path}", stack.url + path, stack_pids(stack), fields)
+def orders_target(name: str, stack: Stack, path: str = ORDERS, label: str = "", **fields: Any) -> Target:
+    """POST `path` on `stack`'s gateway, its three processes' CPU counted; `label` follows the
+    endpoint in the row's name (e.g. "(tracing on)")."""
+    return Target(name, f"POST {path} {label}".rstrip(), stack.url + path, stack_pids(stack), fields)
 
 
-def run(plan: Plan, stack: Stack, tool: str, workdir: Path) -> dict[str, Any]:
+def run(plan: Plan, stack: Stack, tool: str, workdir: Path, variants: Sequence[Target] = ()) -> dict[str, Any]:
     port = free_port()
     plain = Server("bench.plain_app", [str(port)], workdir / "plain_app.log")
     try:
@@ -50,7 +54,7 @@ def run(plan: Plan, stack: Stack, tool: str, workdir: Path) -> dict[str, Any]:
                 "plain", "POST /v1/orders (plain FastAPI)", f"http://127.0.0.1:{port}{ORDERS}", {"plain": [plain.pid]}
             ),
         ]
-        results = measure(plan, tool, targets, plan.e2e_concurrency)
+        results = measure(plan, tool, [*targets, *variants], plan.e2e_concurrency)
     finally:
         plain.stop()
     return {
