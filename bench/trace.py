@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.e2e import BODY
+from bench.windows import BODY
 from tests.harness import Stack
 from tests.spans import Span, children, of_trace, parse, roots
 

@@ -216,14 +216,21 @@ class Cluster:
                 self.services[name] = Service(module, env, self.workdir / f"{name}.log")
 
     def start(self, timeout: float = 60) -> Cluster:
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Start every process without waiting (several clusters can then come up together)."""
         for service in self.services.values():
             service.start()
+
+    def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         for target in self.order_targets + self.payment_targets:
             self._wait(partial(_serving, target), deadline, f"{target} SERVING")
         for url in self.urls:
             self._wait(partial(_ready, url), deadline, f"{url}/readyz")
-        return self
 
     def _wait(self, ready: Callable[[], bool], deadline: float, what: str) -> None:
         while time.monotonic() < deadline:
