@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 
 from common.limits import (
     CURRENCIES,
@@ -56,7 +56,11 @@ class OrderCreate(_Strict):
 
 
 class RefundCreate(_Strict):
-    amount: int | None = Field(default=None, ge=1, le=MAX_ORDER_AMOUNT, description="Absent: everything left.")
+    # Documented as an integer, not a nullable one: null is refused (see _not_null).
+    amount: Annotated[
+        int | None,
+        WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_ORDER_AMOUNT}),
+    ] = Field(default=None, ge=1, le=MAX_ORDER_AMOUNT, description="Absent: everything left.")
 
     @field_validator("amount", mode="before")
     @classmethod
