@@ -197,6 +197,8 @@ class Cluster:
             **self.env,
         }
         self.services: dict[str, Service] = {}
+        # How to tell that each one serves: its gRPC health check, or the gateway's /readyz.
+        self._ready: dict[str, Callable[[], bool]] = {}
         for module, ports, variable in (
             ("payment_service", self.payment_ports, "PAYMENT_SERVICE_PORT"),
             ("order_service", self.order_ports, "ORDER_SERVICE_PORT"),
@@ -208,16 +210,21 @@ class Cluster:
                     env["GATEWAY_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
                 name = f"{module}.{number}"
                 self.services[name] = Service(module, env, self.workdir / f"{name}.log")
+                check = _ready if module == "gateway" else _serving
+                address = f"http://127.0.0.1:{port}" if module == "gateway" else f"127.0.0.1:{port}"
+                self._ready[name] = partial(check, address)
 
     def start(self, timeout: float = 60) -> Cluster:
         for service in self.services.values():
             service.start()
         deadline = time.monotonic() + timeout
-        for target in self.order_targets + self.payment_targets:
-            self._wait(partial(_serving, target), deadline, f"{target} SERVING")
-        for url in self.urls:
-            self._wait(partial(_ready, url), deadline, f"{url}/readyz")
+        for name in sorted(self.services, key=lambda n: n.startswith("gateway")):  # the gRPC services first
+            self._wait(self._ready[name], deadline, name)
         return self
+
+    def wait_ready(self, name: str, timeout: float = 60) -> None:
+        """Until the replica `name` serves (after `services[name].start()`), or fail with the logs."""
+        self._wait(self._ready[name], time.monotonic() + timeout, name)
 
     def _wait(self, ready: Callable[[], bool], deadline: float, what: str) -> None:
         while time.monotonic() < deadline:
