@@ -108,9 +108,7 @@ def order_body(payment_method: str, rng: random.Random) -> dict[str, Any]:
 
 
 class Load:
-    def __init__(
-        self, urls: str | Sequence[str], *, clients: int = 32, give_up_s: float = 90, seed: int = 5
-    ) -> None:
+    def __init__(self, urls: str | Sequence[str], *, clients: int = 32, give_up_s: float = 90, seed: int = 5) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         self.clients = clients
         self.give_up_s = give_up_s
@@ -247,6 +245,9 @@ class Load:
             first, last = min(a.ended for a in failures), max(a.ended for a in failures)
             figures["errors_seen_from_s"] = round(first - fault_at, 3)
             figures["errors_seen_until_s"] = round(last - fault_at, 3)
+            # Until the last client that saw an error had its order: the fault's end, as clients see it.
+            hit = [r.finished for r in self.results.values() if set(r.outcomes) != {201} and r.finished is not None]
+            figures["errors_answered_by_s"] = round(max(hit) - fault_at, 3) if hit else None
         if back_at is not None:
             served = [a.ended for a in self.attempts if a.outcome == 201 and a.started >= back_at]
             # From the restart of the service until the first order created by a request sent after it.
