@@ -130,8 +130,8 @@ class Scenario:
             await asyncio.sleep(0.1)
 
     def calls_since_restart(self, name: str) -> tuple[Counter[str], str | None]:
-        """The RPCs the restarted service `name` served after its restart, by method, and when
-        it logged the first of them (its log's `ts`)."""
+        """The RPCs (a gateway: the requests) the restarted service `name` served after its
+        restart, by method (route), and when it logged the first of them (its log's `ts`)."""
         restart = self._restarts[name]
         with self.stack.services[name].log_path.open("rb") as log:
             log.seek(restart.log_offset)
@@ -141,10 +141,32 @@ class Scenario:
         for line in lines:
             with suppress(ValueError):
                 entry = json.loads(line)
-                if isinstance(entry, dict) and entry.get("msg") == "rpc" and "/grpc." not in str(entry.get("rpc")):
+                if not isinstance(entry, dict):
+                    continue
+                if entry.get("msg") == "rpc" and "/grpc." not in str(entry.get("rpc")):
                     served[str(entry["rpc"]).rsplit("/", 1)[-1]] += 1
-                    first = first or str(entry.get("ts"))
+                elif entry.get("msg") == "request" and str(entry.get("route", "")).startswith("/v1/"):
+                    served[f"{entry.get('method')} {entry.get('route')}"] += 1
+                else:
+                    continue
+                first = first or str(entry.get("ts"))
         return served, first
+
+    def rpc_failures(self) -> dict[str, dict[str, int]]:
+        """Per service, the gRPC calls it answered with another status than OK, as its log says
+        (`CreateOrder ABORTED`: n): what the services told each other and the gateways, behind
+        what the clients saw. A killed process logs none of the calls it was cut off in."""
+        found: dict[str, dict[str, int]] = {}
+        for name, service in self.stack.services.items():
+            seen: Counter[str] = Counter()
+            for line in service.log().splitlines():
+                with suppress(ValueError):
+                    entry = json.loads(line)
+                    if isinstance(entry, dict) and entry.get("msg") == "rpc" and entry.get("status") != "OK":
+                        seen[f"{str(entry.get('rpc')).rsplit('/', 1)[-1]} {entry.get('status')}"] += 1
+            if seen:
+                found[name] = dict(seen.most_common())
+        return found
 
     def _log_errors(self) -> dict[str, dict[str, int]]:
         """Lines at level error or above in each service's log, by the first line of the message
@@ -237,6 +259,7 @@ class Scenario:
             figures.update(self._check_watchers(ledger, watched, problems, stuck_watchers))
         figures.update(self._restart_figures(problems))
         figures["service_log_errors"] = self._log_errors()
+        figures["service_rpc_failures"] = self.rpc_failures()
         figures["problems"] = len(problems)
         figures["first_problems"] = problems[:20]
         record("fault-report", self.name, figures)

@@ -79,12 +79,23 @@ async def test_sigkill_of_a_replica_under_load(cluster: Cluster, victims: tuple[
         await run.wait_served(*victims)
         await run.until(REPLICA_LOAD_S)
     # The books held (the scenario raised otherwise). What the clients saw on the way: a call cut
-    # by the kill is retried by the gateway (order service) or the order service (payment service)
-    # on a survivor, so no 5xx and no broken connection reaches a client. What remains when an
-    # order replica dies: its keys in progress stay leased until their lease (the request's
-    # deadline + 1 s) runs out, and a retry meanwhile is told 409 with Retry-After.
+    # by the kill is retried on a survivor — by the gateway when an order replica dies, by the
+    # order service when a payment replica dies — so no 5xx and no broken connection reaches a
+    # client. What remains when an order replica dies: the keys it had claimed stay leased until
+    # their lease (the request's deadline + 1 s) runs out, and a retry meanwhile is told 409 with
+    # Retry-After.
     seen = [a for a in run.load.attempts if a.outcome != 201]
     allowed = {409} if any(name.startswith("order_service") for name in victims) else set()
     assert {a.outcome for a in seen} <= allowed, run.load.figures(fault_at=run.fault_at)["client_error_kinds"]
     assert all(a.code == "ABORTED" and a.retry_after_s for a in seen), [a.kind for a in seen]
     assert set(run.refunder.errors) <= {str(status) for status in allowed}, run.refunder.errors
+    # Behind the gateways too: no service answered a call UNAVAILABLE (or worse) — the order
+    # service's own retry of Charge on the surviving payment replica, not the gateway's retry of
+    # the whole CreateOrder on the other order replica, is what hides a payment replica's death.
+    failed = {
+        f"{name}: {call}": n
+        for name, calls in run.rpc_failures().items()
+        for call, n in calls.items()
+        if call.rsplit(" ", 1)[-1] in {"UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL", "UNKNOWN"}
+    }
+    assert not failed, failed
