@@ -168,7 +168,7 @@ class Scenario:
                 found[name] = dict(seen.most_common())
         return found
 
-    def _log_errors(self) -> dict[str, dict[str, int]]:
+    def log_errors(self) -> dict[str, dict[str, int]]:
         """Lines at level error or above in each service's log, by the first line of the message
         (a figure to read, not a rule: a killed process logs nothing, a survivor may log what
         it could not do for a while)."""
@@ -258,7 +258,7 @@ class Scenario:
         if watched:
             figures.update(self._check_watchers(ledger, watched, problems, stuck_watchers))
         figures.update(self._restart_figures(problems))
-        figures["service_log_errors"] = self._log_errors()
+        figures["service_log_errors"] = self.log_errors()
         figures["service_rpc_failures"] = self.rpc_failures()
         figures["problems"] = len(problems)
         figures["first_problems"] = problems[:20]

@@ -99,3 +99,5 @@ async def test_sigkill_of_a_replica_under_load(cluster: Cluster, victims: tuple[
         if call.rsplit(" ", 1)[-1] in {"UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL", "UNKNOWN"}
     }
     assert not failed, failed
+    # And none of them logged an error on the way (a killed process logs nothing at all).
+    assert not run.log_errors(), run.log_errors()
