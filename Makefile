@@ -11,7 +11,7 @@ TOOLS_STAMP := $(TOOLS)/.installed-stamp
 TOOLS_REQS  := deploy/tools/requirements.txt
 TOOLS_LOCK  := deploy/tools/requirements.lock
 
-.PHONY: run test test-fast lint fmt proto bench bench-quick clean lock install deploy-tools deploy-tools-lock
+.PHONY: run test test-fast lint fmt proto bench bench-quick clean lock install reset-data deploy-tools deploy-tools-lock
 
 install: $(STAMP)
 
@@ -68,6 +68,10 @@ bench-quick: proto
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 
-clean:
-	rm -rf $(VENV) $(TOOLS) shop data .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts
+# Empty both databases of `make run` (the SQLite files in ./data/); stop `make run` first.
+reset-data:
+	rm -rf data
+
+clean: reset-data
+	rm -rf $(VENV) $(TOOLS) shop .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

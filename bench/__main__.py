@@ -1,9 +1,12 @@
 """`python -m bench [--quick]`: run the benchmarks of CONTRACT §9, print one table, write
 `latest.json`, `latest.md` and PNG plots.
 
-It starts what it needs itself: the hop servers (bench/hop_server.py) and the three services
-(tests/harness.Stack, with GATEWAY_BENCH_ROUTES on), on free ports with temporary databases.
+It starts what it needs itself, on free ports with temporary databases: the hop servers
+(bench/hop_server.py), the three services on SQLite (tests/harness.Stack, with
+GATEWAY_BENCH_ROUTES on) with a plain FastAPI app and the gateway under two HTTP servers beside
+them, and a PostgreSQL server with a cluster of 1 and one of 2 replicas of each gRPC service.
 A section that fails is recorded with its error and the run goes on; the exit status is then 1.
+The PostgreSQL sections are skipped (not failed) where PostgreSQL's server binaries are missing.
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ from typing import Any
 
 import orjson
 
-from bench import codec, e2e, goals, hop, machine, plots, push, report
+from bench import codec, e2e, e2e_postgres, goals, hop, machine, pg, plots, push, push_replicas, report, server
 from bench.config import FULL, QUICK, Plan
+from bench.procs import stop_together
+from bench.windows import load_tool
 from tests.harness import ROOT, Stack
 
 log = logging.getLogger("bench")
 
-SECTIONS = ("codec", "hop", "e2e", "push")
+SECTIONS = ("codec", "hop", "e2e", "server", "push", "e2e_postgres", "push_replicas")
+_ON_STACK = ("e2e", "server", "push")  # the sections that share the SQLite stack
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -53,7 +59,8 @@ def _section(results: dict[str, Any], name: str, run: Callable[[], dict[str, Any
 def run(plan: Plan, sections: list[str], workdir: Path, http_load: str = "auto") -> dict[str, Any]:
     started = time.monotonic()
     results: dict[str, Any] = {
-        "schema": 1,
+        # 2: e2e ratios as {name, baseline, concurrency, share}; the server and PostgreSQL sections.
+        "schema": 2,
         "mode": plan.name,
         "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine.describe(ROOT),
@@ -62,23 +69,53 @@ def run(plan: Plan, sections: list[str], workdir: Path, http_load: str = "auto")
         _section(results, "codec", lambda: codec.run(plan.codec_budget_s))
     if "hop" in sections:
         _section(results, "hop", lambda: hop.run(plan, workdir))
-    if "e2e" in sections or "push" in sections:
-        stack = Stack(workdir / "stack", env={"GATEWAY_BENCH_ROUTES": "true"})
-        try:
-            stack.start()
-            if "e2e" in sections:
-                _section(results, "e2e", lambda: e2e.run(plan, stack, e2e.load_tool(http_load)))
-            if "push" in sections:
-                _section(results, "push", lambda: push.run(plan, stack))
-        except Exception as exc:
-            log.exception("the stack failed")
-            results.setdefault("e2e", {"error": f"stack: {exc}"})
-            results.setdefault("push", {"error": f"stack: {exc}"})
-        finally:
-            stack.stop()
+    tool = load_tool(http_load)
+    if any(name in sections for name in _ON_STACK):
+        _on_stack(results, plan, sections, workdir, tool)
+    if "e2e_postgres" in sections or "push_replicas" in sections:
+        _on_postgres(results, plan, sections, workdir, tool)
     results["goals"] = goals.evaluate(results)
     results["duration_s"] = round(time.monotonic() - started, 1)
     return results
+
+
+def _on_stack(results: dict[str, Any], plan: Plan, sections: list[str], workdir: Path, tool: str) -> None:
+    stack = Stack(workdir / "stack", env={"GATEWAY_BENCH_ROUTES": "true"})
+    try:
+        stack.start()
+        if "e2e" in sections:
+            _section(results, "e2e", lambda: e2e.run(plan, stack, tool, workdir))
+        if "server" in sections:
+            _section(results, "server", lambda: server.run(plan, stack, tool, workdir))
+        if "push" in sections:
+            _section(results, "push", lambda: push.run(plan, stack))
+    except Exception as exc:
+        log.exception("the stack failed")
+        for name in _ON_STACK:
+            if name in sections:
+                results.setdefault(name, {"error": f"stack: {exc}"})
+    finally:
+        stop_together([s.proc for s in stack.services.values() if s.proc is not None])
+
+
+def _on_postgres(results: dict[str, Any], plan: Plan, sections: list[str], workdir: Path, tool: str) -> None:
+    wanted = [name for name in ("e2e_postgres", "push_replicas") if name in sections]
+    if reason := pg.unavailable():
+        for name in wanted:
+            results[name] = {"skipped": reason}
+        return
+    started = time.monotonic()
+    try:
+        with pg.setup(workdir / "postgres") as setup:
+            results.setdefault("section_s", {})["postgres_start"] = round(time.monotonic() - started, 1)
+            if "e2e_postgres" in sections:
+                _section(results, "e2e_postgres", lambda: e2e_postgres.run(plan, setup, tool))
+            if "push_replicas" in sections:
+                _section(results, "push_replicas", lambda: push_replicas.run(plan, setup))
+    except Exception as exc:
+        log.exception("the PostgreSQL set-up failed")
+        for name in wanted:
+            results.setdefault(name, {"error": f"PostgreSQL set-up: {exc}"})
 
 
 def write(results: dict[str, Any], out: Path) -> list[Path]:
@@ -91,7 +128,9 @@ def write(results: dict[str, Any], out: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a short run that proves the harness works (< 1 min)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a short run that proves every section works (about a minute)"
+    )
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {','.join(SECTIONS)}")
     parser.add_argument(
         "--out", type=Path, help="where to write (default bench/results; --quick: bench/results/quick.tmp)"
@@ -109,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     out = args.out or (RESULTS / "quick.tmp" if args.quick else RESULTS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per priming request otherwise
     _raise_open_files_limit()
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
         results = run(plan, sections, Path(workdir), args.http_load)

@@ -1,5 +1,5 @@
 """How long and how hard each benchmark runs: the full run (`make bench`, under 10 minutes on
-2 cores) and the quick one (`--quick`, under a minute: proves the harness works, nothing more)."""
+2 cores) and the quick one (`--quick`, about a minute: proves every section works, nothing more)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,14 @@ class Plan:
     hop_warmup_s: float
     hop_window_s: float
     hop_concurrency: tuple[int, ...]
-    e2e_warmup_s: float
+    e2e_warmup_s: float  # 0: only a few priming requests (wrk's windows are whole seconds)
     e2e_window_s: float
-    e2e_concurrency: tuple[int, ...]
+    e2e_concurrency: tuple[int, ...]  # the SQLite rows (orders, bare, plain)
+    postgres_concurrency: tuple[int, ...]  # POST /v1/orders on PostgreSQL, 1 and 2 replicas
+    server_concurrency: tuple[int, ...]  # the gateway under uvicorn and under granian
     push_watchers: tuple[int, ...]
     push_trials: dict[int, int]  # watchers → trials pooled for the delays
+    replica_trials: int  # changes pooled for the same- and cross-replica delays
     short_poll_interval_s: float
     long_poll_wait_s: int
     idle_window_s: float
@@ -36,8 +39,13 @@ FULL = Plan(
     e2e_warmup_s=2.0,
     e2e_window_s=6.0,
     e2e_concurrency=(1, 32),
+    postgres_concurrency=(1, 32),
+    # c=32 only: the servers differ in what they do per request under load; at c=1 the figure
+    # is the services' latency, which the e2e rows already give.
+    server_concurrency=(32,),
     push_watchers=(1, 100, 1000),
     push_trials={1: 10, 100: 3, 1000: 2},
+    replica_trials=30,
     short_poll_interval_s=1.0,
     long_poll_wait_s=30,
     idle_window_s=61.0,
@@ -47,16 +55,19 @@ FULL = Plan(
 
 QUICK = Plan(
     name="quick",
-    runs=3,
+    runs=1,
     codec_budget_s=0.03,
     hop_warmup_s=0.2,
     hop_window_s=0.3,
     hop_concurrency=(32,),
-    e2e_warmup_s=0.3,
-    e2e_window_s=0.5,
-    e2e_concurrency=(32,),
+    e2e_warmup_s=0.0,
+    e2e_window_s=1.0,
+    e2e_concurrency=(1, 32),
+    postgres_concurrency=(32,),
+    server_concurrency=(32,),
     push_watchers=(1, 10),
     push_trials={1: 2, 10: 1},
+    replica_trials=3,
     short_poll_interval_s=1.0,
     long_poll_wait_s=30,
     idle_window_s=2.5,

@@ -19,7 +19,10 @@ _COLOURS = {
     "json": "#e07b39",
     "orjson": "#7a9c3a",
     "orders": "#2b7bba",
+    "plain": "#555555",
     "bare": "#9a9a9a",
+    "same": "#2b7bba",
+    "cross": "#e07b39",
     "short_poll": "#e07b39",
     "long_poll": "#c9a227",
     "sse": "#2b7bba",
@@ -113,12 +116,12 @@ def e2e(results: Results, path: Path) -> None:
                 next((r.get(field) or 0.0 for r in rows if (r["name"], r["concurrency"]) == (name, c)), 0.0)
                 for c in concurrencies
             ]
-            for name in ("orders", "bare")
+            for name in ("orders", "plain", "bare")
         }
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    _bars(axes[0], labels, series("rps"), "requests per second")
-    axes[0].set_title("POST /v1/orders vs bare endpoint")
+    _bars(axes[0], labels, series("rps"), "requests per second (log)", log=True)
+    axes[0].set_title("POST /v1/orders vs plain FastAPI and bare route")
     _bars(axes[1], labels, series("p50_ms"), "p50 latency, ms")
     axes[1].set_title("p50 latency")
     _bars(axes[2], labels, series("p99_ms"), "p99 latency, ms")
@@ -166,6 +169,55 @@ def push(results: Results, path: Path) -> None:
     plt.close(fig)
 
 
+def variants(results: Results, path: Path) -> None:
+    """POST /v1/orders at the highest concurrency in every set-up measured: SQLite, PostgreSQL
+    with 1 and 2 replicas, the gateway under uvicorn and granian; and the push delays on the
+    same and on the other replica."""
+    rows: list[tuple[str, Results]] = []
+    for key in ("e2e", "e2e_postgres"):
+        part = results.get(key, {}).get("results", [])
+        top = max((r["concurrency"] for r in part), default=0)
+        rows += [
+            (f"PG ×{r['order_replicas']}" if key == "e2e_postgres" else "SQLite", r)
+            for r in part
+            if r["concurrency"] == top and r["endpoint"] == "POST /v1/orders"
+        ]
+    server = results.get("server", {}).get("results", [])
+    rows += [(f"{r['server']}\n{r['route']}", r) for r in server]
+    replicas = results.get("push_replicas", {}).get("delay", [])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    if rows:
+        labels = [label for label, _ in rows]
+        _bars(axes[0], labels, {"req/s": [r.get("rps") or 0.0 for _, r in rows]}, "requests per second")
+        axes[0].set_title("POST /v1/orders (and the bare route): set-ups, servers")
+        _bars(axes[1], labels, {"p99": [r.get("p99_ms") or 0.0 for _, r in rows]}, "p99 latency, ms (log)", log=True)
+        axes[1].set_title("p99 latency")
+    if replicas:
+        channels = sorted({r["channel"] for r in replicas})
+        series = {
+            f"{where} {q}": [
+                next((r[f"{q}_ms"] for r in replicas if (r["channel"], r["replica"]) == (c, where)), 0.0)
+                for c in channels
+            ]
+            for where in ("same", "cross")
+            for q in ("p50", "p99")
+        }
+        _bars(axes[2], channels, series, "ms from ConfirmPayment (log)", log=True)
+        axes[2].axhline(100, color="#c00", linestyle="--", linewidth=1)
+        axes[2].set_title("Push across replicas (goal: p50 < 100 ms)")
+    _footer(fig, results)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _has_variants(results: Results) -> bool:
+    return any(isinstance(results.get(k), dict) and results[k].get(p) for k, p in _VARIANT_PARTS)
+
+
+_VARIANT_PARTS = (("e2e_postgres", "results"), ("server", "results"), ("push_replicas", "delay"))
+
+
 def write_all(results: Results, directory: Path) -> list[Path]:
     written = []
     for name, draw, key, probe in (
@@ -179,4 +231,8 @@ def write_all(results: Results, directory: Path) -> list[Path]:
             path = directory / f"{name}.png"
             draw(results, path)
             written.append(path)
+    if _has_variants(results):
+        path = directory / "variants.png"
+        variants(results, path)
+        written.append(path)
     return written

@@ -25,6 +25,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return []
+    out: list[int] = []
+    for task in tasks:
+        try:
+            out += [int(child) for child in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of all its descendants: granian serves from a worker process
+    under a supervisor, and PostgreSQL from one backend per connection under the postmaster."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            total += cpu_seconds(current)
+        except FileNotFoundError:
+            continue  # exited between the listing and the read: its time is no longer counted
+        pending += _children(current)
+    return total
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -35,11 +63,11 @@ def rss_kib(pid: int) -> int:
 class Server:
     """`python -m <module> <args>` in the background, its output in a log file."""
 
-    def __init__(self, module: str, args: list[str], log_path: Path) -> None:
+    def __init__(self, module: str, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", module, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", module, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
 
     @property
@@ -84,6 +112,19 @@ class Server:
                     pass
                 time.sleep(0.05)
         raise TimeoutError(f"{target} did not become SERVING")
+
+
+def stop_together(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to all first, then wait for each: one by one, a dozen graceful exits add up."""
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
+        proc.terminate()
+    for proc in running:
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def run_json(module: str, args: list[str], timeout: float) -> Any:

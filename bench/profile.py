@@ -2,8 +2,8 @@
 
 Samples the server processes with py-spy while the load runs, then prints per process the
 functions most often on top of the stack (self) and on it at all (inclusive), plus — for the
-services — how long each RPC and route took by their own log lines. This is how the README's
-findings were made; run it on a quiet machine to see the same on yours.
+services — how long each RPC and route took by their own log lines. This is how the findings in
+bench/README.md were made; run it on a quiet machine to see the same on yours.
 
   hop      the gRPC hop (PaymentService.Charge, 32 clients): hop server and load client
   e2e      POST /v1/orders (32 clients, wrk or the Python generator): gateway, order, payment
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import e2e
+from bench import windows
 from bench.procs import Server
 from bench.stats import percentile
 from tests.harness import ROOT, Stack, free_port
@@ -143,12 +143,12 @@ def profile_e2e(seconds: float, out: Path, tool: str) -> str:
     stack = Stack(out / "stack", env={"GATEWAY_BENCH_ROUTES": "true"}).start()
     url = stack.url + "/v1/orders"
     try:
-        e2e.window(tool, url, 32, 2)  # warm-up
+        windows.window(tool, url, 32, 2)  # warm-up
         for service in stack.services.values():
             service.log_path.write_text("")
         pids = {name: s.proc.pid for name, s in stack.services.items() if s.proc is not None}
         recorders = _record(pids, seconds, out)
-        measured = e2e.window(tool, url, 32, seconds + 1)
+        measured = windows.window(tool, url, 32, seconds + 1)
         for recorder in recorders.values():
             recorder.wait()
         logs = {name: s.log() for name, s in stack.services.items()}
@@ -169,7 +169,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--out", type=Path, help="keep the folded stacks here (flamegraph.pl, speedscope)")
     args = parser.parse_args()
-    tool = e2e.load_tool("auto")
+    tool = windows.load_tool("auto")
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The one table `make bench` prints, and the same figures as Markdown for the README."""
+"""The one table `make bench` prints, and the same figures as Markdown (bench/results/latest.md)."""
 
 from __future__ import annotations
 
@@ -90,34 +90,90 @@ def _hop(hop: Results) -> list[Table]:
     ]
 
 
+_LOAD_HEADER = ("req/s", "p50 ms", "p90 ms", "p99 ms")
+_CPU_KINDS = ("gateway", "order_service", "payment_service")
+
+
+def _load_cells(r: Results, kinds: Sequence[str] = _CPU_KINDS) -> list[object]:
+    return [
+        r.get("rps"),
+        r.get("p50_ms"),
+        r.get("p90_ms"),
+        r.get("p99_ms"),
+        *(r.get(f"{kind}_cpu_us") for kind in kinds),
+        r.get("cpu_us"),
+        r.get("errors"),
+    ]
+
+
+def _share_rows(ratios: list[Results], width: int) -> list[Row]:
+    rows: list[Row] = []
+    for r in ratios:
+        # A schema 1 run (before the plain baseline) kept only orders ÷ bare, as `orders_vs_bare`.
+        name, baseline = r.get("name", "orders"), r.get("baseline", "bare")
+        share = r.get("share", r.get("orders_vs_bare"))
+        rows.append((f"{name} ÷ {baseline} · c={r['concurrency']}", share, *(None,) * (width - 2)))
+    return rows
+
+
 def _e2e(e2e: Results) -> Table:
     header = (
         "endpoint · clients",
-        "req/s",
-        "p50 ms",
-        "p90 ms",
-        "p99 ms",
+        *_LOAD_HEADER,
         "gateway CPU µs/req",
         "order CPU µs/req",
         "payment CPU µs/req",
+        "total CPU µs/req",
+        "errors",
+    )
+    rows: list[Row] = [(f"{r['endpoint']} · c={r['concurrency']}", *_load_cells(r)) for r in e2e["results"]]
+    rows += _share_rows(e2e["ratios"], len(header))
+    title = (
+        "2a. POST /v1/orders end to end on SQLite vs a plain FastAPI endpoint and the gateway's bare route "
+        f"(medians; load: {e2e.get('load_tool')})"
+    )
+    return (title, header, rows)
+
+
+def _e2e_postgres(part: Results) -> Table:
+    kinds = (*_CPU_KINDS, "postgres")
+    header = (
+        "replicas (order + payment) · clients",
+        *_LOAD_HEADER,
+        "gateway CPU µs/req",
+        "order CPU µs/req",
+        "payment CPU µs/req",
+        "PostgreSQL CPU µs/req",
+        "total CPU µs/req",
         "errors",
     )
     rows: list[Row] = [
         (
-            f"{r['endpoint']} · c={r['concurrency']}",
-            r.get("rps"),
-            r.get("p50_ms"),
-            r.get("p90_ms"),
-            r.get("p99_ms"),
-            r.get("gateway_cpu_us"),
-            r.get("order_service_cpu_us"),
-            r.get("payment_service_cpu_us"),
-            r.get("errors"),
+            f"{r['endpoint']} · {r['order_replicas']} + {r['payment_replicas']} · c={r['concurrency']}",
+            *_load_cells(r, kinds),
         )
-        for r in e2e["results"]
+        for r in part["results"]
     ]
-    rows += [(f"orders ÷ bare · c={r['concurrency']}", r["orders_vs_bare"]) + (None,) * 7 for r in e2e["ratios"]]
-    return (f"2. POST /v1/orders end to end vs the bare endpoint (medians; load: {e2e.get('load_tool')})", header, rows)
+    rows += _share_rows(part["ratios"], len(header))
+    title = (
+        "2b. POST /v1/orders on PostgreSQL: 1 or 2 order replicas taking the calls, CPU summed over replicas "
+        f"(medians; load: {part.get('load_tool')}; on 2 cores the replicas share them)"
+    )
+    return (title, header, rows)
+
+
+def _server(part: Results) -> Table:
+    header = ("server · route · clients", *_LOAD_HEADER, "gateway CPU µs/req", "total CPU µs/req", "errors")
+    rows: list[Row] = [
+        (
+            f"{r['server']} · {r['endpoint']} · c={r['concurrency']}",
+            *_load_cells(r, ("gateway",)),
+        )
+        for r in part["results"]
+    ]
+    rows += _share_rows(part["ratios"], len(header))
+    servers = "; ".join(part.get("servers", {}).values())
+    return (f"2c. The gateway's HTTP server (medians; {servers})", header, rows)
 
 
 def _push(push: Results) -> list[Table]:
@@ -166,10 +222,32 @@ def _push(push: Results) -> list[Table]:
     ]
 
 
+def _push_replicas(part: Results) -> Table:
+    rows: list[Row] = [
+        (
+            f"{r['channel']} · {r['replica']} replica",
+            r.get("p50_ms"),
+            r.get("p99_ms"),
+            r.get("mean_ms"),
+            r.get("max_ms"),
+            r.get("seen"),
+            r.get("missed"),
+            r.get("confirm_p50_ms"),
+        )
+        for r in part["delay"]
+    ]
+    title = (
+        f"3c. Push on PostgreSQL, {part['order_replicas']} order replicas: delay from ConfirmPayment on one replica "
+        "until a watcher on the same or the other replica has the new version"
+    )
+    header = ("watcher · where", "p50 ms", "p99 ms", "mean ms", "max ms", "saw it", "missed", "confirm p50 ms")
+    return (title, header, rows)
+
+
 def _goals(goals: list[Results]) -> Table:
     verdict = {True: "met", False: "MISSED", None: "not measured"}
-    rows: list[Row] = [(g["goal"], g["measured"], g["unit"], verdict[g["met"]]) for g in goals]
-    return ("Goals (this run, this machine)", ("goal", "measured", "unit", ""), rows)
+    rows: list[Row] = [(g["goal"], g["measured"], g["unit"], verdict[g["met"]], g.get("basis", "")) for g in goals]
+    return ("Goals (this run, this machine)", ("goal", "measured", "unit", "", "measured as"), rows)
 
 
 def _tables(results: Results) -> list[Table]:
@@ -180,8 +258,14 @@ def _tables(results: Results) -> list[Table]:
         tables += _hop(results["hop"])
     if "results" in results.get("e2e", {}):
         tables.append(_e2e(results["e2e"]))
+    if "results" in results.get("e2e_postgres", {}):
+        tables.append(_e2e_postgres(results["e2e_postgres"]))
+    if "results" in results.get("server", {}):
+        tables.append(_server(results["server"]))
     if "available" in results.get("push", {}):
         tables += _push(results["push"])
+    if "delay" in results.get("push_replicas", {}):
+        tables.append(_push_replicas(results["push_replicas"]))
     if results.get("goals"):
         tables.append(_goals(results["goals"]))
     return tables
@@ -196,9 +280,14 @@ def _machine_line(results: Results) -> str:
 
 
 def _errors(results: Results) -> list[str]:
-    return [
-        f"{name}: ERROR {part['error']}" for name, part in results.items() if isinstance(part, dict) and "error" in part
-    ]
+    """Sections that failed, and those skipped (PostgreSQL missing), one line each."""
+    lines = []
+    for name, part in results.items():
+        if isinstance(part, dict) and "error" in part:
+            lines.append(f"{name}: ERROR {part['error']}")
+        elif isinstance(part, dict) and "skipped" in part:
+            lines.append(f"{name}: skipped: {part['skipped']}")
+    return lines
 
 
 def text(results: Results) -> str:

@@ -15,12 +15,11 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 
 from common.errors import REPLAYED_KEY, STATUS_DETAILS_KEY, ServiceError
 from common.grpc_client import CONNECTION_AGE_SERVER_OPTIONS, KEEPALIVE_SERVER_OPTIONS, MAX_MESSAGE_BYTES
-from common.ids import new_id
-from common.logs import request_id_var
+from common.logs import adopt_request_id, request_id_var
+from common.reflection import enable_reflection
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +69,8 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any] | None, method: str) -> grpc.
 def _request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id" and isinstance(value, str):
-            return value
-    return new_id("req")
+            return adopt_request_id(value)
+    return adopt_request_id(None)
 
 
 class _Undecodable:
@@ -192,7 +191,7 @@ def create_grpc_server(
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    enable_reflection([*names, health.SERVICE_NAME], server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise SystemExit(f"cannot listen on {host}:{port}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from contextvars import ContextVar
@@ -10,9 +11,21 @@ from typing import Any
 
 import orjson
 
+from common.ids import new_id
+
 # Set by the gateway's middleware and by the gRPC server interceptor, read by every log line
 # and by the gRPC client interceptor that passes the id on to the next service.
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+# A caller's id goes into every log line: 1-128 visible ASCII characters, nothing that could
+# break a line or pad it to megabytes.
+_REQUEST_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def adopt_request_id(given: str | None) -> str:
+    """The caller's request id (an `X-Request-ID` header, `x-request-id` gRPC metadata) when it
+    is well-formed, else a new one: the same rule at the gateway and at both services."""
+    return given if given is not None and _REQUEST_ID_RE.fullmatch(given) else new_id("req")
 
 # Attributes of every LogRecord (and uvicorn's colour copy of the message): not extra fields.
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
@@ -41,11 +54,21 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(doc, default=str).decode()
 
 
+# The longest service name ("payment_service"): `make run` interleaves three services' lines,
+# and like compose's prefixes these line up.
+_SERVICE_WIDTH = 15
+
+
 class ConsoleFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.prefix = f"{service:<{_SERVICE_WIDTH}} | "
+
     def format(self, record: logging.LogRecord) -> str:
         extras = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
         request_id = request_id_var.get()
-        line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        line = self.prefix
+        line += f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
         if request_id:
             line += f" request_id={request_id}"
         line += "".join(f" {k}={v}" for k, v in extras.items())
@@ -56,7 +79,7 @@ class ConsoleFormatter(logging.Formatter):
 
 def configure_logging(service: str, level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter(service) if fmt == "json" else ConsoleFormatter())
+    handler.setFormatter(JsonFormatter(service) if fmt == "json" else ConsoleFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -9,9 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from gateway import errors
+from gateway import docs, errors
 from gateway.backends import Backends
-from gateway.middleware import BodyGuard, BodyTooLarge, RequestContext
+from gateway.head import HeadAsGet
+from gateway.middleware import BodyGuard, BodyTooLarge, HeaderGuard, RequestContext
 from gateway.push import Hub
 from gateway.routers import health, orders, pages, payments, push, qr
 from gateway.settings import GatewaySettings
@@ -34,6 +35,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         version="1.0.0",
         summary="REST in front of two gRPC services (orders, payments), with four ways to follow an order.",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry hooks ask the OTel API for its providers on every request
+        # (environment lookups included) even when nothing is configured; off until tracing is.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+        # `/v1/orders/` is 404, as any unknown path: a redirect would point at whatever Host
+        # the client sent, and a POST that follows it may be sent again.
+        redirect_slashes=False,
+        # Served by gateway/docs.py from local files: FastAPI's pages load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     errors.install(app)
@@ -48,12 +58,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(qr.router)
     app.include_router(pages.router)
     app.include_router(health.router)
+    app.include_router(docs.router)
     if settings.gateway_bench_routes:
         # Only for `make bench`: the bare endpoint that POST /v1/orders is measured against.
         from gateway.routers import bench
 
         app.include_router(bench.router)
-    # Outermost first: the request id must exist before anything can fail.
+    # Added innermost first: the request id must exist before anything can fail, and HEAD is
+    # routed as GET only after the guards have seen the request as it came.
+    app.add_middleware(HeadAsGet)
     app.add_middleware(BodyGuard)
+    app.add_middleware(HeaderGuard)
     app.add_middleware(RequestContext)
     return app

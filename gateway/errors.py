@@ -58,8 +58,13 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
 # Where an ErrorInfo reason asks for a more precise HTTP status than the code's.
 REASON_TO_HTTP = {"IDEMPOTENCY_KEY_REUSED": 422}
 
+# The `code` of an error the gateway answers by itself. 405 is UNIMPLEMENTED as in grpc-gateway
+# ("this operation is not supported here"); a request too large in any part is RESOURCE_EXHAUSTED
+# as a gRPC message over the limit is.
 _HTTP_TO_CODE = {
     400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
     405: "UNIMPLEMENTED",
     409: "ABORTED",
@@ -67,7 +72,10 @@ _HTTP_TO_CODE = {
     415: "INVALID_ARGUMENT",
     422: "FAILED_PRECONDITION",
     429: "RESOURCE_EXHAUSTED",
+    431: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
     500: "INTERNAL",
+    501: "UNIMPLEMENTED",
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
@@ -182,15 +190,26 @@ def _message(error: dict[str, Any]) -> str:
     return str(error["msg"])
 
 
+# What a 405's Allow header can name; HEAD goes with GET (gateway/head.py).
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# The parts of a request's scope that routing reads.
+_ROUTING_KEYS = ("type", "path", "root_path", "headers", "query_string")
+
+
 def _allowed_methods(request: Request) -> str:
-    """Every method that some route serves at the request's path. Starlette's 405 names only the
-    methods of the first route that matches the path (`Allow: POST` for /v1/orders, which GETs too)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
+    """Every method that some route serves at the request's path, found by asking each route
+    whether it takes the same path with that method. Reading `route.methods` found nothing:
+    FastAPI keeps an included router as one route object without `methods`. (Starlette's own
+    405 names only the first matching route's methods: `POST` for /v1/orders, which GETs too.)"""
+    scope = {key: request.scope[key] for key in _ROUTING_KEYS if key in request.scope}
+    allowed = [
+        method
+        for method in _METHODS
+        if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in request.app.router.routes)
+    ]
+    if "GET" in allowed:
+        allowed.insert(1, "HEAD")
+    return ", ".join(allowed)
 
 
 def install(app: FastAPI) -> None:
@@ -215,7 +234,9 @@ def install(app: FastAPI) -> None:
             detail = f"no route for {request.url.path}"
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
-            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+            allowed = _allowed_methods(request)
+            headers = {**(headers or {}), "Allow": allowed}
+            detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
         return problem(exc.status_code, detail, headers=headers)
 
     @app.exception_handler(grpc.aio.AioRpcError)

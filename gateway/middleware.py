@@ -2,9 +2,10 @@
 
 - RequestContext: adopts or makes `X-Request-ID`, returns it on every answer, keeps it in the
   logging context (and so in the gRPC metadata of every call), logs and counts each request;
-- BodyGuard: refuses a body over 64 KiB (413), a body that is not JSON (415), and a request
-  with two Content-Type or two Idempotency-Key headers (400: which one would count?) before any
-  route reads it.
+- HeaderGuard: refuses a request whose headers are over 16 KiB in all (431);
+- BodyGuard: refuses a body over 64 KiB (413), a body that is not JSON or that is compressed
+  (415), and a request with two Content-Type or two Idempotency-Key headers (400: which one
+  would count?) before any route reads it.
 """
 
 from __future__ import annotations
@@ -15,16 +16,23 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.ids import new_id
-from common.logs import request_id_var
+from common.logs import adopt_request_id, request_id_var
 from gateway.errors import problem
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = logging.getLogger("gateway.access")
 
 MAX_BODY_BYTES = 64 * 1024
-_REQUEST_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+# Names and values together. Browsers and curl send well under 2 KiB; uvicorn's httptools
+# parser sets no limit of its own (8 MB of headers were taken).
+MAX_HEADER_BYTES = 16 * 1024
 _JSON_TYPE_RE = re.compile(r"^application/([a-z0-9.+-]+\+)?json\s*(;.*)?$", re.IGNORECASE)
+
+
+# Asked every few seconds by every orchestrator (compose, Kubernetes, `make run` while it waits):
+# a line each at INFO buried the requests. /metrics counts them either way; the gRPC services
+# log their health checks at DEBUG too.
+_PROBES = frozenset({"/healthz", "/readyz"})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -42,8 +50,7 @@ class RequestContext:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        given = _header(scope, b"x-request-id")
-        request_id = given if given and _REQUEST_ID_RE.match(given) else new_id("req")
+        request_id = adopt_request_id(_header(scope, b"x-request-id"))
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -69,7 +76,8 @@ class RequestContext:
             template = getattr(route, "path", "unmatched")
             method = scope.get("method", "WS")
             HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            log.info(
+            log.log(
+                logging.DEBUG if template in _PROBES else logging.INFO,
                 "request",
                 extra={
                     "method": method,
@@ -82,8 +90,29 @@ class RequestContext:
             request_id_var.reset(token)
 
 
+class HeaderGuard:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or sum(len(k) + len(v) for k, v in scope["headers"]) <= MAX_HEADER_BYTES:
+            await self.app(scope, receive, send)
+            return
+        await problem(431, f"the request's headers are over {MAX_HEADER_BYTES} bytes in all")(scope, receive, send)
+
+
+def _encoded(scope: Scope) -> bool:
+    """Whether the body says it is compressed: the gateway reads bodies as they come, so a body
+    labelled gzip would be parsed as if it were plain JSON."""
+    codings = (c.strip().lower() for k, v in scope["headers"] if k == b"content-encoding" for c in v.split(b","))
+    return any(c not in (b"", b"identity") for c in codings)
+
+
 # Headers that may appear once in a POST: the first and the last could disagree.
 _SINGLE_HEADERS = (b"content-type", b"idempotency-key")
+
+
+_IDENTITY = {"Accept-Encoding": "identity"}
 
 
 class BodyTooLarge(Exception):
@@ -115,6 +144,11 @@ class BodyGuard:
         content_type = _header(scope, b"content-type")
         if has_body and not (content_type and _JSON_TYPE_RE.match(content_type)):
             await problem(415, "the request body must be application/json")(scope, receive, send)
+            return
+        if has_body and _encoded(scope):
+            # RFC 9110 §15.5.16: the 415 for a content coding names the ones accepted.
+            reply = problem(415, "the request body must not be compressed (Content-Encoding)", headers=_IDENTITY)
+            await reply(scope, receive, send)
             return
         if chunked:
             await self._buffered(scope, receive, send)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
 
 from common.settings import CommonSettings
 
@@ -10,11 +12,20 @@ class GatewaySettings(CommonSettings):
     gateway_port: int = Field(8000, ge=0, le=65535)
     order_service_target: str = "localhost:50051"
     payment_service_target: str = "localhost:50052"
-    gateway_public_url: str = "http://localhost:8000"
+    # Unset or empty: http://localhost:<GATEWAY_PORT>, so that it follows the port.
+    gateway_public_url: str = ""
     gateway_deadline_s: float = Field(5, gt=0, le=300)
     sse_heartbeat_s: float = Field(15, gt=0)
     # `make bench` only: mounts POST /v1/bench/orders (gateway/routers/bench.py).
     gateway_bench_routes: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _public_url_follows_the_port(cls, values: Any) -> Any:
+        if isinstance(values, dict) and not values.get("gateway_public_url"):
+            port = values.get("gateway_port", cls.model_fields["gateway_port"].default)
+            return {**values, "gateway_public_url": f"http://localhost:{port}"}
+        return values
 
     @field_validator("gateway_public_url")
     @classmethod

@@ -8,9 +8,15 @@ microseconds since the epoch (UTC) in both engines; an order is stored whole, as
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, String, Table
 
 metadata = MetaData()
+
+# SQLite: rows stored in their primary key's order, with no separate rowid and key index — one
+# b-tree fewer to write per insert. (PostgreSQL ignores it.)
+CLUSTERED: dict[str, Any] = {"sqlite_with_rowid": False}
 
 orders = Table(
     "orders",
@@ -27,6 +33,7 @@ orders = Table(
     Column("updated_us", BigInteger, nullable=False),
     Index("ix_orders_customer", "customer_id", "id"),
     Index("ix_orders_status", "status", "id"),
+    **CLUSTERED,
 )
 
 # Every version an order went through, written in the transaction of the change: what every
@@ -39,6 +46,7 @@ order_events = Table(
     Column("doc", LargeBinary, nullable=False),
     Column("created_us", BigInteger, nullable=False),
     PrimaryKeyConstraint("order_id", "version"),
+    **CLUSTERED,
 )
 
 # REST idempotency keys: a row claims a key (`locked_until_us` is the lease of the request that
@@ -58,6 +66,7 @@ idempotency_keys = Table(
     Column("created_us", BigInteger, nullable=False),
     PrimaryKeyConstraint("scope", "key"),
     Index("ix_idempotency_keys_created", "created_us"),
+    **CLUSTERED,
 )
 
 # Orders that must be checked against their payment by `due_us` unless somebody records the
@@ -71,4 +80,5 @@ order_checks = Table(
     Column("due_us", BigInteger, nullable=False),
     PrimaryKeyConstraint("order_id", "check_id"),
     Index("ix_order_checks_due", "due_us"),
+    **CLUSTERED,
 )

@@ -4,9 +4,15 @@ epoch (UTC)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, Column, ForeignKey, MetaData, String, Table
 
 metadata = MetaData()
+
+# SQLite: rows stored in their primary key's order, with no separate rowid (see
+# order_service/schema.py). PostgreSQL ignores it.
+CLUSTERED: dict[str, Any] = {"sqlite_with_rowid": False}
 
 payments = Table(
     "payments",
@@ -29,6 +35,7 @@ payments = Table(
     Column("version", BigInteger, nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
+    **CLUSTERED,
 )
 
 refunds = Table(
@@ -42,4 +49,5 @@ refunds = Table(
     Column("requested_amount", BigInteger),
     Column("currency", String(3), nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    **CLUSTERED,
 )

@@ -1,80 +1,208 @@
 """`make run`: start the payment service, the order service and the gateway as three processes
 (the same `python -m …` commands as anywhere else), wait until the gateway is ready, print its
-URL, and stop all three on Ctrl-C or when one of them dies."""
+URL, and stop all three on Ctrl-C or when one of them dies.
+
+The environment is read by the services' own settings classes, so a bad value stops here with
+the same one line that the service would print. The gRPC targets follow the ports: with only
+ORDER_SERVICE_PORT changed, the gateway still finds the order service. A stack that does not
+become ready within RUN_READY_TIMEOUT_S (60) is stopped, with the reason /readyz gave.
+"""
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.settings import load_settings
+from gateway.settings import GatewaySettings
+from order_service.settings import OrderSettings
+from payment_service.settings import PaymentSettings
 
 SERVICES = ("payment_service", "order_service", "gateway")
+POLL_INTERVAL_S = 0.25
+# While waiting, a changed reason is reported at most this often.
+REPORT_INTERVAL_S = 5.0
+STOP_TIMEOUT_S = 15.0
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=1) as reply:
-            return bool(reply.status == 200)
-    except OSError:
-        return False
+class RunSettings(BaseSettings):
+    """What `make run` itself reads."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    run_ready_timeout_s: float = Field(60, gt=0)
 
 
-def _ports_in_use(env: dict[str, str]) -> list[str]:
-    """Say which of the three listening addresses another program already holds."""
-    busy = []
-    for prefix, port in (("GATEWAY", "8000"), ("ORDER_SERVICE", "50051"), ("PAYMENT_SERVICE", "50052")):
-        host, port = env.get(f"{prefix}_HOST", "127.0.0.1"), env.get(f"{prefix}_PORT", port)
-        with socket.socket() as sock:
+@dataclass(frozen=True)
+class Listener:
+    variable: str  # the prefix of its *_HOST and *_PORT variables
+    host: str
+    port: int
+
+    @property
+    def local(self) -> str:
+        """host:port as a client on this machine reaches it (a wildcard address is loopback)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+
+def _refuse(message: str) -> SystemExit:
+    return SystemExit(f"make run: {message}")
+
+
+def _check_listeners(listeners: list[Listener]) -> None:
+    """One line for the first address that cannot be listened on: held by another program, or
+    not an address of this machine. Port 0 (any free port) works for one service, not for three
+    that must find each other."""
+    for listener in listeners:
+        if listener.port == 0:
+            raise SystemExit(f"configuration error: {listener.variable}_PORT: 0 does not work with make run")
+        with socket.socket(socket.AF_INET6 if ":" in listener.host else socket.AF_INET) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind((host, int(port)))
-            except OSError:
-                busy.append(f"{host}:{port} ({prefix}_PORT)")
-    return busy
+                sock.bind((listener.host, listener.port))
+            except OSError as exc:
+                where = f"{listener.host}:{listener.port} ({listener.variable}_HOST, {listener.variable}_PORT)"
+                if exc.errno == errno.EADDRINUSE:
+                    raise _refuse(f"{where} is in use; stop what holds it or choose another port") from None
+                raise _refuse(f"cannot listen on {where}: {exc.strerror or exc}") from None
+
+
+def _readiness(url: str) -> str | None:
+    """None when /readyz says 200, else why not."""
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as reply:
+            return None if reply.status == 200 else f"/readyz answered {reply.status}"
+    except urllib.error.HTTPError as exc:
+        try:
+            return str(json.loads(exc.read())["detail"]).removeprefix("not ready: ")
+        except (ValueError, KeyError, TypeError):
+            return f"/readyz answered {exc.code}"
+    except OSError:
+        return "the gateway does not answer yet"
+
+
+class Stack:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        for name in SERVICES:
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", name], env=self.env)
+
+    def exited(self) -> str | None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                return f"{name} stopped (exit {proc.returncode})"
+        return None
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _targets(gateway: GatewaySettings, order_at: Listener, payment_at: Listener) -> dict[str, str]:
+    """The gRPC targets: one given in the environment wins; otherwise each client is aimed at
+    the port its service listens on here (the settings' defaults know the default ports only).
+    The gateway and the order service read the same PAYMENT_SERVICE_TARGET."""
+    given = gateway.model_fields_set
+    return {
+        "ORDER_SERVICE_TARGET": gateway.order_service_target if "order_service_target" in given else order_at.local,
+        "PAYMENT_SERVICE_TARGET": (
+            gateway.payment_service_target if "payment_service_target" in given else payment_at.local
+        ),
+    }
+
+
+def _supervise(
+    stack: Stack, url: str, public_url: str, targets: dict[str, str], ready_timeout: float, stopping: Callable[[], bool]
+) -> int:
+    """Wait for readiness (saying why it takes long, giving up after `ready_timeout`), then
+    keep the three running until Ctrl-C or until one of them stops."""
+    started = time.monotonic()
+    reported_at, reported, reason = started, None, None
+    ready = False
+    while not stopping():
+        stopped = stack.exited()
+        if stopped:
+            print(f"make run: {stopped}; stopping the others", file=sys.stderr, flush=True)
+            return 1
+        if not ready:
+            reason = _readiness(url)
+            now = time.monotonic()
+            if reason is None:
+                ready = True
+                print(f"\n  gateway ready: {public_url}  (demo page /, API docs /docs)\n", flush=True)
+            elif now - started > ready_timeout:
+                calls = ", ".join(f"{name}={target}" for name, target in targets.items())
+                print(
+                    f"make run: gave up after {ready_timeout:g} s: {reason} (the gateway calls {calls}); stopping",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
+            elif reason != reported and now - reported_at >= REPORT_INTERVAL_S:
+                print(f"make run: still waiting ({now - started:.0f} s): {reason}", file=sys.stderr, flush=True)
+                reported_at, reported = now, reason
+        time.sleep(POLL_INTERVAL_S)
+    return 0
 
 
 def main() -> int:
-    host = os.environ.get("GATEWAY_HOST", "127.0.0.1")
-    port = os.environ.get("GATEWAY_PORT", "8000")
-    local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    env = {"GATEWAY_PUBLIC_URL": f"http://localhost:{port}", **os.environ}
-    busy = _ports_in_use(env)
-    if busy:
-        print(f"already in use: {', '.join(busy)}; stop what holds it or choose another port", file=sys.stderr)
-        return 1
-    procs = [subprocess.Popen([sys.executable, "-m", name], env=env) for name in SERVICES]
     stopping = False
 
-    def stop(*_: object) -> None:
+    def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
 
+    # Before anything else, so that Ctrl-C during start-up stops cleanly too.
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    announced = False
+
+    payment = load_settings(PaymentSettings)
+    order = load_settings(OrderSettings)
+    gateway = load_settings(GatewaySettings)
+    ready_timeout = load_settings(RunSettings).run_ready_timeout_s
+    payment_at = Listener("PAYMENT_SERVICE", payment.payment_service_host, payment.payment_service_port)
+    order_at = Listener("ORDER_SERVICE", order.order_service_host, order.order_service_port)
+    gateway_at = Listener("GATEWAY", gateway.gateway_host, gateway.gateway_port)
+    _check_listeners([payment_at, order_at, gateway_at])
+    targets = _targets(gateway, order_at, payment_at)
+    url = f"http://{gateway_at.local}"
+    print(
+        f"make run: payment service on {payment_at.local}; order service on {order_at.local}, calling"
+        f" {targets['PAYMENT_SERVICE_TARGET']}; gateway on {url}, calling {targets['ORDER_SERVICE_TARGET']}"
+        f" and {targets['PAYMENT_SERVICE_TARGET']}. Waiting up to {ready_timeout:g} s for {url}/readyz",
+        file=sys.stderr,
+        flush=True,
+    )
+    stack = Stack({**os.environ, **targets})
+    stack.start()
     try:
-        while not stopping:
-            if any(p.poll() is not None for p in procs):
-                print("a service stopped; stopping the others", file=sys.stderr)
-                break
-            if not announced and _ready(local):
-                print(f"\n  gateway ready: {env['GATEWAY_PUBLIC_URL']}  (demo page /, API docs /docs)\n", flush=True)
-                announced = True
-            time.sleep(0.2)
+        return _supervise(stack, url, gateway.gateway_public_url, targets, ready_timeout, lambda: stopping)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    return 0 if stopping else 1
+        stack.stop()
 
 
 if __name__ == "__main__":

@@ -215,14 +215,23 @@ class Cluster:
                 self._ready[name] = partial(check, address)
 
     def start(self, timeout: float = 60) -> Cluster:
-        for service in self.services.values():
-            service.start()
-        deadline = time.monotonic() + timeout
-        for name in sorted(self.services, key=lambda n: n.startswith("gateway")):  # the gRPC services first
-            self._wait(self._ready[name], deadline, name)
+        self.launch()
+        self.wait_ready(timeout)
         return self
 
-    def wait_ready(self, name: str, timeout: float = 60) -> None:
+    def launch(self) -> None:
+        """Start every process without waiting (several clusters can then come up together)."""
+        for service in self.services.values():
+            service.start()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        for target in self.order_targets + self.payment_targets:
+            self._wait(partial(_serving, target), deadline, f"{target} SERVING")
+        for url in self.urls:
+            self._wait(partial(_ready, url), deadline, f"{url}/readyz")
+
+    def wait_replica(self, name: str, timeout: float = 60) -> None:
         """Until the replica `name` serves (after `services[name].start()`), or fail with the logs."""
         self._wait(self._ready[name], time.monotonic() + timeout, name)
 

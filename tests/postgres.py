@@ -37,8 +37,11 @@ def available() -> bool:
 
 
 @contextmanager
-def postgres_cluster() -> Iterator[str]:
-    """Start a cluster on a free port; yield its URL (`postgresql://…/postgres`); remove it."""
+def postgres_cluster(durable: bool = False) -> Iterator[str]:
+    """Start a cluster on a free port; yield its URL (`postgresql://…/postgres`); remove it.
+
+    The tests run it with fsync off (nothing they check needs the disk); `durable` keeps
+    PostgreSQL's own default, a flushed WAL at every commit, for the benchmark's figures."""
     owner = _owner()
     prefix = ["runuser", "-u", owner, "--"] if owner else []
     folder = Path(tempfile.mkdtemp(prefix="pg-"))
@@ -52,9 +55,10 @@ def postgres_cluster() -> Iterator[str]:
 
     run("initdb", "-D", str(data), "-A", "trust", "-U", user, "--no-sync")
     # max_connections: every replica's pool of both services, plus the listeners, with room.
+    fsync = "" if durable else " -c fsync=off"
     run(
         "pg_ctl", "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
-        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300", "start",
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1{fsync} -c max_connections=300", "start",
     )  # fmt: skip
     try:
         yield f"postgresql://{user}@127.0.0.1:{port}/postgres"

@@ -11,10 +11,9 @@ A service writes each transaction once, as an `async def body(tx)` that awaits o
 
 - PostgreSQL (asyncpg): the body runs on a pooled connection inside BEGIN … COMMIT; asyncpg
   prepares each statement once per connection and reuses it.
-- SQLite (the standard library's sqlite3): the body runs whole in the one writer thread — a single
-  hop from the event loop per transaction, not one per statement — and concurrent transactions are
-  committed together (group commit, each in its own savepoint). Reads go to a reader thread; in WAL
-  mode they never wait for the writer.
+- SQLite (the standard library's sqlite3): on the event loop's thread, no hop to a thread; the
+  writes that reach the loop in one turn are committed together (group commit, each in its own
+  savepoint), reads run at once on a connection of their own (see sqlite.py for why).
 
 SQL is written once in PostgreSQL's dialect with `$1, $2…` parameters (see `Sql`). Times are
 integers, microseconds since the epoch (UTC), in both engines. Hooks registered with
@@ -25,7 +24,7 @@ tells anybody about a change.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Annotated, Any, Protocol, TypeVar
 
 from pydantic import AfterValidator
@@ -95,7 +94,7 @@ class Database(Protocol):
 
     async def start(self) -> None: ...
 
-    async def write(self, body: Body[T]) -> T:
+    def write(self, body: Body[T]) -> Awaitable[T]:
         """Run `body` in a transaction: committed if it returns, rolled back if it raises."""
         ...
 

@@ -18,7 +18,7 @@ ORDER_ID_PATTERN = r"^[A-Za-z0-9_]{1,64}$"
 _ORDER_ID = re.compile(ORDER_ID_PATTERN)
 
 
-def _hub(connection: HTTPConnection) -> Hub:
+async def _hub(connection: HTTPConnection) -> Hub:
     return connection.app.state.hub  # type: ignore[no-any-return]
 
 

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from tests import postgres
 from tests.harness import ROOT
 
-SECTIONS = ("codec", "hop", "e2e", "push")
+SECTIONS = ("codec", "hop", "e2e", "server", "push", "e2e_postgres", "push_replicas")
+ON_POSTGRES = ("e2e_postgres", "push_replicas")
 CHANNELS = ("short_poll", "long_poll", "sse", "websocket")
 
 
@@ -42,7 +44,24 @@ def report(quick: tuple[subprocess.CompletedProcess[str], Path]) -> dict[str, An
 def test_every_section_ran(report: dict[str, Any]) -> None:
     for section in SECTIONS:
         assert "error" not in report[section], report[section]
+        if section in ON_POSTGRES and not postgres.available():
+            assert "skipped" in report[section]
+        else:
+            assert "skipped" not in report[section], report[section]
     assert report["mode"] == "quick"
+
+
+def needs_postgres() -> None:
+    if not postgres.available():
+        pytest.skip("PostgreSQL server binaries are not installed: the bench skipped its PostgreSQL sections")
+
+
+def check_load_rows(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        assert row["rps"] > 0, row
+        assert 0 < row["p50_ms"] <= row["p99_ms"], row
+        assert row["errors"] == 0, row
+        assert row["cpu_us"] > 0, row
 
 
 def test_machine_is_recorded(report: dict[str, Any]) -> None:
@@ -73,13 +92,48 @@ def test_hop_figures(report: dict[str, Any]) -> None:
 
 
 def test_end_to_end_figures(report: dict[str, Any]) -> None:
-    rows = {r["name"]: r for r in report["e2e"]["results"]}
-    assert set(rows) == {"orders", "bare"}
+    rows = report["e2e"]["results"]
+    assert {(r["name"], r["concurrency"]) for r in rows} == {
+        (n, c) for n in ("orders", "bare", "plain") for c in (1, 32)
+    }
+    check_load_rows(rows)
+    for row in rows:
+        if row["name"] != "plain":
+            assert row["gateway_cpu_us"] > 0, row
+    ratios = {(r["baseline"], r["concurrency"]): r["share"] for r in report["e2e"]["ratios"]}
+    assert set(ratios) == {(b, c) for b in ("plain", "bare") for c in (1, 32)}
+    assert all(share > 0 for share in ratios.values())
+
+
+def test_server_figures(report: dict[str, Any]) -> None:
+    rows = report["server"]["results"]
+    assert {(r["server"], r["route"]) for r in rows} == {
+        (s, r) for s in ("uvicorn", "granian") for r in ("bare", "orders")
+    }
+    check_load_rows(rows)
+    assert {r["name"] for r in report["server"]["ratios"]} == {"granian_bare", "granian_orders"}
+
+
+def test_postgres_figures(report: dict[str, Any]) -> None:
+    needs_postgres()
+    rows = report["e2e_postgres"]["results"]
+    assert {(r["order_replicas"], r["payment_replicas"]) for r in rows} == {(1, 2), (2, 2)}
+    check_load_rows(rows)
+    for row in rows:
+        assert row["postgres_cpu_us"] > 0, row
+        assert row["order_service_cpu_us"] > 0, row
+    assert report["e2e_postgres"]["ratios"][0]["share"] > 0
+
+
+def test_push_across_replicas(report: dict[str, Any]) -> None:
+    needs_postgres()
+    part = report["push_replicas"]
+    rows = {(r["channel"], r["replica"]): r for r in part["delay"]}
+    assert set(rows) == {(c, w) for c in ("grpc", "sse") for w in ("same", "cross")}
     for row in rows.values():
-        assert row["rps"] > 0, row
+        assert row["missed"] == 0, row
+        assert row["seen"] == part["trials"], row
         assert 0 < row["p50_ms"] <= row["p99_ms"], row
-        assert row["errors"] == 0, row
-    assert report["e2e"]["ratios"][0]["orders_vs_bare"] > 0
 
 
 def test_push_figures(report: dict[str, Any]) -> None:
@@ -98,14 +152,20 @@ def test_push_figures(report: dict[str, Any]) -> None:
 
 def test_goals_are_reported(report: dict[str, Any]) -> None:
     assert report["goals"]
-    assert all(goal["measured"] is not None for goal in report["goals"])
+    for goal in report["goals"]:
+        if goal["id"].startswith("cross_replica") and not postgres.available():
+            continue
+        assert goal["measured"] is not None, goal
+        assert goal["met"] in (True, False), goal
 
 
 def test_table_and_plots(quick: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     done, out = quick
-    for title in ("1a.", "1b.", "1c.", "2.", "3a.", "3b.", "Goals"):
+    titles = ["1a.", "1b.", "1c.", "2a.", "2c.", "3a.", "3b.", "Goals"]
+    titles += ["2b.", "3c."] if postgres.available() else []
+    for title in titles:
         assert f"\n{title}" in done.stdout
-    for name in ("codec", "hop", "e2e", "push"):
+    for name in ("codec", "hop", "e2e", "push", "variants"):
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "latest.md").read_text().count("|") > 50

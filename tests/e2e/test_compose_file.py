@@ -26,12 +26,12 @@ _VARIABLES = (
 )
 
 
-def resolved(implementation: str, *files: str) -> dict[str, Any]:
+def resolved(implementation: str, *files: str, variables: dict[str, str] | None = None) -> dict[str, Any]:
     """`config` of the given files: what the implementation makes of them, or the test fails."""
     command = compose_commands().get(implementation)
     require_tool(command is not None, f"`{implementation}` is not installed")
     assert command is not None
-    env = {k: v for k, v in os.environ.items() if k not in _VARIABLES}
+    env = {**{k: v for k, v in os.environ.items() if k not in _VARIABLES}, **(variables or {})}
     argv = [*command, "-p", "shopconfig", *(a for f in files for a in ("-f", f)), "config"]
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
@@ -64,6 +64,23 @@ def test_only_the_gateway_is_published(implementation: str) -> None:
     assert published(services["gateway"]) == [("127.0.0.1", 8000, 8000)]
     assert published(services["order_service"]) == []
     assert published(services["payment_service"]) == []
+
+
+def test_the_public_url_follows_the_published_port(implementation: str) -> None:
+    """QR codes and confirm links point at the port browsers use: the gateway listens on the
+    published port, and its public URL follows its port unless GATEWAY_PUBLIC_URL is given
+    (GatewaySettings; tests/unit/common/test_settings.py)."""
+    gateway = resolved(implementation, str(COMPOSE_FILE), variables={"GATEWAY_PUBLISHED_PORT": "9123"})["services"][
+        "gateway"
+    ]
+    assert published(gateway) == [("127.0.0.1", 9123, 9123)]
+    assert gateway["environment"]["GATEWAY_PORT"] == "9123"
+    assert gateway["environment"]["GATEWAY_PUBLIC_URL"] == ""
+    assert "os.environ['GATEWAY_PORT']" in gateway["healthcheck"]["test"][-1]
+
+    given = {"GATEWAY_PUBLISHED_PORT": "9123", "GATEWAY_PUBLIC_URL": "http://192.0.2.7:9123"}
+    gateway = resolved(implementation, str(COMPOSE_FILE), variables=given)["services"]["gateway"]
+    assert gateway["environment"]["GATEWAY_PUBLIC_URL"] == "http://192.0.2.7:9123"
 
 
 def test_debug_override_publishes_the_grpc_ports_on_loopback(implementation: str) -> None:

@@ -112,7 +112,7 @@ class Scenario:
         self.mark_back()
         if isinstance(self.stack, Cluster):
             for name in names:
-                await asyncio.to_thread(self.stack.wait_ready, name, 60)
+                await asyncio.to_thread(self.stack.wait_replica, name, 60)
                 self._restarts[name].ready_at = time.monotonic()
         else:
             await asyncio.to_thread(self.stack.wait_ready, 60)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import TypeAlias
 
 import grpc
 import pytest
@@ -21,7 +22,7 @@ DEADLINES_MS = [0.5 + 0.25 * i for i in range(60)]
 CATCH_UP_S = 5.0
 
 
-Stubs = tuple[order_pb2_grpc.OrderServiceAsyncStub, payment_pb2_grpc.PaymentServiceAsyncStub]
+Stubs: TypeAlias = "tuple[order_pb2_grpc.OrderServiceAsyncStub, payment_pb2_grpc.PaymentServiceAsyncStub]"
 
 
 @pytest.fixture

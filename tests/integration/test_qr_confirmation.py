@@ -119,11 +119,18 @@ async def test_demo_page_and_its_files_come_from_the_gateway_alone(client: httpx
     assert sorted(assets) == ["/static/app.js", "/static/style.css"]
     types = {"js": "text/javascript", "css": "text/css"}
     texts = [page.text]
-    for asset in [*assets, "/static/pay.js"]:
+    pending, seen = [*assets, "/static/pay.js"], set()
+    while pending:  # the page's files, and every module they import
+        asset = pending.pop()
+        if asset in seen:
+            continue
+        seen.add(asset)
         reply = await client.get(asset)
         assert reply.status_code == 200, asset
         assert reply.headers["content-type"].startswith(types[asset.rsplit(".", 1)[1]])
         texts.append(reply.text)
+        pending += [f"/static/{name}" for name in re.findall(r'from "\./([a-z0-9_-]+\.js)"', reply.text)]
+    assert {"/static/api.js", "/static/channels.js"} <= seen
     # No CDN, no font service: nothing is loaded from another host.
     for text in texts:
         assert not re.search(r"(?:src|href)=\"(?:https?:)?//", text)

@@ -3,11 +3,16 @@
 Revision ID: 0001
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0001"
 down_revision = None
+
+# SQLite: rows stored in their primary key's order, with no separate rowid (PostgreSQL ignores it).
+_CLUSTERED: dict[str, Any] = {"sqlite_with_rowid": False}
 
 
 def upgrade() -> None:
@@ -28,6 +33,7 @@ def upgrade() -> None:
         sa.Column("version", sa.BigInteger, nullable=False),
         sa.Column("created_us", sa.BigInteger, nullable=False),
         sa.Column("updated_us", sa.BigInteger, nullable=False),
+        **_CLUSTERED,
     )
     op.create_table(
         "refunds",
@@ -38,6 +44,7 @@ def upgrade() -> None:
         sa.Column("requested_amount", sa.BigInteger),
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column("created_us", sa.BigInteger, nullable=False),
+        **_CLUSTERED,
     )
     op.create_index("ix_refunds_payment_id", "refunds", ["payment_id"])
 

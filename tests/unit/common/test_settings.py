@@ -34,3 +34,16 @@ def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable:
         load_settings(GatewaySettings)
     assert str(stop.value).startswith(f"configuration error: {variable}:")
     assert "\n" not in str(stop.value)
+
+
+@pytest.mark.parametrize("public_url", [None, ""])
+def test_the_public_url_follows_the_port(monkeypatch: pytest.MonkeyPatch, public_url: str | None) -> None:
+    """What QR codes and confirm links point at, when GATEWAY_PUBLIC_URL does not say."""
+    monkeypatch.setenv("GATEWAY_PORT", "9123")
+    if public_url is None:
+        monkeypatch.delenv("GATEWAY_PUBLIC_URL", raising=False)
+    else:
+        monkeypatch.setenv("GATEWAY_PUBLIC_URL", public_url)
+    assert load_settings(GatewaySettings).gateway_public_url == "http://localhost:9123"
+    monkeypatch.delenv("GATEWAY_PORT")
+    assert load_settings(GatewaySettings).gateway_public_url == "http://localhost:8000"
