@@ -11,7 +11,7 @@ TOOLS_STAMP := $(TOOLS)/.installed-stamp
 TOOLS_REQS  := deploy/tools/requirements.txt
 TOOLS_LOCK  := deploy/tools/requirements.lock
 
-.PHONY: run test test-fast lint fmt proto bench bench-quick clean lock install reset-data deploy-tools deploy-tools-lock
+.PHONY: run test test-fast lint fmt proto bench bench-quick trace clean lock install reset-data deploy-tools deploy-tools-lock
 
 install: $(STAMP)
 
@@ -63,6 +63,10 @@ bench: proto
 
 bench-quick: proto
 	$(BIN)/python -m bench --quick
+
+# One order on a throw-away stack, its trace printed as a tree of the three processes' spans.
+trace: proto
+	$(BIN)/python -m bench.trace
 
 # Refresh the exact versions of everything installed (after changing pyproject.toml).
 lock: $(STAMP)

@@ -4,7 +4,8 @@
 It starts what it needs itself, on free ports with temporary databases: the hop servers
 (bench/hop_server.py), the three services on SQLite (tests/harness.Stack, with
 GATEWAY_BENCH_ROUTES on) with a plain FastAPI app and the gateway under two HTTP servers beside
-them, and a PostgreSQL server with a cluster of 1 and one of 2 replicas of each gRPC service.
+them, two more of the SQLite stack with tracing on (bench/tracing_cost.py), and a PostgreSQL
+server with a cluster of 1 and one of 2 replicas of each gRPC service.
 A section that fails is recorded with its error and the run goes on; the exit status is then 1.
 The PostgreSQL sections are skipped (not failed) where PostgreSQL's server binaries are missing.
 """
@@ -24,7 +25,21 @@ from typing import Any
 
 import orjson
 
-from bench import codec, e2e, e2e_postgres, goals, hop, machine, pg, plots, push, push_replicas, report, server
+from bench import (
+    codec,
+    e2e,
+    e2e_postgres,
+    goals,
+    hop,
+    machine,
+    pg,
+    plots,
+    push,
+    push_replicas,
+    report,
+    server,
+    tracing_cost,
+)
 from bench.config import FULL, QUICK, Plan
 from bench.procs import stop_together
 from bench.windows import load_tool
@@ -80,11 +95,11 @@ def run(plan: Plan, sections: list[str], workdir: Path, http_load: str = "auto")
 
 
 def _on_stack(results: dict[str, Any], plan: Plan, sections: list[str], workdir: Path, tool: str) -> None:
-    stack = Stack(workdir / "stack", env={"GATEWAY_BENCH_ROUTES": "true"})
+    stack = Stack(workdir / "stack", env={"GATEWAY_BENCH_ROUTES": "true", **tracing_cost.UNTRACED_ENV})
     try:
         stack.start()
         if "e2e" in sections:
-            _section(results, "e2e", lambda: e2e.run(plan, stack, tool, workdir))
+            _section(results, "e2e", lambda: _e2e_with_tracing(plan, stack, tool, workdir))
         if "server" in sections:
             _section(results, "server", lambda: server.run(plan, stack, tool, workdir))
         if "push" in sections:
@@ -96,6 +111,14 @@ def _on_stack(results: dict[str, Any], plan: Plan, sections: list[str], workdir:
                 results.setdefault(name, {"error": f"stack: {exc}"})
     finally:
         stop_together([s.proc for s in stack.services.values() if s.proc is not None])
+
+
+def _e2e_with_tracing(plan: Plan, stack: Stack, tool: str, workdir: Path) -> dict[str, Any]:
+    """Benchmark 2, with the rows of two traced stacks in the same alternation of windows."""
+    with tracing_cost.traced_stacks(workdir / "tracing") as traced:
+        part = e2e.run(plan, stack, tool, workdir, variants=traced.targets)
+    part["tracing"] = traced.summary()  # the stacks have stopped: their last batches are counted
+    return part
 
 
 def _on_postgres(results: dict[str, Any], plan: Plan, sections: list[str], workdir: Path, tool: str) -> None:

@@ -63,5 +63,7 @@ def run(plan: Plan, stack: Stack, tool: str, workdir: Path, variants: Sequence[T
         "window_s": plan.e2e_window_s,
         "runs_per_figure": plan.runs,
         "results": results,
-        "ratios": share(results, "orders", "plain") + share(results, "orders", "bare"),
+        "ratios": share(results, "orders", "plain")
+        + share(results, "orders", "bare")
+        + [ratio for variant in variants for ratio in share(results, variant.name, "orders")],
     }

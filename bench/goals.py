@@ -55,6 +55,12 @@ def _e2e_share(results: Results) -> Figure | None:
     return next((_figure(r["share"]) for r in ratios if r["baseline"] == "plain" and r["concurrency"] == 32), None)
 
 
+def _tracing_share(results: Results) -> Figure | None:
+    ratios = results.get("e2e", {}).get("ratios", [])
+    wanted = ("orders_traced", "orders", 32)
+    return next((_figure(r["share"]) for r in ratios if (r["name"], r["baseline"], r["concurrency"]) == wanted), None)
+
+
 def _cpu_per_order_ms(results: Results) -> Figure | None:
     """The three processes' CPU per order, together (on SQLite the database's work is theirs)."""
     row = _e2e_row(results, 32)
@@ -156,6 +162,13 @@ GOALS: list[Goal] = [
         lambda v: v >= 0.2,
     ),
     Goal("e2e_p99", "POST /v1/orders p99 < 50 ms (c=32)", "ms", _e2e("p99_ms", 32), lambda v: v < 50),
+    Goal(
+        "tracing_share",
+        "POST /v1/orders with every span exported ≥ 80% of its throughput untraced (c=32)",
+        "share",
+        _tracing_share,
+        lambda v: v >= 0.8,
+    ),
     Goal("e2e_p50_c1", "POST /v1/orders p50 < 3 ms (c=1)", "ms", _e2e("p50_ms", 1), lambda v: v < 3),
     Goal(
         "e2e_cpu",

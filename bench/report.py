@@ -132,6 +132,8 @@ def _e2e(e2e: Results) -> Table:
         "2a. POST /v1/orders end to end on SQLite vs a plain FastAPI endpoint and the gateway's bare route "
         f"(medians; load: {e2e.get('load_tool')})"
     )
+    if traced := e2e.get("tracing"):
+        title += f"; traced rows: {traced['batches']} OTLP batches, {traced['kib']} KiB exported"
     return (title, header, rows)
 
 

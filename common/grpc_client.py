@@ -7,7 +7,7 @@ when the name is resolved again (servers bound connection age, so that clients d
 
 Retries are declared in the service config, not coded: only UNAVAILABLE, only for methods that
 are safe to repeat; a retry goes to the next replica. Every outbound call carries the current
-request id as `x-request-id`.
+request id as `x-request-id`, and, with tracing on, the trace as `traceparent` (grpc_tracing.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 
+from common.grpc_tracing import client_interceptors
 from common.logs import request_id_var
 
 # Large enough for 100 line items with room to spare; bigger messages are refused as
@@ -113,5 +114,6 @@ def open_channel(target: str, retryable: Iterable[tuple[str, str]] = ()) -> grpc
             ("grpc.enable_retries", 1),
             ("grpc.service_config", service_config(retryable)),
         ],
-        interceptors=[_RequestIdInterceptor()],  # type: ignore[list-item]
+        # The tracing interceptor (only when tracing is on) first: it puts `traceparent` in.
+        interceptors=[*client_interceptors(), _RequestIdInterceptor()],  # type: ignore[list-item]
     )

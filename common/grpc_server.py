@@ -18,8 +18,10 @@ from grpc_health.v1._async import HealthServicer
 
 from common.errors import REPLAYED_KEY, STATUS_DETAILS_KEY, ServiceError
 from common.grpc_client import CONNECTION_AGE_SERVER_OPTIONS, KEEPALIVE_SERVER_OPTIONS, MAX_MESSAGE_BYTES
+from common.grpc_tracing import trace_handler
 from common.logs import adopt_request_id, request_id_var
 from common.reflection import enable_reflection
+from common.service_metrics import meter_handler
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     ) -> grpc.RpcMethodHandler[Any, Any]:
         method = handler_call_details.method
         if method not in self._wrapped:
-            self._wrapped[method] = _wrap(await continuation(handler_call_details), method)
+            # Outermost the span (when tracing is on), so that it is current in the call's log line.
+            wrapped = meter_handler(_wrap(await continuation(handler_call_details), method), method)
+            self._wrapped[method] = trace_handler(wrapped, method)
         return self._wrapped[method]  # type: ignore[return-value]
 
 

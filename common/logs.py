@@ -1,4 +1,5 @@
-"""One logging set-up for all three processes: a JSON object per line, carrying the request id."""
+"""One logging set-up for all three processes: a JSON object per line, carrying the request id
+and, with tracing on, the current span's `trace_id` and `span_id` (common/tracing.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import orjson
 
 from common.ids import new_id
+from common.tracing import current_ids
 
 # Set by the gateway's middleware and by the gRPC server interceptor, read by every log line
 # and by the gRPC client interceptor that passes the id on to the next service.
@@ -47,6 +49,8 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             doc["request_id"] = request_id
+        if (ids := current_ids()) is not None:
+            doc["trace_id"], doc["span_id"] = ids
         # Structured fields passed with `extra=` (rpc, route, status, duration_ms, ...).
         doc.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
         if record.exc_info:
@@ -71,6 +75,8 @@ class ConsoleFormatter(logging.Formatter):
         line += f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
         if request_id:
             line += f" request_id={request_id}"
+        if (ids := current_ids()) is not None:
+            line += f" trace_id={ids[0]} span_id={ids[1]}"
         line += "".join(f" {k}={v}" for k, v in extras.items())
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)

@@ -21,6 +21,7 @@ from common.errors import Unavailable
 from common.logs import configure_logging
 from common.migrations import SchemaError
 from common.settings import CommonSettings, load_settings
+from common.tracing import configure_tracing
 
 S = TypeVar("S", bound=CommonSettings)
 
@@ -42,6 +43,8 @@ def service_main(
     command = parser.parse_args().command
     settings = load_settings(settings_class)
     configure_logging(name, settings.log_level, settings.log_format)
+    if command == "serve":
+        configure_tracing(name)
     log = logging.getLogger(name)
     try:
         if command == "migrate":

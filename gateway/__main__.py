@@ -8,6 +8,7 @@ import uvicorn
 
 from common.logs import configure_logging
 from common.settings import load_settings
+from common.tracing import configure_tracing
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
@@ -20,6 +21,7 @@ WS_PING_TIMEOUT_S = 20.0
 def main() -> None:
     settings = load_settings(GatewaySettings)
     configure_logging("gateway", settings.log_level, settings.log_format)
+    configure_tracing("gateway")
     logging.getLogger(__name__).info("gateway at %s", settings.gateway_public_url)
     uvicorn.run(
         create_app(settings),

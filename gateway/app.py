@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from common import tracing
 from gateway import docs, errors
 from gateway.backends import Backends
 from gateway.head import HeadAsGet
@@ -16,6 +17,7 @@ from gateway.middleware import BodyGuard, BodyTooLarge, HeaderGuard, RequestCont
 from gateway.push import Hub
 from gateway.routers import health, orders, pages, payments, push, qr
 from gateway.settings import GatewaySettings
+from gateway.tracing import TraceRequests
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -29,14 +31,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         finally:
             await app.state.hub.close()
             await app.state.backends.close()
+            tracing.flush()
 
     app = FastAPI(
         title="Shop gateway",
         version="1.0.0",
         summary="REST in front of two gRPC services (orders, payments), with four ways to follow an order.",
         lifespan=lifespan,
-        # FastAPI's own OpenTelemetry hooks ask the OTel API for its providers on every request
-        # (environment lookups included) even when nothing is configured; off until tracing is.
+        # FastAPI's own OpenTelemetry hooks stay off: they ask the OTel API for its providers on
+        # every request even when nothing is configured, and once tracing is on they record the
+        # query string (where `client_secret` travels) and last as long as an SSE stream.
+        # gateway/tracing.py makes the HTTP spans instead.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         # `/v1/orders/` is 404, as any unknown path: a redirect would point at whatever Host
         # the client sent, and a POST that follows it may be sent again.
@@ -70,4 +75,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(BodyGuard)
     app.add_middleware(HeaderGuard)
     app.add_middleware(RequestContext)
+    if (tracer := tracing.tracer()) is not None:
+        # Outside RequestContext, so that the span is current in the access log line too.
+        app.add_middleware(TraceRequests, tracer=tracer)
     return app

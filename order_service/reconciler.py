@@ -15,8 +15,10 @@ import asyncio
 import logging
 from collections import defaultdict
 
+from common import tracing
 from common.errors import ServiceError
 from order_service import idempotency
+from order_service.metrics import RECONCILER_BACKLOG, RECONCILER_CHECKS, check_kind
 from order_service.orders import Orders
 
 log = logging.getLogger(__name__)
@@ -53,13 +55,20 @@ class Reconciler:
         limit = asyncio.Semaphore(_CONCURRENT)
 
         async def one(order_id: str, checks: list[str]) -> None:
+            kinds = sorted({check_kind(check) for check in checks})
+            # A trace of its own per order (with tracing on): no request is behind this work.
             async with limit:
-                try:
-                    await self.orders.reconcile(order_id, checks, self.deadline_s)
-                except ServiceError as exc:
-                    # The payment service is still down or slow: again soon.
-                    log.warning("could not reconcile order", extra={"order_id": order_id, "error": exc.message})
-                    await self.orders.retry_checks_soon(order_id, checks)
+                with tracing.span("reconcile order", {"order_id": order_id, "checks": kinds}):
+                    outcome = "done"
+                    try:
+                        await self.orders.reconcile(order_id, checks, self.deadline_s)
+                    except ServiceError as exc:
+                        # The payment service is still down or slow: again soon.
+                        outcome = "retry"
+                        log.warning("could not reconcile order", extra={"order_id": order_id, "error": exc.message})
+                        await self.orders.retry_checks_soon(order_id, checks)
+                for check in checks:
+                    RECONCILER_CHECKS.labels(check_kind(check), outcome).inc()
 
         await asyncio.gather(*(one(order_id, checks) for order_id, checks in by_order.items()))
         return len(claimed)
@@ -68,6 +77,7 @@ class Reconciler:
         rounds = 0
         while True:
             try:
+                RECONCILER_BACKLOG.set(await self.orders.reads.backlog())
                 worked = await self.run_once()
                 if rounds % _PURGE_EVERY == 0:
                     await self.orders.db.write(idempotency.purge)

@@ -12,6 +12,7 @@ from common.db import Database, open_database
 from common.db.postgres import PostgresDatabase
 from common.grpc_server import create_grpc_server
 from common.migrations import History, upgrade
+from common.observed_db import observe
 from order_service.changes import LocalChanges, PostgresChanges
 from order_service.orders import Orders
 from order_service.payments import PaymentClient
@@ -53,10 +54,13 @@ async def migrate(settings: OrderSettings) -> str:
 
 async def create_server(settings: OrderSettings) -> OrderServer:
     await migrate(settings)
-    db = open_database(settings.order_database_url, pool_size=settings.order_database_pool_size)
-    await db.start()
+    opened = open_database(settings.order_database_url, pool_size=settings.order_database_pool_size)
+    await opened.start()
+    db = observe(opened)  # timed, and traced inside a trace
     # SQLite is one process: its watchers are woken in-process. PostgreSQL may have many replicas.
-    changes = PostgresChanges(db.dsn, OrderReads(db).versions) if isinstance(db, PostgresDatabase) else LocalChanges()
+    changes = (
+        PostgresChanges(opened.dsn, OrderReads(db).versions) if isinstance(opened, PostgresDatabase) else LocalChanges()
+    )
     await changes.start()
     payments = PaymentClient(settings.payment_service_target)
     orders = Orders(db, payments, changes)

@@ -9,6 +9,8 @@ from common.settings import CommonSettings
 class OrderSettings(CommonSettings):
     order_service_host: str = "127.0.0.1"
     order_service_port: int = Field(50051, ge=0, le=65535)
+    # Prometheus text on ORDER_SERVICE_HOST:this port (0: not served).
+    order_metrics_port: int = Field(9151, ge=0, le=65535)
     order_database_url: DatabaseUrl = "sqlite:///data/orders.db"
     # PostgreSQL connections per replica (size max_connections for every replica's pool).
     order_database_pool_size: int = Field(10, ge=1, le=500)

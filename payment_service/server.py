@@ -11,6 +11,7 @@ from grpc_health.v1._async import HealthServicer
 from common.db import Database, open_database
 from common.grpc_server import create_grpc_server
 from common.migrations import History, upgrade
+from common.observed_db import observe
 from payment_service.processor import Processor
 from payment_service.servicer import PaymentServicer
 from payment_service.settings import PaymentSettings
@@ -39,7 +40,7 @@ async def migrate(settings: PaymentSettings) -> str:
 
 async def create_server(settings: PaymentSettings) -> PaymentServer:
     await migrate(settings)
-    db = open_database(settings.payment_database_url, pool_size=settings.payment_database_pool_size)
+    db = observe(open_database(settings.payment_database_url, pool_size=settings.payment_database_pool_size))
     await db.start()
     servicer = PaymentServicer(db, Processor(settings.payment_processor_latency_ms, settings.payment_action_timeout_s))
     server, health_servicer, port = create_grpc_server(

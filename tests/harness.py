@@ -78,6 +78,8 @@ class Stack:
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.gateway_port, self.order_port, self.payment_port = free_port(), free_port(), free_port()
+        # The services' Prometheus ports: free ones too, so that stacks never collide on 9151/9152.
+        self.order_metrics_port, self.payment_metrics_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.gateway_port}"
         self.order_target = f"127.0.0.1:{self.order_port}"
         self.payment_target = f"127.0.0.1:{self.payment_port}"
@@ -88,6 +90,8 @@ class Stack:
             "GATEWAY_PUBLIC_URL": self.url,
             "ORDER_SERVICE_PORT": str(self.order_port),
             "PAYMENT_SERVICE_PORT": str(self.payment_port),
+            "ORDER_METRICS_PORT": str(self.order_metrics_port),
+            "PAYMENT_METRICS_PORT": str(self.payment_metrics_port),
             "ORDER_SERVICE_TARGET": self.order_target,
             "PAYMENT_SERVICE_TARGET": self.payment_target,
             "ORDER_DATABASE_URL": f"sqlite:///{self.workdir}/orders.db",
@@ -206,6 +210,8 @@ class Cluster:
         ):
             for number, port in enumerate(ports, start=1):
                 env = {**base, variable: str(port)}
+                if module != "gateway":  # every replica its own Prometheus port
+                    env[f"{module.split('_')[0].upper()}_METRICS_PORT"] = str(free_port())
                 if module == "gateway":
                     env["GATEWAY_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
                 name = f"{module}.{number}"

@@ -93,16 +93,20 @@ def test_hop_figures(report: dict[str, Any]) -> None:
 
 def test_end_to_end_figures(report: dict[str, Any]) -> None:
     rows = report["e2e"]["results"]
-    assert {(r["name"], r["concurrency"]) for r in rows} == {
-        (n, c) for n in ("orders", "bare", "plain") for c in (1, 32)
-    }
+    names = ("orders", "bare", "plain", "orders_traced", "orders_sampled")
+    assert {(r["name"], r["concurrency"]) for r in rows} == {(n, c) for n in names for c in (1, 32)}
     check_load_rows(rows)
     for row in rows:
         if row["name"] != "plain":
             assert row["gateway_cpu_us"] > 0, row
-    ratios = {(r["baseline"], r["concurrency"]): r["share"] for r in report["e2e"]["ratios"]}
-    assert set(ratios) == {(b, c) for b in ("plain", "bare") for c in (1, 32)}
+    ratios = {(r["name"], r["baseline"], r["concurrency"]): r["share"] for r in report["e2e"]["ratios"]}
+    assert set(ratios) == {
+        (n, b, c)
+        for n, b in (("orders", "plain"), ("orders", "bare"), ("orders_traced", "orders"), ("orders_sampled", "orders"))
+        for c in (1, 32)
+    }
     assert all(share > 0 for share in ratios.values())
+    assert report["e2e"]["tracing"]["batches"] > 0  # the traced stacks did send their spans
 
 
 def test_server_figures(report: dict[str, Any]) -> None:

@@ -32,6 +32,9 @@ def run_env(tmp_path: Path, **variables: str) -> dict[str, str]:
         **env,
         "ORDER_DATABASE_URL": f"sqlite:///{tmp_path}/orders.db",
         "PAYMENT_DATABASE_URL": f"sqlite:///{tmp_path}/payments.db",
+        # Free Prometheus ports: the defaults (9151, 9152) may be held by a `make run` of one's own.
+        "ORDER_METRICS_PORT": str(free_port()),
+        "PAYMENT_METRICS_PORT": str(free_port()),
         **variables,
     }
 
