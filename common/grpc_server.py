@@ -9,6 +9,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import suppress
 from typing import Any
 
 import grpc
@@ -163,7 +164,12 @@ def _wrap_stream(inner: Any, method: str) -> Any:
             await _abort(context, exc, method)
         finally:
             _log_call(method, context, started)
-            request_id_var.reset(token)
+            # When the caller hangs up, grpc.aio may leave this generator to asyncio's finalizer,
+            # which closes it in a task of its own — another Context, where the token cannot be
+            # reset (ValueError, logged as "Task exception was never retrieved"). The call's own
+            # Context ends with the call, so there is nothing to undo then.
+            with suppress(ValueError):
+                request_id_var.reset(token)
 
     return handle
 

@@ -201,6 +201,8 @@ class Cluster:
             **self.env,
         }
         self.services: dict[str, Service] = {}
+        # How to tell that each one serves: its gRPC health check, or the gateway's /readyz.
+        self._ready: dict[str, Callable[[], bool]] = {}
         for module, ports, variable in (
             ("payment_service", self.payment_ports, "PAYMENT_SERVICE_PORT"),
             ("order_service", self.order_ports, "ORDER_SERVICE_PORT"),
@@ -214,6 +216,9 @@ class Cluster:
                     env["GATEWAY_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
                 name = f"{module}.{number}"
                 self.services[name] = Service(module, env, self.workdir / f"{name}.log")
+                check = _ready if module == "gateway" else _serving
+                address = f"http://127.0.0.1:{port}" if module == "gateway" else f"127.0.0.1:{port}"
+                self._ready[name] = partial(check, address)
 
     def start(self, timeout: float = 60) -> Cluster:
         self.launch()
@@ -231,6 +236,10 @@ class Cluster:
             self._wait(partial(_serving, target), deadline, f"{target} SERVING")
         for url in self.urls:
             self._wait(partial(_ready, url), deadline, f"{url}/readyz")
+
+    def wait_replica(self, name: str, timeout: float = 60) -> None:
+        """Until the replica `name` serves (after `services[name].start()`), or fail with the logs."""
+        self._wait(self._ready[name], time.monotonic() + timeout, name)
 
     def _wait(self, ready: Callable[[], bool], deadline: float, what: str) -> None:
         while time.monotonic() < deadline:

@@ -1,26 +1,54 @@
-"""The books, read straight from both services' SQLite databases after a fault, and the rules
-they must obey whatever crashed when:
+"""The books, read straight from both services' databases after a fault — the SQLite files of
+one stack (`read_ledger`) or the PostgreSQL databases of a cluster of replicas
+(`read_postgres_ledger`), with the same queries — and the rules they must obey whatever crashed
+when:
 
-- every order ends `paid` or `payment_failed` (nothing left `pending_payment`);
+- every order ends `paid` or `payment_failed` (nothing left `pending_payment`), and no check of an
+  answer that may have been lost is left for the reconciler (`order_checks`);
 - payments and orders match one to one: a paid order has exactly one succeeded payment and a
   failed order one failed payment, each pointing at the other; no payment without its order,
-  no order with two payments;
+  no order with two payments; every order agrees with its payment (status, amount, refunded);
+- refunds add up to what the payment says was refunded, and never to more than the charge;
 - exactly one order per client `Idempotency-Key`, and it is the one the client was told about;
 - the event log of every order holds versions 1..n without a gap and ends at the order's version.
 
-Reading the files (not the API) means a bug in the API cannot hide a bug in the books.
+Reading the databases (not the API) means a bug in the API cannot hide a bug in the books.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from shop.order.v1 import order_pb2
 
 FINISHED = frozenset({"paid", "payment_failed"})
 _PAYMENT_FOR_ORDER = {"paid": "succeeded", "payment_failed": "failed"}
+# The payment's status each order status goes with (an order without a payment: none).
+AGREEING = {
+    "paid": "succeeded",
+    "payment_failed": "failed",
+    "requires_action": "requires_action",
+    "canceled": "canceled",
+    "partially_refunded": "partially_refunded",
+    "refunded": "refunded",
+}
+# A check that stands for the end of a confirmation window, not for a lost answer.
+EXPIRY_CHECK = "expiry"
+
+# The same statements on both engines.
+ORDERS = "SELECT id, status, payment_id, version, doc FROM orders"
+CREATE_KEYS = "SELECT key, order_id FROM idempotency_keys WHERE scope = 'CreateOrder'"
+EVENTS = "SELECT order_id, version FROM order_events ORDER BY order_id, version"
+CHECKS = "SELECT order_id, check_id FROM order_checks ORDER BY order_id, check_id"
+PAYMENTS = "SELECT id, order_id, idempotency_key, status, amount, amount_refunded FROM payments"
+REFUNDS = "SELECT payment_id, SUM(amount), COUNT(*) FROM refunds GROUP BY payment_id"
 
 
 @dataclass(frozen=True)
@@ -29,6 +57,9 @@ class OrderRow:
     status: str
     payment_id: str | None
     version: int
+    # From the stored document (the `Order` message): what the order says it was charged and refunded.
+    amount: int = 0
+    amount_refunded: int = 0
 
 
 @dataclass(frozen=True)
@@ -52,10 +83,49 @@ class Ledger:
     # Sum and number of refunds per payment, from the payment service's refunds table.
     refunded: dict[str, int]
     refund_counts: dict[str, int]
+    # Checks left for the reconciler: (order id, check id).
+    checks: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def pending(self) -> list[str]:
         return [o.id for o in self.orders.values() if o.status == "pending_payment"]
+
+    @property
+    def in_doubt(self) -> list[tuple[str, str]]:
+        """Checks of an answer that may have been lost, still waiting for a reconciler."""
+        return [(order_id, check) for order_id, check in self.checks if check != EXPIRY_CHECK]
+
+    @property
+    def settled(self) -> bool:
+        return not self.pending and not self.in_doubt
+
+
+def _ledger(
+    orders: Iterable[Sequence[Any]],
+    keys: Iterable[Sequence[Any]],
+    events: Iterable[Sequence[Any]],
+    checks: Iterable[Sequence[Any]],
+    payments: Iterable[Sequence[Any]],
+    refunds: Iterable[Sequence[Any]],
+) -> Ledger:
+    """The ledger from the rows of the statements above, whichever engine they came from."""
+    found: dict[str, OrderRow] = {}
+    for order_id, status, payment_id, version, doc in orders:
+        document = order_pb2.Order.FromString(bytes(doc))
+        found[order_id] = OrderRow(order_id, status, payment_id, version, document.amount, document.amount_refunded)
+    log: dict[str, list[int]] = defaultdict(list)
+    for order_id, version in events:
+        log[order_id].append(version)
+    sums = [tuple(row) for row in refunds]
+    return Ledger(
+        orders=found,
+        payments={row[0]: PaymentRow(*row) for row in payments},
+        create_keys={key: order_id for key, order_id in keys},
+        events=dict(log),
+        refunded={payment_id: int(total) for payment_id, total, _ in sums},
+        refund_counts={payment_id: int(n) for payment_id, _, n in sums},
+        checks=[(order_id, check) for order_id, check in checks],
+    )
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -64,22 +134,33 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def read_ledger(workdir: Path) -> Ledger:
+    """The books of one stack, from its SQLite files."""
     with _connect(workdir / "orders.db") as db:
-        orders = {
-            row[0]: OrderRow(row[0], row[1], row[2], row[3])
-            for row in db.execute("SELECT id, status, payment_id, version FROM orders")
-        }
-        keys = dict(db.execute("SELECT key, order_id FROM idempotency_keys WHERE scope = 'CreateOrder'").fetchall())
-        events: dict[str, list[int]] = defaultdict(list)
-        for order_id, version in db.execute("SELECT order_id, version FROM order_events ORDER BY order_id, version"):
-            events[order_id].append(version)
+        orders = db.execute(ORDERS).fetchall()
+        keys = db.execute(CREATE_KEYS).fetchall()
+        events = db.execute(EVENTS).fetchall()
+        checks = db.execute(CHECKS).fetchall()
     with _connect(workdir / "payments.db") as db:
-        payments = {
-            row[0]: PaymentRow(*row)
-            for row in db.execute("SELECT id, order_id, idempotency_key, status, amount, amount_refunded FROM payments")
-        }
-        sums = db.execute("SELECT payment_id, SUM(amount), COUNT(*) FROM refunds GROUP BY payment_id").fetchall()
-    return Ledger(orders, payments, keys, dict(events), {p: s for p, s, _ in sums}, {p: n for p, _, n in sums})
+        payments = db.execute(PAYMENTS).fetchall()
+        refunds = db.execute(REFUNDS).fetchall()
+    return _ledger(orders, keys, events, checks, payments, refunds)
+
+
+async def _snapshot(url: str, *statements: str) -> list[list[asyncpg.Record]]:
+    """Every statement's rows from one snapshot of the database (the replicas may still write)."""
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            return [list(await conn.fetch(statement)) for statement in statements]
+    finally:
+        await conn.close()
+
+
+async def read_postgres_ledger(order_database_url: str, payment_database_url: str) -> Ledger:
+    """The books of a cluster of replicas, from its two PostgreSQL databases."""
+    orders, keys, events, checks = await _snapshot(order_database_url, ORDERS, CREATE_KEYS, EVENTS, CHECKS)
+    payments, refunds = await _snapshot(payment_database_url, PAYMENTS, REFUNDS)
+    return _ledger(orders, keys, events, checks, payments, refunds)
 
 
 @dataclass
@@ -93,6 +174,8 @@ class Audit:
     payments: int = 0
     lost: int = 0
     duplicated: int = 0
+    over_refunded: int = 0
+    disagreeing: int = 0
     problems: list[str] = field(default_factory=list)
 
     def figures(self) -> dict[str, int]:
@@ -104,6 +187,8 @@ class Audit:
             "payments": self.payments,
             "lost": self.lost,
             "duplicated": self.duplicated,
+            "over_refunded": self.over_refunded,
+            "disagreeing_with_payment": self.disagreeing,
             "problems": len(self.problems),
         }
 
@@ -140,6 +225,9 @@ def audit(
         if ledger.refunded.get(payment.id, 0) != payment.amount_refunded:
             problem(f"payment {payment.id}: refunds add up to {ledger.refunded.get(payment.id, 0)}, "
                     f"the payment says {payment.amount_refunded}")  # fmt: skip
+        if ledger.refunded.get(payment.id, 0) > payment.amount:
+            problem(f"payment {payment.id}: {ledger.refunded[payment.id]} refunded of a charge of {payment.amount}")
+            result.over_refunded += 1
     for order_id, found in by_order.items():
         if len(found) > 1:
             problem(f"order {order_id} has {len(found)} payments")
@@ -152,6 +240,20 @@ def audit(
                 problem(f"order {order.id} is {order.status} but its payments are {found}")
         elif order.payment_id is not None and order.payment_id not in ledger.payments:
             problem(f"order {order.id} points at a payment that does not exist ({order.payment_id})")
+        # Every order (the watched one too) agrees with the payment it points at.
+        paid_with = ledger.payments.get(order.payment_id or "")
+        if paid_with is not None and (
+            AGREEING.get(order.status) != paid_with.status
+            or (order.amount, order.amount_refunded) != (paid_with.amount, paid_with.amount_refunded)
+        ):
+            says = (order.status, order.amount, order.amount_refunded)
+            problem(f"order {order.id} is {says} (status, amount, refunded); its payment {paid_with.id} is "
+                    f"{(paid_with.status, paid_with.amount, paid_with.amount_refunded)}")  # fmt: skip
+            result.disagreeing += 1
+
+    # Nothing left in doubt once the reconciler has had its time.
+    for order_id, check in ledger.in_doubt:
+        problem(f"order {order_id}: check {check} is still waiting for a reconciler")
 
     # Exactly one order per client key, the one the client was told about.
     answered: Counter[str] = Counter()

@@ -1,5 +1,6 @@
-"""One fault run: a started stack under the load of `Load`, one watched order changing all the
-time with its watchers (item 5), and, at the end, the books audited from the databases.
+"""One fault run: a started stack — or a cluster of replicas on PostgreSQL — under the load of
+`Load`, one watched order changing all the time with its watchers (item 5), and, at the end,
+the books audited from the databases.
 
     async with Scenario(stack, "kill payment_service") as run:
         await run.warm_up()
@@ -7,21 +8,31 @@ time with its watchers (item 5), and, at the end, the books audited from the dat
     # on exit: the load is drained, the watched order refunded in full, the watchers finished,
     # the reconciler given time to finish pending orders, the books audited, figures recorded,
     # and every broken rule raised as one AssertionError.
+
+With a `Cluster` the load is spread over every gateway, the gRPC watcher is aimed at every order
+replica (pick-first: it follows the first, and moves on when that one dies), the SSE watcher
+follows the order through the first gateway and the WebSocket watcher through the last, and
+the books are read from PostgreSQL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
+from collections import Counter
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from tests.artifacts import record
-from tests.fault.ledger import Ledger, audit, read_ledger
+from tests.fault.ledger import Ledger, audit, read_ledger, read_postgres_ledger
 from tests.fault.load import Load
 from tests.fault.watchers import GrpcWatcher, Refunder, SseWatcher, WebSocketWatcher, gateway_serves_sse
-from tests.harness import Stack
+from tests.harness import Cluster, Stack, ipv4_target
 
 # The issue's figures; shorter with FAULT_LOAD_S / FAULT_DOWN_S for a quick local run.
 LOAD_S = float(os.environ.get("FAULT_LOAD_S", "30"))
@@ -32,11 +43,26 @@ CLIENTS = int(os.environ.get("FAULT_CLIENTS", "32"))
 SETTLE_S = 60.0  # how long the reconciler may take to finish what the fault left pending
 
 
+@dataclass
+class _Restart:
+    log_offset: int  # where the service's log stood: what it wrote after is past it
+    wall: float  # time.time() of the restart, to compare with the log's timestamps
+    at: float  # time.monotonic() of it
+    ready_at: float | None = None
+
+
+def _wall(ts: str) -> float:
+    """A log line's `ts` (`2026-11-24T21:03:04.512Z`) as a time.time()."""
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
 class Scenario:
-    def __init__(self, stack: Stack, name: str, *, clients: int = CLIENTS, watch: bool = True) -> None:
+    def __init__(self, stack: Stack | Cluster, name: str, *, clients: int = CLIENTS, watch: bool = True) -> None:
         self.stack = stack
         self.name = name
-        self.load = Load(stack.url, clients=clients)
+        self.urls = stack.urls if isinstance(stack, Cluster) else [stack.url]
+        self.order_target = ipv4_target(stack.order_ports) if isinstance(stack, Cluster) else stack.order_target
+        self.load = Load(self.urls, clients=clients)
         self.watch = watch
         self.figures: dict[str, Any] = {}
         self.fault_at: float | None = None
@@ -45,16 +71,17 @@ class Scenario:
         self._stop_refunds = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.watchers: dict[str, GrpcWatcher | SseWatcher | WebSocketWatcher] = {}
-        self.refunder = Refunder(stack.url)
+        self.refunder = Refunder(self.urls[0])
+        self._restarts: dict[str, _Restart] = {}
 
     async def __aenter__(self) -> Scenario:
         self.started = time.monotonic()
         if self.watch:
             order_id = await self.refunder.create()
-            self.watchers["grpc"] = GrpcWatcher(self.stack.order_target, order_id)
-            if await gateway_serves_sse(self.stack.url):
-                self.watchers["sse"] = SseWatcher(self.stack.url, order_id)
-                self.watchers["websocket"] = WebSocketWatcher(self.stack.url, order_id)
+            self.watchers["grpc"] = GrpcWatcher(self.order_target, order_id)
+            if await gateway_serves_sse(self.urls[0]):
+                self.watchers["sse"] = SseWatcher(self.urls[0], order_id)
+                self.watchers["websocket"] = WebSocketWatcher(self.urls[-1], order_id)
             self._tasks = [asyncio.create_task(w.run()) for w in self.watchers.values()]
             self._tasks.append(asyncio.create_task(self.refunder.run(self._stop_refunds)))
         self.load.start()
@@ -74,12 +101,107 @@ class Scenario:
         """Let the load run until `seconds_since_start` after the scenario began."""
         await asyncio.sleep(max(0.0, self.started + seconds_since_start - time.monotonic()))
 
-    async def restart(self, name: str) -> None:
-        """Start a stopped or killed service again and wait until the stack is ready."""
-        service = self.stack.services[name]
-        service.start()
+    async def restart(self, *names: str) -> None:
+        """Start stopped or killed services again and wait until the stack (or, in a cluster,
+        each of those replicas) is ready."""
+        for name in names:
+            service = self.stack.services[name]
+            offset = service.log_path.stat().st_size if service.log_path.exists() else 0
+            self._restarts[name] = _Restart(offset, time.time(), time.monotonic())
+            service.start()
         self.mark_back()
-        await asyncio.to_thread(self.stack.wait_ready, 60)
+        if isinstance(self.stack, Cluster):
+            for name in names:
+                await asyncio.to_thread(self.stack.wait_replica, name, 60)
+                self._restarts[name].ready_at = time.monotonic()
+        else:
+            await asyncio.to_thread(self.stack.wait_ready, 60)
+            for name in names:
+                self._restarts[name].ready_at = time.monotonic()
+
+    async def wait_served(self, *names: str, timeout: float = 30) -> None:
+        """Until each restarted service has served a call of the load again, as its log says:
+        its callers came back to it by themselves (CONTRACT §10). The log of another process is
+        all there is to watch, so it is read every 0.1 s."""
+        deadline = time.monotonic() + timeout
+        while not all(self.calls_since_restart(name)[0] for name in names):
+            if time.monotonic() > deadline:
+                return  # reported (and failed) with the figures at the end
+            await asyncio.sleep(0.1)
+
+    def calls_since_restart(self, name: str) -> tuple[Counter[str], str | None]:
+        """The RPCs (a gateway: the requests) the restarted service `name` served after its
+        restart, by method (route), and when it logged the first of them (its log's `ts`)."""
+        restart = self._restarts[name]
+        with self.stack.services[name].log_path.open("rb") as log:
+            log.seek(restart.log_offset)
+            lines = log.read().decode(errors="replace").splitlines()
+        served: Counter[str] = Counter()
+        first: str | None = None
+        for line in lines:
+            with suppress(ValueError):
+                entry = json.loads(line)
+                if not isinstance(entry, dict):
+                    continue
+                if entry.get("msg") == "rpc" and "/grpc." not in str(entry.get("rpc")):
+                    served[str(entry["rpc"]).rsplit("/", 1)[-1]] += 1
+                elif entry.get("msg") == "request" and str(entry.get("route", "")).startswith("/v1/"):
+                    served[f"{entry.get('method')} {entry.get('route')}"] += 1
+                else:
+                    continue
+                first = first or str(entry.get("ts"))
+        return served, first
+
+    def rpc_failures(self) -> dict[str, dict[str, int]]:
+        """Per service, the gRPC calls it answered with another status than OK, as its log says
+        (`CreateOrder ABORTED`: n): what the services told each other and the gateways, behind
+        what the clients saw. A killed process logs none of the calls it was cut off in."""
+        found: dict[str, dict[str, int]] = {}
+        for name, service in self.stack.services.items():
+            seen: Counter[str] = Counter()
+            for line in service.log().splitlines():
+                with suppress(ValueError):
+                    entry = json.loads(line)
+                    if isinstance(entry, dict) and entry.get("msg") == "rpc" and entry.get("status") != "OK":
+                        seen[f"{str(entry.get('rpc')).rsplit('/', 1)[-1]} {entry.get('status')}"] += 1
+            if seen:
+                found[name] = dict(seen.most_common())
+        return found
+
+    def log_errors(self) -> dict[str, dict[str, int]]:
+        """Lines at level error or above in each service's log, by the first line of the message
+        (a figure to read, not a rule: a killed process logs nothing, a survivor may log what
+        it could not do for a while)."""
+        found: dict[str, dict[str, int]] = {}
+        for name, service in self.stack.services.items():
+            seen: Counter[str] = Counter()
+            for line in service.log().splitlines():
+                with suppress(ValueError):
+                    entry = json.loads(line)
+                    if isinstance(entry, dict) and entry.get("level") in ("error", "critical"):
+                        seen[str(entry.get("msg", "")).splitlines()[0][:160]] += 1
+            if seen:
+                found[name] = dict(seen.most_common())
+        return found
+
+    def _restart_figures(self, problems: list[str]) -> dict[str, Any]:
+        figures: dict[str, Any] = {}
+        for name, restart in self._restarts.items():
+            served, first = self.calls_since_restart(name)
+            figures[f"restart:{name}"] = {
+                "ready_after_s": None if restart.ready_at is None else round(restart.ready_at - restart.at, 3),
+                "first_call_after_s": None if first is None else round(_wall(first) - restart.wall, 3),
+                "served": dict(sorted(served.items())),
+            }
+            if isinstance(self.stack, Cluster) and not served:
+                # CONTRACT §10: a replica that comes up is used without restarting its callers.
+                problems.append(f"{name} served no call after its restart")
+        return figures
+
+    async def read_ledger(self) -> Ledger:
+        if isinstance(self.stack, Cluster):
+            return await read_postgres_ledger(self.stack.order_database_url, self.stack.payment_database_url)
+        return await asyncio.to_thread(read_ledger, self.stack.workdir)
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
@@ -104,13 +226,17 @@ class Scenario:
         await asyncio.gather(self.load.stop(), return_exceptions=True)
 
     async def _settled(self) -> Ledger:
-        """The books once the reconciler has finished every pending order (or SETTLE_S passed)."""
+        """The books once the reconciler has finished every pending order and every check of an
+        answer that may have been lost (or SETTLE_S passed)."""
         deadline = time.monotonic() + SETTLE_S
         settle_started = time.monotonic()
+        first: Ledger | None = None
         while True:
-            ledger = await asyncio.to_thread(read_ledger, self.stack.workdir)
-            if not ledger.pending or time.monotonic() > deadline:
-                self.figures["pending_after_load"] = len(ledger.pending)
+            ledger = await self.read_ledger()
+            first = first or ledger
+            if ledger.settled or time.monotonic() > deadline:
+                self.figures["pending_after_load"] = len(first.pending)
+                self.figures["in_doubt_after_load"] = len(first.in_doubt)
                 self.figures["settle_s"] = round(time.monotonic() - settle_started, 3)
                 return ledger
             await asyncio.sleep(0.2)
@@ -131,6 +257,9 @@ class Scenario:
         }
         if watched:
             figures.update(self._check_watchers(ledger, watched, problems, stuck_watchers))
+        figures.update(self._restart_figures(problems))
+        figures["service_log_errors"] = self.log_errors()
+        figures["service_rpc_failures"] = self.rpc_failures()
         figures["problems"] = len(problems)
         figures["first_problems"] = problems[:20]
         record("fault-report", self.name, figures)
@@ -138,7 +267,8 @@ class Scenario:
 
     def _check_watchers(self, ledger: Ledger, order_id: str, problems: list[str], stuck: int) -> dict[str, Any]:
         figures: dict[str, Any] = {"watched_order_versions": ledger.orders[order_id].version,
-                                   "watched_refunds": self.refunder.refunds}  # fmt: skip
+                                   "watched_refunds": self.refunder.refunds,
+                                   "watched_refund_errors": dict(sorted(self.refunder.errors.items()))}  # fmt: skip
         problems += self.refunder.problems
         if stuck:
             problems.append(f"{stuck} watcher(s) or the refunder did not finish")

@@ -4,8 +4,10 @@ version it saw whenever its stream breaks. At the end each must have seen every 
 order, in order, none twice — the same list as the order's event log in the database.
 
 - `Refunder` changes the order: it is paid, then refunded one minor unit at a time by a good
-  client (a fresh Idempotency-Key per refund, retried with the same key on 503/504/409 and on a
-  broken connection), and at the end refunded in full, which is final and ends every stream.
+  client (a fresh Idempotency-Key per refund, retried with the same key on 503/504/409 — after
+  the answer's Retry-After when it has one — and on a broken connection), and at the end
+  refunded in full, which is final and ends every stream. Every answer that was not the final
+  one is counted (`errors`): what this client saw of the fault.
 - `GrpcWatcher` follows it with `OrderService.WatchOrder(order_id, after_version)`.
 - `SseWatcher` follows it through the gateway's Server-Sent Events with `Last-Event-ID`, and
   `WebSocketWatcher` through its WebSocket with `?after_version=` (CONTRACT §5).
@@ -15,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,29 +29,39 @@ import httpx
 import websockets
 
 from shop.order.v1 import order_pb2, order_pb2_grpc
+from tests.fault.load import MAX_BACKOFF_S, RETRIED, pause_s
 
 FINAL = frozenset({"payment_failed", "canceled", "refunded"})
-_RETRIED = frozenset({409, 503, 504})
 
 
 async def _post_until_done(
-    http: httpx.AsyncClient, path: str, body: dict[str, Any], give_up_s: float = 120
+    http: httpx.AsyncClient,
+    path: str,
+    body: dict[str, Any],
+    give_up_s: float = 120,
+    errors: Counter[str] | None = None,
 ) -> httpx.Response:
-    """POST as a good client: one key, retried until a definite answer."""
+    """POST as a good client: one key, retried until a definite answer. Each answer that was
+    not it (its status, or the transport error's name) is counted in `errors`."""
     key = uuid.uuid4().hex
     deadline = time.monotonic() + give_up_s
     backoff = 0.05
+    rng = random.Random(key)
     while True:
+        reply: httpx.Response | None = None
         try:
             reply = await http.post(path, json=body, headers={"Idempotency-Key": key})
-            if reply.status_code not in _RETRIED:
+            if reply.status_code not in RETRIED:
                 return reply
-        except httpx.TransportError:
-            pass
+            seen = str(reply.status_code)
+        except httpx.TransportError as exc:
+            seen = type(exc).__name__
+        if errors is not None:
+            errors[seen] += 1
         if time.monotonic() > deadline:
             raise TimeoutError(f"POST {path} got no answer in {give_up_s} s")
-        await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, 1.0)
+        await asyncio.sleep(pause_s(reply, backoff, rng))
+        backoff = min(backoff * 2, MAX_BACKOFF_S)
 
 
 @dataclass
@@ -56,6 +70,7 @@ class Refunder:
     refunds: int = 0
     order: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
 
     async def create(self) -> str:
         async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
@@ -65,7 +80,7 @@ class Refunder:
                 "items": [{"sku": "WATCHED", "quantity": 1, "unit_price": 1_000_000}],
                 "payment_method": "pm_card_visa",
             }
-            reply = await _post_until_done(http, "/v1/orders", body)
+            reply = await _post_until_done(http, "/v1/orders", body, errors=self.errors)
             assert reply.status_code == 201, reply.text
             self.order = reply.json()
         return str(self.order["id"])
@@ -75,13 +90,13 @@ class Refunder:
         path = f"/v1/orders/{self.order['id']}/refund"
         async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
             while not stop.is_set():
-                reply = await _post_until_done(http, path, {"amount": 1})
+                reply = await _post_until_done(http, path, {"amount": 1}, errors=self.errors)
                 if reply.status_code != 200:
                     self.problems.append(f"refund: {reply.status_code} {reply.text[:300]}")
                     return
                 self.refunds += 1
                 await asyncio.sleep(0.01)
-            reply = await _post_until_done(http, path, {})
+            reply = await _post_until_done(http, path, {}, errors=self.errors)
             if reply.status_code != 200 or reply.json()["status"] != "refunded":
                 self.problems.append(f"final refund: {reply.status_code} {reply.text[:300]}")
             else:
