@@ -54,7 +54,7 @@ class MemoryPayments(PaymentServicer):
         if existing is not None:
             return existing
         now = now_us()
-        decision = await self.processor.authorize(payment_method, now)
+        decision = await self.processor.authorize(payment_method, now, key)
         record = PaymentRecord(
             id=new_id("pay"), idempotency_key=key, order_id=order_id, payment_method=payment_method,
             amount=amount, amount_refunded=0, currency=currency, version=1, created_us=now, updated_us=now_us(),

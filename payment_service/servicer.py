@@ -64,7 +64,7 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
         if existing is not None:
             return existing
         now = now_us()
-        decision = await self.processor.authorize(payment_method, now)
+        decision = await self.processor.authorize(payment_method, now, key)
         record = PaymentRecord(
             id=new_id("pay"),
             idempotency_key=key,
