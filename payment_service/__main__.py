@@ -13,7 +13,8 @@ from payment_service.settings import PaymentSettings
 async def serve(settings: PaymentSettings) -> None:
     service = await create_server(settings)
     logging.getLogger(__name__).info("listening", extra={"port": service.port})
-    await run_until_signalled(service.server, service.health, [SERVICE_NAME], on_stop=service.db.close)
+    await service.start_health_port()
+    await run_until_signalled(service.server, service.health, [SERVICE_NAME], on_stop=service.close)
 
 
 if __name__ == "__main__":
