@@ -54,6 +54,8 @@ class RequestContext:
                 status = 101
             elif message["type"] == "websocket.close" and status == 500:
                 status = 403  # refused before the handshake completed
+            if message["type"] == "websocket.http.response.start":
+                status = message["status"]  # refused in place of the handshake (gateway/auth.py)
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]

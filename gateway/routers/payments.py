@@ -1,12 +1,20 @@
-"""/v1/payments: read a payment, and the customer's confirmation."""
+"""/v1/payments: read a payment, and the customer's confirmation.
+
+A payment is read from the payment service, within the caller's scope (its account, or the
+order's client secret); the confirmation goes through the order service, which records it on the
+order. The phone page confirms with the client secret in the body (no API key in a browser).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from common.scope import Scope
+from gateway.auth import CHALLENGE, ReadCaller, caller_of
 from gateway.convert import payment_json
 from gateway.deps import BackendsDep, IdempotencyKey, JSONResponse, ResourceId, SettingsDep, call
+from gateway.errors import ApiError
 from gateway.routers.orders import ERRORS
 from gateway.schemas import PaymentConfirm, PaymentPublic
 from shop.order.v1 import order_pb2
@@ -16,26 +24,46 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
 
 @router.get("/{payment_id}", response_model=PaymentPublic, responses=ERRORS)
-async def get_payment(payment_id: ResourceId, backends: BackendsDep, settings: SettingsDep) -> Response:
+async def get_payment(
+    payment_id: ResourceId, backends: BackendsDep, settings: SettingsDep, caller: ReadCaller
+) -> Response:
     request = payment_pb2.GetPaymentRequest(payment_id=payment_id)
-    payment, _ = await call("GetPayment", backends.payments.GetPayment, request, settings)
+    payment, _ = await call("GetPayment", backends.payments.GetPayment, request, settings, caller.scope)
     return JSONResponse(payment_json(payment, settings.gateway_public_url))
 
 
 @router.post("/{payment_id}/confirm", response_model=PaymentPublic, responses={**ERRORS, 422: ERRORS[400]})
 async def confirm_payment(
     payment_id: ResourceId,
+    http: Request,
     backends: BackendsDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey,
     body: PaymentConfirm | None = None,
 ) -> Response:
     """The customer approves (`{}` or `{"approve": true}`) or declines a payment that requires action.
-    Goes through the order service, which records the outcome on the order and tells its watchers."""
+    Goes through the order service, which records the outcome on the order and tells its watchers.
+    Without an API key, the body's `client_secret` (the order's) is the credential: what the phone
+    page that the QR code opens sends. With an API key it is not needed."""
     approve = body.approve if body is not None else True
     request = order_pb2.ConfirmPaymentRequest(payment_id=payment_id, approve=approve)
-    payment, replayed = await call("ConfirmPayment", backends.orders.ConfirmPayment, request, settings, idempotency_key)
+    scope = _confirming_scope(http, body)
+    stub = backends.orders
+    payment, replayed = await call("ConfirmPayment", stub.ConfirmPayment, request, settings, scope, idempotency_key)
     response = JSONResponse(payment_json(payment, settings.gateway_public_url))
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def _confirming_scope(http: Request, body: PaymentConfirm | None) -> Scope:
+    caller = caller_of(http.scope)
+    if caller is not None and caller.scope.account_id is not None:
+        return caller.scope
+    secret = body.client_secret if body is not None else None
+    if secret is None:
+        secret = caller.scope.client_secret if caller is not None else None
+    if secret is None:
+        detail = "no API key: send `Authorization: Bearer <key>`, or the order's client_secret in the body"
+        raise ApiError(401, detail, code="UNAUTHENTICATED", headers=CHALLENGE)
+    return Scope(client_secret=secret)
