@@ -8,7 +8,7 @@ import inspect
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
@@ -20,6 +20,7 @@ from common.errors import REPLAYED_KEY, STATUS_DETAILS_KEY, ServiceError
 from common.grpc_client import CONNECTION_AGE_SERVER_OPTIONS, KEEPALIVE_SERVER_OPTIONS, MAX_MESSAGE_BYTES
 from common.ids import new_id
 from common.logs import request_id_var
+from common.tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -170,11 +171,15 @@ def create_grpc_server(
     register: Callable[[grpc.aio.Server], None],
     host: str,
     port: int,
+    tls: TlsFiles | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),  # type: ignore[type-arg]
 ) -> tuple[grpc.aio.Server, HealthServicer, int]:
     """A server with the servicers `register` adds, health and reflection, bound to host:port
-    (port 0 picks a free one, for tests). Returns the server, its health servicer and the port."""
+    (port 0 picks a free one, for tests), plaintext or mutual TLS (`tls`, common/tls.py);
+    `interceptors` run after the error boundary. Returns the server, its health servicer and
+    the port."""
     server = grpc.aio.server(
-        interceptors=[ServiceInterceptor()],
+        interceptors=[ServiceInterceptor(), *interceptors],
         options=[
             *KEEPALIVE_SERVER_OPTIONS,
             *CONNECTION_AGE_SERVER_OPTIONS,
@@ -187,7 +192,8 @@ def create_grpc_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    bound = server.add_secure_port(address, tls.server_credentials()) if tls else server.add_insecure_port(address)
     if bound == 0:
         raise SystemExit(f"cannot listen on {host}:{port}")
     return server, health_servicer, bound
