@@ -61,5 +61,5 @@ def fresh_stack(tmp_path: Path) -> Iterator[Stack]:
 
 @pytest.fixture
 async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=10) as http:
         yield http

@@ -61,8 +61,11 @@ def order_body(payment_method: str, rng: random.Random) -> dict[str, Any]:
 
 
 class Load:
-    def __init__(self, url: str, *, clients: int = 32, give_up_s: float = 90, seed: int = 5) -> None:
+    def __init__(
+        self, url: str, headers: dict[str, str], *, clients: int = 32, give_up_s: float = 90, seed: int = 5
+    ) -> None:
         self.url = url
+        self.headers = headers
         self.clients = clients
         self.give_up_s = give_up_s
         self.rng = random.Random(seed)
@@ -79,6 +82,7 @@ class Load:
     def start(self) -> None:
         self._http = httpx.AsyncClient(
             base_url=self.url,
+            headers=self.headers,
             timeout=httpx.Timeout(30, connect=5),
             limits=httpx.Limits(max_connections=self.clients * 2, max_keepalive_connections=self.clients),
         )

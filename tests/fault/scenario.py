@@ -36,7 +36,7 @@ class Scenario:
     def __init__(self, stack: Stack, name: str, *, clients: int = CLIENTS, watch: bool = True) -> None:
         self.stack = stack
         self.name = name
-        self.load = Load(stack.url, clients=clients)
+        self.load = Load(stack.url, stack.headers, clients=clients)
         self.watch = watch
         self.figures: dict[str, Any] = {}
         self.fault_at: float | None = None
@@ -45,7 +45,7 @@ class Scenario:
         self._stop_refunds = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.watchers: dict[str, GrpcWatcher | SseWatcher | WebSocketWatcher] = {}
-        self.refunder = Refunder(stack.url)
+        self.refunder = Refunder(stack.url, stack.headers)
 
     async def __aenter__(self) -> Scenario:
         self.started = time.monotonic()
@@ -53,8 +53,8 @@ class Scenario:
             order_id = await self.refunder.create()
             self.watchers["grpc"] = GrpcWatcher(self.stack.order_target, order_id)
             if await gateway_serves_sse(self.stack.url):
-                self.watchers["sse"] = SseWatcher(self.stack.url, order_id)
-                self.watchers["websocket"] = WebSocketWatcher(self.stack.url, order_id)
+                self.watchers["sse"] = SseWatcher(self.stack.url, order_id, self.stack.headers)
+                self.watchers["websocket"] = WebSocketWatcher(self.stack.url, order_id, self.stack.headers)
             self._tasks = [asyncio.create_task(w.run()) for w in self.watchers.values()]
             self._tasks.append(asyncio.create_task(self.refunder.run(self._stop_refunds)))
         self.load.start()

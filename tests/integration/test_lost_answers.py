@@ -21,7 +21,8 @@ DEADLINES_MS = [0.5 + 0.25 * i for i in range(60)]
 CATCH_UP_S = 5.0
 
 
-Stubs = tuple[order_pb2_grpc.OrderServiceAsyncStub, payment_pb2_grpc.PaymentServiceAsyncStub]
+# Quoted: the async stub classes exist only in the generated .pyi files.
+Stubs = tuple["order_pb2_grpc.OrderServiceAsyncStub", "payment_pb2_grpc.PaymentServiceAsyncStub"]
 
 
 @pytest.fixture
