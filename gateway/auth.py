@@ -265,5 +265,15 @@ def _reader(
     return caller
 
 
+def _key_or_body_secret(
+    caller: Annotated[Caller | None, Depends(_maybe_caller)],
+    _bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    _basic_credentials: Annotated[HTTPBasicCredentials | None, Security(_basic)],
+) -> Caller | None:
+    """The confirmation: an API key, or none (the order's client secret is then in the body)."""
+    return caller
+
+
 ApiCaller = Annotated[Caller, Depends(_api_caller)]
+ConfirmCaller = Annotated[Caller | None, Depends(_key_or_body_secret)]
 ReadCaller = Annotated[Caller, Depends(_reader)]

@@ -7,11 +7,11 @@ order. The phone page confirms with the client secret in the body (no API key in
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from common.scope import Scope
-from gateway.auth import CHALLENGE, ReadCaller, caller_of
+from gateway.auth import CHALLENGE, Caller, ConfirmCaller, ReadCaller
 from gateway.convert import payment_json
 from gateway.deps import BackendsDep, IdempotencyKey, JSONResponse, ResourceId, SettingsDep, call
 from gateway.errors import ApiError
@@ -35,7 +35,7 @@ async def get_payment(
 @router.post("/{payment_id}/confirm", response_model=PaymentPublic, responses={**ERRORS, 422: ERRORS[400]})
 async def confirm_payment(
     payment_id: ResourceId,
-    http: Request,
+    caller: ConfirmCaller,
     backends: BackendsDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey,
@@ -47,7 +47,7 @@ async def confirm_payment(
     page that the QR code opens sends. With an API key it is not needed."""
     approve = body.approve if body is not None else True
     request = order_pb2.ConfirmPaymentRequest(payment_id=payment_id, approve=approve)
-    scope = _confirming_scope(http, body)
+    scope = _confirming_scope(caller, body)
     stub = backends.orders
     payment, replayed = await call("ConfirmPayment", stub.ConfirmPayment, request, settings, scope, idempotency_key)
     response = JSONResponse(payment_json(payment, settings.gateway_public_url))
@@ -56,8 +56,7 @@ async def confirm_payment(
     return response
 
 
-def _confirming_scope(http: Request, body: PaymentConfirm | None) -> Scope:
-    caller = caller_of(http.scope)
+def _confirming_scope(caller: Caller | None, body: PaymentConfirm | None) -> Scope:
     if caller is not None and caller.scope.account_id is not None:
         return caller.scope
     secret = body.client_secret if body is not None else None
