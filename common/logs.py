@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from contextvars import ContextVar
@@ -13,6 +14,29 @@ import orjson
 # Set by the gateway's middleware and by the gRPC server interceptor, read by every log line
 # and by the gRPC client interceptor that passes the id on to the next service.
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+# Secrets that a library may put in a line of its own (CONTRACT §11): uvicorn's and websockets'
+# DEBUG lines show a request line with its query (`?client_secret=…`), an exception may quote a
+# header. Every line is passed through `redact` before it is written.
+_SECRETS = re.compile(
+    r"(?P<name>client_secret=)[^&\s\"']+"
+    r"|(?P<key>\b[sr]k_)[A-Za-z0-9_]{8,}"
+    r"|(?P<auth>\b(?:Bearer|Basic) )[A-Za-z0-9+/=._-]{8,}"
+    r"|(?P<secret>_secret_)[A-Za-z0-9_-]{8,}",
+    re.IGNORECASE,
+)
+
+
+def _hide(match: re.Match[str]) -> str:
+    return next(prefix for prefix in match.groups() if prefix) + "[redacted]"
+
+
+def redact(line: str) -> str:
+    """The line with API keys, client secrets and credentials replaced by `[redacted]`."""
+    return _SECRETS.sub(_hide, line) if any(mark in line for mark in _MARKS) else line
+
+
+_MARKS = ("secret", "k_", "Bearer", "Basic", "bearer", "basic")
 
 # Attributes of every LogRecord (and uvicorn's colour copy of the message): not extra fields.
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
@@ -38,7 +62,7 @@ class JsonFormatter(logging.Formatter):
         doc.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc, default=str).decode()
+        return redact(orjson.dumps(doc, default=str).decode())
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -51,7 +75,7 @@ class ConsoleFormatter(logging.Formatter):
         line += "".join(f" {k}={v}" for k, v in extras.items())
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return redact(line)
 
 
 def configure_logging(service: str, level: str, fmt: str) -> None:

@@ -27,6 +27,8 @@ import limits
 BURST_FACTOR = 2
 # Keys idle long enough to be full again are dropped when the table grows past this.
 PRUNE_AT = 10_000
+# Sums of float intervals drift by a few ulps: a request due "now" must not be refused for 1e-13 s.
+_SLACK_S = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,7 @@ class Limiter:
         if tat < now:
             tat = now
         wait = tat - self._tolerance - now
-        if wait > 0:
+        if wait > _SLACK_S:
             return wait
         self._tat[key] = tat + self._interval
         if len(self._tat) > PRUNE_AT:
@@ -75,7 +77,8 @@ class Limiter:
         tat = self._tat.get(key)
         if tat is None:
             return 0.0
-        return max(0.0, tat - self._tolerance - self._clock())
+        wait = tat - self._tolerance - self._clock()
+        return wait if wait > _SLACK_S else 0.0
 
     def _prune(self, now: float) -> None:
         # A key whose TAT has passed has a full bucket: forgetting it changes nothing.

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -199,6 +199,25 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(f"--- {s.module}\n{s.log()[-3000:]}" for s in self.services.values())
+
+    def leaked_lines(self, secrets_: Iterable[str] = ()) -> list[str]:
+        """Every log line of the three services that holds one of the stack's API keys, one of
+        `secrets_`, or anything shaped like a client secret (`…_secret_…`): CONTRACT §11 says
+        none may."""
+        return leaked_lines(self.services.values(), [*self.keys.all, *secrets_])
+
+
+CLIENT_SECRET_MARK = "_secret_"
+
+
+def leaked_lines(services: Iterable[Service], secrets_: Iterable[str]) -> list[str]:
+    wanted = [s for s in secrets_ if s]
+    found = []
+    for service in services:
+        for line in service.log().splitlines():
+            if CLIENT_SECRET_MARK in line or any(secret in line for secret in wanted):
+                found.append(f"{service.module}: {line[:300]}")
+    return found
 
 
 def ipv4_target(ports: list[int]) -> str:

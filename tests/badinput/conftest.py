@@ -22,3 +22,4 @@ def bad_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = Stack(tmp_path_factory.mktemp("badinput")).start()
     yield running
     running.stop()
+    assert running.leaked_lines() == []
