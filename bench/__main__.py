@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from bench import codec, e2e, goals, hop, machine, plots, push, report
+from bench import auth, codec, e2e, goals, hop, machine, plots, push, report
 from bench.config import FULL, QUICK, Plan
 from tests.harness import ROOT, Stack
 
@@ -64,6 +64,7 @@ def run(plan: Plan, sections: list[str], workdir: Path, http_load: str = "auto")
         _section(results, "hop", lambda: hop.run(plan, workdir))
     if "e2e" in sections or "push" in sections:
         stack = Stack(workdir / "stack", env={"GATEWAY_BENCH_ROUTES": "true"})
+        auth.use_key(stack.keys.secret)
         try:
             stack.start()
             if "e2e" in sections:

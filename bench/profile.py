@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import e2e
+from bench import auth, e2e
 from bench.procs import Server
 from bench.stats import percentile
 from tests.harness import ROOT, Stack, free_port
@@ -140,7 +140,9 @@ def profile_hop(seconds: float, out: Path) -> str:
 
 
 def profile_e2e(seconds: float, out: Path, tool: str) -> str:
-    stack = Stack(out / "stack", env={"GATEWAY_BENCH_ROUTES": "true"}).start()
+    stack = Stack(out / "stack", env={"GATEWAY_BENCH_ROUTES": "true"})
+    auth.use_key(stack.keys.secret)
+    stack.start()
     url = stack.url + "/v1/orders"
     try:
         e2e.window(tool, url, 32, 2)  # warm-up

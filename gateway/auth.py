@@ -31,11 +31,12 @@ from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import parse_qs
 
-from fastapi import Depends, Query, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+import orjson
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.scope import CLIENT_SECRET_PATTERN, CLIENT_SECRET_RE
+from common.scope import CLIENT_SECRET_RE
 from common.scope import Scope as CallScope
 from gateway.api_keys import KeyRing
 from gateway.errors import ApiError, problem
@@ -48,6 +49,7 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SECRET_READS = re.compile(r"^/v1/(orders/[^/]+(/events|/ws)?|payments/[^/]+(/qr\.svg)?)\Z")
 _SECRET_CONFIRM = re.compile(r"^/v1/payments/[^/]+/confirm\Z")
 _NOT_FOUND_CLOSE = 4404
+_MAX_BODY = 64 * 1024  # as gateway/middleware.py's BodyGuard
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,8 @@ class Authentication:
         self.per_key = Limiter(rate)
         self.per_address = Limiter(rate)
         self.failures = Limiter(failure_rate)
+        # One Caller per key, made at its first request: nothing to build on the hot path.
+        self._callers: dict[str, Caller] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -135,7 +139,10 @@ class Authentication:
             detail = "this API key may only read (rk_…); changes need a secret key (sk_…)"
             await _refuse(scope, receive, send, ApiError(403, detail, code="PERMISSION_DENIED"))
             return
-        scope[CALLER] = Caller(CallScope(account_id=api_key.account_id), api_key.read_only)
+        caller = self._callers.get(api_key.key_id)
+        if caller is None:
+            caller = self._callers[api_key.key_id] = Caller(CallScope(account_id=api_key.account_id), api_key.read_only)
+        scope[CALLER] = caller
         await self.app(scope, receive, send)
 
     async def _without_key(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -144,7 +151,11 @@ class Authentication:
         secret = client_secret_of(scope["query_string"])
         confirm = method == "POST" and _SECRET_CONFIRM.match(path) is not None
         reads = method in _SAFE_METHODS and _SECRET_READS.match(path) is not None
-        if not (confirm or (reads and secret is not None)):
+        if confirm and secret is None:
+            # The phone page sends the secret in the body: read it here (a confirmation body is
+            # a few bytes), so that without a credential the answer is 401 whatever the body is.
+            secret, receive = await _secret_in_body(receive)
+        if not ((confirm or reads) and secret is not None):
             detail = "no API key: send `Authorization: Bearer <key>` (or HTTP Basic with the key as user name)"
             await _refuse(scope, receive, send, _unauthenticated(detail))
             return
@@ -152,8 +163,7 @@ class Authentication:
             # Malformed is wrong: answered as a wrong secret is, and counted like one.
             await self._anonymous(scope, receive, send, has_credential=True, refuse_with=_wrong_secret())
             return
-        if secret is not None:
-            scope[CALLER] = Caller(CallScope(client_secret=secret), read_only=not confirm)
+        scope[CALLER] = Caller(CallScope(client_secret=secret), read_only=not confirm)
         await self._anonymous(scope, receive, send, has_credential=True)
 
     async def _anonymous(
@@ -187,6 +197,33 @@ class Authentication:
             await send(message)
 
         await self.app(scope, receive, counting_send)
+
+
+async def _secret_in_body(receive: Receive) -> tuple[str | None, Receive]:
+    """The `client_secret` of a JSON body (None when there is none), and a `receive` that gives
+    the body again to the route. At most MAX_BODY bytes are read; past that there is no secret."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > _MAX_BODY or not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    try:
+        document = orjson.loads(body) if size <= _MAX_BODY else None
+    except orjson.JSONDecodeError:
+        document = None
+    secret = document.get("client_secret") if isinstance(document, dict) else None
+    return (secret if isinstance(secret, str) else None), replay
 
 
 def _address(scope: Scope) -> str:
@@ -248,17 +285,19 @@ def _maybe_caller(request: Request) -> Caller | None:
     return caller_of(request.scope)
 
 
+_client_secret = APIKeyQuery(
+    name="client_secret",
+    auto_error=False,
+    scheme_name="ClientSecret",
+    description="Instead of an API key, for a browser following one order: the order's `client_secret`.",
+)
+
+
 def _reader(
     caller: Annotated[Caller | None, Depends(_maybe_caller)],
     _bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     _basic_credentials: Annotated[HTTPBasicCredentials | None, Security(_basic)],
-    client_secret: Annotated[
-        str | None,
-        Query(
-            description="Instead of an API key: the order's `client_secret` (a browser following one order).",
-            pattern=CLIENT_SECRET_PATTERN,
-        ),
-    ] = None,
+    _secret: Annotated[str | None, Security(_client_secret)],
 ) -> Caller:
     if caller is None:
         raise _unauthenticated("no API key")

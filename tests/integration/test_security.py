@@ -119,8 +119,13 @@ async def test_openapi_documents_the_key_schemes(anonymous: httpx.AsyncClient) -
         if path.startswith("/v1/") and not path.startswith("/v1/bench"):
             for method, operation in methods.items():
                 assert {"ApiKey": []} in operation["security"], (method, path)
+    # The client secret is the alternative for a browser, on the routes it opens.
+    assert schemes["ClientSecret"] == {
+        "type": "apiKey", "in": "query", "name": "client_secret", "description": schemes["ClientSecret"]["description"]
+    }  # fmt: skip
     get_order = document["paths"]["/v1/orders/{order_id}"]["get"]
-    assert "client_secret" in [p["name"] for p in get_order["parameters"]]
+    assert {"ClientSecret": []} in get_order["security"]
+    assert {"ClientSecret": []} not in document["paths"]["/v1/orders"]["get"]["security"]
     assert "401" in get_order["responses"]
     assert "429" in get_order["responses"]
 
