@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from gateway import errors
+from gateway import errors, openapi
 from gateway.auth import Authentication
 from gateway.backends import Backends
 from gateway.middleware import BodyGuard, BodyTooLarge, RequestContext
@@ -40,6 +40,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
+    openapi.install(app)
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(request: Request, exc: BodyTooLarge) -> Response:

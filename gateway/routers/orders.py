@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from common.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from common.scope import Scope
-from gateway.auth import ApiCaller, ReadCaller
+from gateway.auth import authenticated
 from gateway.convert import order_json
 from gateway.deps import BackendsDep, IdempotencyKey, JSONResponse, ResourceId, SettingsDep, call
 from gateway.push import longpoll
@@ -46,12 +46,12 @@ def order_response(
 
 @router.post("", status_code=201, response_model=OrderPublic, responses={**ERRORS, 422: ERRORS[400]})
 async def create_order(
-    body: OrderCreate, backends: BackendsDep, settings: SettingsDep, idempotency_key: IdempotencyKey, caller: ApiCaller
+    body: OrderCreate, http: Request, backends: BackendsDep, settings: SettingsDep, idempotency_key: IdempotencyKey
 ) -> Response:
     """Create an order and charge it: gateway → order service → payment service, and back.
     The answer carries the order's `client_secret`: give it to the customer's browser, which may
     then read and follow this one order and confirm its payment without an API key."""
-    return await create(body, backends, settings, idempotency_key, caller.scope)
+    return await create(body, backends, settings, idempotency_key, authenticated(http).scope)
 
 
 async def create(
@@ -77,12 +77,12 @@ async def get_order(
     backends: BackendsDep,
     settings: SettingsDep,
     hub: HubDep,
-    caller: ReadCaller,
     prefer: Annotated[str | None, Header(description="`wait=N` (1-60) with If-None-Match: long polling.")] = None,
 ) -> Response:
     """Read an order. With `If-None-Match: "<version>"` and no change since: 304 (short polling).
     Add `Prefer: wait=N` to hold the answer until the order changes (200) or N seconds pass
     (304): long polling."""
+    caller = authenticated(request)
     request_ = order_pb2.GetOrderRequest(order_id=order_id)
     order, _ = await call("GetOrder", backends.orders.GetOrder, request_, settings, caller.scope)
     if_none_match = request.headers.get("if-none-match")
@@ -102,7 +102,7 @@ async def get_order(
 async def list_orders(
     backends: BackendsDep,
     settings: SettingsDep,
-    caller: ApiCaller,
+    http: Request,
     customer_id: Annotated[str | None, Query(max_length=64)] = None,
     status: OrderStatus | None = None,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
@@ -117,7 +117,7 @@ async def list_orders(
         page_size=page_size,
         page_token=page_token or "",
     )
-    reply, _ = await call("ListOrders", backends.orders.ListOrders, request, settings, caller.scope)
+    reply, _ = await call("ListOrders", backends.orders.ListOrders, request, settings, authenticated(http).scope)
     return JSONResponse(
         {
             "orders": [order_json(o, settings.gateway_public_url) for o in reply.orders],
@@ -132,11 +132,11 @@ async def cancel_order(
     backends: BackendsDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey,
-    caller: ApiCaller,
+    http: Request,
     body: CancelCreate | None = None,
 ) -> Response:
     """Cancel an order whose payment has not succeeded."""
-    return await cancel(order_id, backends, settings, idempotency_key, caller.scope)
+    return await cancel(order_id, backends, settings, idempotency_key, authenticated(http).scope)
 
 
 async def cancel(
@@ -154,11 +154,11 @@ async def refund_order(
     backends: BackendsDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey,
-    caller: ApiCaller,
+    http: Request,
     body: RefundCreate | None = None,
 ) -> Response:
     """Refund `amount`, or everything that is left when the body is `{}`."""
-    return await refund(order_id, body, backends, settings, idempotency_key, caller.scope)
+    return await refund(order_id, body, backends, settings, idempotency_key, authenticated(http).scope)
 
 
 async def refund(

@@ -6,10 +6,10 @@ from __future__ import annotations
 import io
 
 import segno
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gateway.auth import ReadCaller
+from gateway.auth import authenticated
 from gateway.convert import confirm_url
 from gateway.deps import BackendsDep, ResourceId, SettingsDep, call
 from gateway.routers.orders import ERRORS
@@ -35,13 +35,13 @@ def qr_svg(text: str) -> bytes:
     responses={200: {"content": {SVG: {}}, "description": "QR code of the confirmation page URL"}, **ERRORS},
 )
 async def payment_qr(
-    payment_id: ResourceId, backends: BackendsDep, settings: SettingsDep, caller: ReadCaller
+    payment_id: ResourceId, http: Request, backends: BackendsDep, settings: SettingsDep
 ) -> Response:
     """QR code (SVG) of `<GATEWAY_PUBLIC_URL>/pay/{payment_id}?client_secret=…`, the phone's
     confirmation page with the order's client secret (the phone has no API key)."""
     request = payment_pb2.GetPaymentRequest(payment_id=payment_id)
     # 404 for an unknown payment, and for one outside the caller's scope.
-    payment, _ = await call("GetPayment", backends.payments.GetPayment, request, settings, caller.scope)
+    payment, _ = await call("GetPayment", backends.payments.GetPayment, request, settings, authenticated(http).scope)
     svg = qr_svg(confirm_url(settings.gateway_public_url, payment))
     # The image holds a secret: no shared cache may keep it.
     return Response(svg, media_type=SVG, headers={"Cache-Control": "private, max-age=3600"})
