@@ -91,7 +91,8 @@ def test_watch_order_streams_to_the_final_status(report: dict[str, Any]) -> None
     assert report["declined"]["status"] == "ORDER_STATUS_PAYMENT_FAILED"
     watched = report["watched"]
     assert watched["status"]["name"] == "OK"
-    assert [m["version"] for m in watched["messages"]] == [report["declined"]["version"]]
+    # The client asks for after_version 0 (an explicit proto3 `optional`): the whole history.
+    assert [m["version"] for m in watched["messages"]] == list(range(1, report["declined"]["version"] + 1))
     assert watched["messages"][-1]["order"]["status"] == "ORDER_STATUS_PAYMENT_FAILED"
 
 
