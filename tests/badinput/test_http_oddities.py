@@ -31,6 +31,7 @@ import pytest
 import websockets
 
 from tests.artifacts import record
+from tests.badinput.conftest import BADINPUT_KEY
 from tests.fault.watchers import SseWatcher
 from tests.harness import Stack
 
@@ -46,7 +47,9 @@ BODY = json.dumps(
 
 
 def _request(headers: list[str], body: bytes = BODY, *, length: bool = True) -> bytes:
-    lines = ["POST /v1/orders HTTP/1.1", "Host: gateway", "Connection: close", *headers]
+    # With a key: the oddity, not its absence, must be what the answer is about.
+    lines = ["POST /v1/orders HTTP/1.1", "Host: gateway", "Connection: close", f"Authorization: Bearer {BADINPUT_KEY}"]
+    lines += headers
     if length:
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
