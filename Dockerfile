@@ -51,12 +51,13 @@ RUN find . -name '*.pyi' -delete && python3 -m compileall -q -j 0 .
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 shop \
  && useradd --system --uid 10001 --gid shop --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin shop \
- && mkdir /data && chown shop:shop /data
+ && mkdir /data /certs && chown shop:shop /data /certs
 COPY --from=deps /opt/venv /opt/venv
 COPY --from=app /app /app
 WORKDIR /app
 # In a container every service listens on all interfaces, and keeps its SQLite file under
-# /data (mount a volume there). The rest of the configuration (CONTRACT §7) comes from the
+# /data (mount a volume there); /certs is where compose's one-shot `certs` service writes the
+# development certificates for mTLS (a new named volume takes the directory's owner, shop). The rest of the configuration (CONTRACT §7) comes from the
 # environment that `docker run -e` or compose passes.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

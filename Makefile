@@ -11,7 +11,7 @@ TOOLS_STAMP := $(TOOLS)/.installed-stamp
 TOOLS_REQS  := deploy/tools/requirements.txt
 TOOLS_LOCK  := deploy/tools/requirements.lock
 
-.PHONY: run test test-fast lint fmt proto bench bench-quick trace clean lock install reset-data deploy-tools deploy-tools-lock
+.PHONY: run test test-fast lint fmt proto bench bench-quick trace clean lock install reset-data deploy-tools deploy-tools-lock certs
 
 install: $(STAMP)
 
@@ -47,6 +47,11 @@ $(GEN): $(STAMP) $(PROTOS) scripts/gen_protos.py
 
 run: proto
 	$(BIN)/python scripts/run.py
+
+# A development CA and certificates for mTLS between the services (common/devcerts.py), into
+# data/certs/; made afresh each time (the CA's key is never written, so it cannot sign more).
+certs: $(STAMP)
+	$(BIN)/python -m common.devcerts data/certs
 
 test: proto deploy-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from bench import (
+    auth,
     codec,
     e2e,
     e2e_postgres,
@@ -95,7 +96,7 @@ def run(plan: Plan, sections: list[str], workdir: Path, http_load: str = "auto")
 
 
 def _on_stack(results: dict[str, Any], plan: Plan, sections: list[str], workdir: Path, tool: str) -> None:
-    stack = Stack(workdir / "stack", env={"GATEWAY_BENCH_ROUTES": "true", **tracing_cost.UNTRACED_ENV})
+    stack = Stack(workdir / "stack", env={"GATEWAY_BENCH_ROUTES": "true", **tracing_cost.UNTRACED_ENV}, keys=auth.KEYS)
     try:
         stack.start()
         if "e2e" in sections:
@@ -168,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     if unknown := set(sections) - set(SECTIONS):
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    auth.use_keys()
     plan = QUICK if args.quick else FULL
     out = args.out or (RESULTS / "quick.tmp" if args.quick else RESULTS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)

@@ -48,7 +48,15 @@ class MemoryPayments(PaymentServicer):
         self._by_key: OrderedDict[str, PaymentRecord] = OrderedDict()
 
     async def charge_once(
-        self, order_id: str, amount: int, currency: str, payment_method: str, key: str
+        self,
+        order_id: str,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        key: str,
+        *,
+        account_id: str | None = None,
+        client_secret: str | None = None,
     ) -> PaymentRecord:
         existing = self._by_key.get(key)
         if existing is not None:
@@ -58,7 +66,7 @@ class MemoryPayments(PaymentServicer):
         record = PaymentRecord(
             id=new_id("pay"), idempotency_key=key, order_id=order_id, payment_method=payment_method,
             amount=amount, amount_refunded=0, currency=currency, version=1, created_us=now, updated_us=now_us(),
-            **vars(decision),
+            account_id=account_id, client_secret=client_secret, **vars(decision),
         )  # fmt: skip
         self._by_key[key] = record
         while len(self._by_key) > _MAX_PAYMENTS:

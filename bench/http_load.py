@@ -12,11 +12,12 @@ import time
 import aiohttp
 import orjson
 
+from bench import auth
 from bench.stats import Run
 
 
 async def measure(url: str, body: bytes, concurrency: int, warmup_s: float, duration_s: float, runs: int) -> list[Run]:
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **auth.headers()}
     connector = aiohttp.TCPConnector(limit=concurrency)
     window: list[float] = []
     errors = 0

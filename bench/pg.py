@@ -22,6 +22,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bench import auth
 from bench.procs import Server, stop_together
 from tests import postgres
 from tests.harness import Cluster, free_port
@@ -84,6 +85,7 @@ def setup(workdir: Path) -> Iterator[PostgresSetup]:
             payment_database_url=postgres.create_database(server_url, "payments"),
             replicas=REPLICAS,
             gateways=1,
+            keys=auth.KEYS,
         )
         gateways: list[tuple[Server, str]] = []
         try:

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import windows
+from bench import auth, windows
 from bench.procs import Server
 from bench.stats import percentile
 from tests.harness import ROOT, Stack, free_port
@@ -140,7 +140,9 @@ def profile_hop(seconds: float, out: Path) -> str:
 
 
 def profile_e2e(seconds: float, out: Path, tool: str) -> str:
-    stack = Stack(out / "stack", env={"GATEWAY_BENCH_ROUTES": "true"}).start()
+    stack = Stack(out / "stack", env={"GATEWAY_BENCH_ROUTES": "true"}, keys=auth.KEYS)
+    auth.use_keys()
+    stack.start()
     url = stack.url + "/v1/orders"
     try:
         windows.window(tool, url, 32, 2)  # warm-up

@@ -18,6 +18,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from bench import auth
+
 CHANNELS = ("short_poll", "long_poll", "sse", "websocket")
 
 
@@ -153,6 +155,7 @@ _KEEPALIVE_S = 2.0
 def new_session() -> aiohttp.ClientSession:
     """A session for many long-lived connections: no pool limit, no overall time limit."""
     return aiohttp.ClientSession(
+        headers=auth.headers(),
         connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=_KEEPALIVE_S),
         timeout=aiohttp.ClientTimeout(total=None, connect=30, sock_read=90),
     )

@@ -53,8 +53,8 @@ def run_one(workdir: Path) -> tuple[str, httpx.Response, dict[str, str]]:
     try:
         stack.start()
         with httpx.Client(base_url=stack.url, timeout=10) as http:
-            http.post("/v1/orders", content=BODY, headers={"content-type": "application/json"})
-            reply = http.post("/v1/orders", content=BODY, headers=headers)
+            http.post("/v1/orders", content=BODY, headers={"content-type": "application/json", **stack.headers})
+            reply = http.post("/v1/orders", content=BODY, headers={**headers, **stack.headers})
     finally:
         stack.stop()  # the exporters flush on the way out
     return trace_id, reply, {name: stack.services[name].log() for name in SERVICES}

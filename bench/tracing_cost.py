@@ -25,6 +25,7 @@ from typing import Any
 
 import grpc
 
+from bench import auth
 from bench.e2e import orders_target
 from bench.windows import Target
 from tests.harness import Stack, free_port
@@ -88,8 +89,8 @@ def traced_stacks(workdir: Path) -> Iterator[Traced]:
     on = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{traced.collector.port}"}
     sampled = {**on, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
     stacks = {
-        "orders_traced": (Stack(workdir / "traced", env=on), "(tracing on, every span exported)"),
-        "orders_sampled": (Stack(workdir / "sampled", env=sampled), "(tracing on, 1 trace in 10)"),
+        "orders_traced": (Stack(workdir / "traced", env=on, keys=auth.KEYS), "(tracing on, every span exported)"),
+        "orders_sampled": (Stack(workdir / "sampled", env=sampled, keys=auth.KEYS), "(tracing on, 1 trace in 10)"),
     }
     try:
         for name, (stack, label) in stacks.items():

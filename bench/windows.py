@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench import wrk
+from bench import auth, wrk
 from bench.config import Plan
 from bench.procs import run_json, tree_cpu_seconds
 from bench.stats import Run, median_fields
@@ -76,7 +76,7 @@ def prime(url: str) -> None:
     (lazy imports, connections, caches) — and a target that cannot answer fails here, clearly."""
     with httpx.Client(timeout=10) as client:
         for _ in range(_PRIMING_REQUESTS):
-            response = client.post(url, content=BODY, headers=HEADERS)
+            response = client.post(url, content=BODY, headers={**HEADERS, **auth.headers()})
             if response.status_code >= 400:
                 raise RuntimeError(f"POST {url}: {response.status_code} {response.text[:300]}")
 

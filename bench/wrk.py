@@ -13,11 +13,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from bench import auth
 from bench.stats import Run
 
 _SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+%s
 wrk.body = [==[%s]==]
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -37,7 +39,8 @@ def available() -> str | None:
 def run(url: str, body: str, concurrency: int, seconds: float) -> Run:
     """One wrk window of `seconds` (whole seconds; wrk's granularity) at `concurrency`."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_SCRIPT % body)
+        extra = "\n".join(f'wrk.headers["{name}"] = "{value}"' for name, value in auth.headers().items())
+        script.write(_SCRIPT % (extra, body))
     try:
         done = subprocess.run(
             [

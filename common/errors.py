@@ -8,6 +8,7 @@ Anything else that escapes a handler becomes INTERNAL with no detail for the cal
      ├── InvalidArgument        400  (with field violations)
      ├── FailedPrecondition     400
      ├── OutOfRange             400
+     ├── PermissionDenied       403
      ├── NotFound               404
      ├── AlreadyExists          409
      ├── Aborted                409  (with RetryInfo when it is worth waiting)
@@ -80,6 +81,10 @@ class FailedPrecondition(ServiceError):
 
 class OutOfRange(ServiceError):
     code = grpc.StatusCode.OUT_OF_RANGE
+
+
+class PermissionDenied(ServiceError):
+    code = grpc.StatusCode.PERMISSION_DENIED
 
 
 class NotFound(ServiceError):

@@ -8,7 +8,7 @@ import inspect
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -22,6 +22,7 @@ from common.grpc_tracing import trace_handler
 from common.logs import adopt_request_id, request_id_var
 from common.reflection import enable_reflection
 from common.service_metrics import meter_handler
+from common.tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -179,11 +180,15 @@ def create_grpc_server(
     register: Callable[[grpc.aio.Server], None],
     host: str,
     port: int,
+    tls: TlsFiles | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),  # type: ignore[type-arg]
 ) -> tuple[grpc.aio.Server, HealthServicer, int]:
     """A server with the servicers `register` adds, health and reflection, bound to host:port
-    (port 0 picks a free one, for tests). Returns the server, its health servicer and the port."""
+    (port 0 picks a free one, for tests), plaintext or mutual TLS (`tls`, common/tls.py);
+    `interceptors` run after the error boundary. Returns the server, its health servicer and
+    the port."""
     server = grpc.aio.server(
-        interceptors=[ServiceInterceptor()],
+        interceptors=[ServiceInterceptor(), *interceptors],
         options=[
             *KEEPALIVE_SERVER_OPTIONS,
             *CONNECTION_AGE_SERVER_OPTIONS,
@@ -196,7 +201,8 @@ def create_grpc_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
     enable_reflection([*names, health.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    bound = server.add_secure_port(address, tls.server_credentials()) if tls else server.add_insecure_port(address)
     if bound == 0:
         raise SystemExit(f"cannot listen on {host}:{port}")
     return server, health_servicer, bound

@@ -29,6 +29,7 @@ def check_identifier(field: str, value: str) -> None:
     if not IDENTIFIER_RE.match(value):
         raise InvalidArgument(f"invalid {field}", violations=[(field, "must be 1-64 characters of [A-Za-z0-9_.:-]")])
 
+
 # ISO 4217 active codes (currencies and funds, without the precious metals and test codes).
 CURRENCIES = frozenset(
     [

@@ -29,6 +29,30 @@ def adopt_request_id(given: str | None) -> str:
     is well-formed, else a new one: the same rule at the gateway and at both services."""
     return given if given is not None and _REQUEST_ID_RE.fullmatch(given) else new_id("req")
 
+
+# Secrets that a library may put in a line of its own (CONTRACT §11): uvicorn's and websockets'
+# DEBUG lines show a request line with its query (`?client_secret=…`), an exception may quote a
+# header. Every line is passed through `redact` before it is written.
+_SECRETS = re.compile(
+    r"(?P<name>client_secret=)[^&\s\"']+"
+    r"|(?P<key>\b[sr]k_)[A-Za-z0-9_]{8,}"
+    r"|(?P<auth>\b(?:Bearer|Basic) )[A-Za-z0-9+/=._-]{8,}"
+    r"|(?P<secret>_secret_)[A-Za-z0-9_-]{8,}",
+    re.IGNORECASE,
+)
+
+
+def _hide(match: re.Match[str]) -> str:
+    return next(prefix for prefix in match.groups() if prefix) + "[redacted]"
+
+
+def redact(line: str) -> str:
+    """The line with API keys, client secrets and credentials replaced by `[redacted]`."""
+    return _SECRETS.sub(_hide, line) if any(mark in line for mark in _MARKS) else line
+
+
+_MARKS = ("secret", "k_", "Bearer", "Basic", "bearer", "basic")
+
 # Attributes of every LogRecord (and uvicorn's colour copy of the message): not extra fields.
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
 
@@ -55,7 +79,7 @@ class JsonFormatter(logging.Formatter):
         doc.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc, default=str).decode()
+        return redact(orjson.dumps(doc, default=str).decode())
 
 
 # The longest service name ("payment_service"): `make run` interleaves three services' lines,
@@ -80,7 +104,7 @@ class ConsoleFormatter(logging.Formatter):
         line += "".join(f" {k}={v}" for k, v in extras.items())
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return redact(line)
 
 
 def configure_logging(service: str, level: str, fmt: str) -> None:

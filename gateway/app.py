@@ -10,12 +10,13 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from common import tracing
-from gateway import docs, errors
+from gateway import docs, errors, openapi
+from gateway.auth import Authentication
 from gateway.backends import Backends
 from gateway.head import HeadAsGet
 from gateway.middleware import BodyGuard, BodyTooLarge, HeaderGuard, RequestContext
 from gateway.push import Hub
-from gateway.routers import health, orders, pages, payments, push, qr
+from gateway.routers import demo, health, orders, pages, payments, push, qr
 from gateway.settings import GatewaySettings
 from gateway.tracing import TraceRequests
 
@@ -23,7 +24,9 @@ from gateway.tracing import TraceRequests
 def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.backends = Backends.open(settings.order_service_target, settings.payment_service_target)
+        app.state.backends = Backends.open(
+            settings.order_service_target, settings.payment_service_target, settings.grpc_tls
+        )
         app.state.hub = Hub(app.state.backends.orders, settings.gateway_public_url, settings.gateway_deadline_s)
         app.state.hub.start()
         try:
@@ -52,6 +55,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
+    openapi.install(app)
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(request: Request, exc: BodyTooLarge) -> Response:
@@ -64,15 +68,24 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(health.router)
     app.include_router(docs.router)
+    if settings.gateway_demo_account is not None:
+        app.include_router(demo.router)
     if settings.gateway_bench_routes:
         # Only for `make bench`: the bare endpoint that POST /v1/orders is measured against.
         from gateway.routers import bench
 
         app.include_router(bench.router)
-    # Added innermost first: the request id must exist before anything can fail, and HEAD is
+    # Added innermost first: the request id must exist before anything can fail; who is calling
+    # is settled before the body is looked at (nobody without a key learns from a 413); HEAD is
     # routed as GET only after the guards have seen the request as it came.
     app.add_middleware(HeadAsGet)
     app.add_middleware(BodyGuard)
+    app.add_middleware(
+        Authentication,
+        keys=settings.gateway_api_keys,
+        rate=settings.gateway_rate_limit,
+        failure_rate=settings.gateway_auth_failure_limit,
+    )
     app.add_middleware(HeaderGuard)
     app.add_middleware(RequestContext)
     if (tracer := tracing.tracer()) is not None:

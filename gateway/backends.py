@@ -11,6 +11,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.grpc_client import open_channel
+from common.tls import TlsFiles
 from shop.order.v1 import order_pb2_grpc
 from shop.payment.v1 import payment_pb2_grpc
 
@@ -36,10 +37,10 @@ class Backends:
     payments: payment_pb2_grpc.PaymentServiceAsyncStub
 
     @classmethod
-    def open(cls, order_target: str, payment_target: str) -> Backends:
-        order_channel = open_channel(order_target, ORDER_RETRYABLE)
-        keyed_order_channel = open_channel(order_target, ORDER_RETRYABLE + ORDER_RETRYABLE_WITH_KEY)
-        payment_channel = open_channel(payment_target, PAYMENT_RETRYABLE)
+    def open(cls, order_target: str, payment_target: str, tls: TlsFiles | None = None) -> Backends:
+        order_channel = open_channel(order_target, ORDER_RETRYABLE, tls)
+        keyed_order_channel = open_channel(order_target, ORDER_RETRYABLE + ORDER_RETRYABLE_WITH_KEY, tls)
+        payment_channel = open_channel(payment_target, PAYMENT_RETRYABLE, tls)
         return cls(
             order_channel,
             keyed_order_channel,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from common.timestamps import rfc3339
 from shop.order.v1 import order_pb2
@@ -13,13 +14,23 @@ def _enum_name(prefix: str, name: str) -> str:
     return name.removeprefix(prefix).lower()
 
 
+def with_secret(url: str, client_secret: str) -> str:
+    """The URL with `?client_secret=`: what a browser or the phone page needs instead of a key."""
+    return f"{url}?client_secret={quote(client_secret, safe='')}" if client_secret else url
+
+
+def confirm_url(public_url: str, payment: payment_pb2.Payment) -> str:
+    """The phone's confirmation page of the payment, with the secret that lets it read and confirm."""
+    return with_secret(f"{public_url}/pay/{payment.id}", payment.client_secret)
+
+
 def payment_json(payment: payment_pb2.Payment, public_url: str) -> dict[str, Any]:
     next_action = None
     if payment.status == payment_pb2.PAYMENT_STATUS_REQUIRES_ACTION and payment.HasField("next_action"):
         next_action = {
             "type": "scan_qr",
-            "confirm_url": f"{public_url}/pay/{payment.id}",
-            "qr_svg_url": f"{public_url}/v1/payments/{payment.id}/qr.svg",
+            "confirm_url": confirm_url(public_url, payment),
+            "qr_svg_url": with_secret(f"{public_url}/v1/payments/{payment.id}/qr.svg", payment.client_secret),
             "expires_at": rfc3339(payment.next_action.expires_at),
         }
     return {
@@ -41,6 +52,7 @@ def payment_json(payment: payment_pb2.Payment, public_url: str) -> dict[str, Any
 def order_json(order: order_pb2.Order, public_url: str) -> dict[str, Any]:
     return {
         "id": order.id,
+        "client_secret": order.client_secret or None,
         "customer_id": order.customer_id,
         "status": _enum_name("ORDER_STATUS_", order_pb2.OrderStatus.Name(order.status)),
         "currency": order.currency,

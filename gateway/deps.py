@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from common.errors import REPLAYED_KEY, metadata_value
 from common.limits import IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_KEY_RE
+from common.scope import Scope
 from gateway.backends import Backends
 from gateway.errors import ApiError
 from gateway.metrics import GRPC_CALLS, GRPC_LATENCY
@@ -67,13 +68,17 @@ async def call(
     method: grpc.aio.UnaryUnaryMultiCallable[Any, Any],
     request: Any,
     settings: GatewaySettings,
+    scope: Scope,
     idempotency_key: str | None = None,
 ) -> tuple[Any, bool]:
-    """One unary call with the gateway's deadline; returns the answer and whether the service
-    replayed it for an idempotency key. A gRPC error propagates to the error handler."""
-    metadata = (("idempotency-key", idempotency_key),) if idempotency_key else None
+    """One unary call with the gateway's deadline, acting for `scope` (the caller's account or
+    client secret: the services answer only within it); returns the answer and whether the
+    service replayed it for an idempotency key. A gRPC error propagates to the error handler."""
+    metadata = scope.metadata()
+    if idempotency_key:
+        metadata += (("idempotency-key", idempotency_key),)
     started = time.perf_counter()
-    call_ = method(request, timeout=settings.gateway_deadline_s, metadata=metadata)
+    call_ = method(request, timeout=settings.gateway_deadline_s, metadata=metadata or None)
     try:
         response = await call_
     except grpc.aio.AioRpcError as exc:

@@ -98,12 +98,14 @@ class ApiError(Exception):
         *,
         errors: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.errors = errors
         self.headers = headers
+        self.code = code
 
 
 def problem(
@@ -215,7 +217,7 @@ def _allowed_methods(request: Request) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
-        return problem(exc.status, exc.detail, errors=exc.errors, headers=exc.headers)
+        return problem(exc.status, exc.detail, code=exc.code, errors=exc.errors, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -61,6 +61,8 @@ class RequestContext:
                 status = 101
             elif message["type"] == "websocket.close" and status == 500:
                 status = 403  # refused before the handshake completed
+            if message["type"] == "websocket.http.response.start":
+                status = message["status"]  # refused in place of the handshake (gateway/auth.py)
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
@@ -131,9 +133,7 @@ class BodyGuard:
             if sum(1 for key, _ in scope["headers"] if key == name) > 1:
                 field = name.decode().title()
                 errors = [{"field": field, "message": "must be sent once"}]
-                await problem(400, f"the request has more than one {field} header", errors=errors)(
-                    scope, receive, send
-                )
+                await problem(400, f"the request has more than one {field} header", errors=errors)(scope, receive, send)
                 return
         length = _header(scope, b"content-length")
         chunked = (_header(scope, b"transfer-encoding") or "").lower() == "chunked"

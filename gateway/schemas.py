@@ -16,6 +16,7 @@ from common.limits import (
     MAX_UNIT_PRICE,
 )
 from common.payment_methods import PAYMENT_METHODS
+from common.scope import CLIENT_SECRET_PATTERN
 
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 # Literal types (not Enum): strict validation accepts them from parsed JSON, and OpenAPI lists them.
@@ -78,6 +79,12 @@ class CancelCreate(_Strict):
 
 class PaymentConfirm(_Strict):
     approve: bool = True
+    # Instead of an API key (CONTRACT §11): the order's client secret, as the phone page sends it.
+    client_secret: str | None = Field(
+        default=None,
+        pattern=CLIENT_SECRET_PATTERN,
+        description="The order's client_secret, when the request carries no API key (a browser, the phone page).",
+    )
 
 
 OrderStatus = Literal[
@@ -118,6 +125,9 @@ class PaymentPublic(BaseModel):
 
 class OrderPublic(BaseModel):
     id: str
+    # Shown to the order's owner (and to a browser that has it already): give it to the
+    # customer's browser, never an API key (CONTRACT §11).
+    client_secret: str | None
     customer_id: str
     status: OrderStatus
     currency: str

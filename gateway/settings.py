@@ -1,13 +1,28 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
+from common.scope import ACCOUNT_ID_RE
 from common.settings import CommonSettings
+from common.tls import TlsSettings
+from gateway.api_keys import KeyRing, parse_keys
+from gateway.ratelimit import Rate
 
 
-class GatewaySettings(CommonSettings):
+def _key_ring(value: object) -> object:
+    return parse_keys(value) if isinstance(value, str) else value
+
+
+def _rate(value: object) -> object:
+    return Rate.parse(value) if isinstance(value, str) else value
+
+
+class GatewaySettings(CommonSettings, TlsSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, arbitrary_types_allowed=True)
+
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(8000, ge=0, le=65535)
     order_service_target: str = "localhost:50051"
@@ -16,6 +31,22 @@ class GatewaySettings(CommonSettings):
     gateway_public_url: str = ""
     gateway_deadline_s: float = Field(5, gt=0, le=300)
     sse_heartbeat_s: float = Field(15, gt=0)
+    # CONTRACT §11: `<account_id>:<key>,…`, kept as digests only (gateway/api_keys.py); no key,
+    # no gateway. The default "" is validated too, so that its absence gets a sentence.
+    gateway_api_keys: Annotated[KeyRing, NoDecode, BeforeValidator(_key_ring)] = Field(
+        default="", validate_default=True
+    )
+    # Per API key (and per client address for requests without one); a burst of twice as many.
+    gateway_rate_limit: Annotated[Rate, NoDecode, BeforeValidator(_rate)] = Field(
+        default="100/second", validate_default=True
+    )
+    # Failed authentications (an unknown key, a wrong client secret) per client address; past
+    # it, that address gets 429 for everything but a valid key.
+    gateway_auth_failure_limit: Annotated[Rate, NoDecode, BeforeValidator(_rate)] = Field(
+        default="20/minute", validate_default=True
+    )
+    # The account the demo routes (POST /demo/orders, …) create orders for; unset: no demo routes.
+    gateway_demo_account: str | None = None
     # `make bench` only: mounts POST /v1/bench/orders (gateway/routers/bench.py).
     gateway_bench_routes: bool = False
 
@@ -33,3 +64,10 @@ class GatewaySettings(CommonSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("gateway_demo_account")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        if value is not None and not ACCOUNT_ID_RE.match(value):
+            raise ValueError("must be 1-64 characters of [A-Za-z0-9_]")
+        return value

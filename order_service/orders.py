@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from common.errors import (
     Unavailable,
 )
 from common.ids import new_id
+from common.scope import INTERNAL, Scope
 from common.timestamps import now_us, timestamp_us, us_of
 from order_service import idempotency, store
 from order_service.changes import LocalChanges
@@ -61,6 +63,12 @@ def _us(seconds: float) -> int:
     return round(seconds * 1_000_000)
 
 
+def new_client_secret(order_id: str) -> str:
+    """`<order id>_secret_<32 URL-safe characters>`: 192 random bits, and a name that says what
+    it is (so that a secret scanner, or a person reading a URL, recognises one)."""
+    return f"{order_id}_secret_{secrets.token_urlsafe(24)}"
+
+
 class Orders:
     def __init__(self, db: Database, payments: PaymentClient, changes: LocalChanges) -> None:
         self.db = db
@@ -68,24 +76,32 @@ class Orders:
         self.payments = payments
         self.changes = changes
 
-    async def get(self, order_id: str) -> pb.Order:
+    async def get(self, order_id: str, scope: Scope = INTERNAL) -> pb.Order:
+        """The order; NOT_FOUND also when it is outside `scope`, exactly as for an order that does
+        not exist, so that another account learns nothing about it."""
         order = await self.reads.get(order_id)
-        if order is None:
+        if order is None or not scope.may_see(order.account_id, order.client_secret):
             raise NotFound(f"order {order_id} not found")
         return order
 
     # -- creating and charging ---------------------------------------------------------------
 
-    async def create(self, request: pb.CreateOrderRequest, key: str | None, timeout: float) -> tuple[pb.Order, bool]:
+    async def create(
+        self, request: pb.CreateOrderRequest, key: str | None, timeout: float, scope: Scope = INTERNAL
+    ) -> tuple[pb.Order, bool]:
         amount = validate_create(request)
+        scope.require_account("create an order")
 
         async def run(held: Claim | None) -> pb.Order:
             if held is not None and held.order_id:
                 # An earlier attempt stored the order but gave no answer: finish it, same charge.
                 return await self._finish_charge(held.order_id, timeout, held)
             now = now_us()
+            order_id = new_id("ord")
             order = pb.Order(
-                id=new_id("ord"),
+                id=order_id,
+                account_id=scope.account_id or "",
+                client_secret=new_client_secret(order_id),
                 customer_id=request.customer_id,
                 status=S.ORDER_STATUS_PENDING_PAYMENT,
                 currency=request.currency,
@@ -108,7 +124,7 @@ class Orders:
             payment = await self._charge(order, request.payment_method, timeout)
             return await self._record(order.id, payment, held, done=(CHARGE_CHECK,))
 
-        return await self._once("CreateOrder", key, request, pb.Order, run, timeout)
+        return await self._once(scope.idempotency_prefix() + "CreateOrder", key, request, pb.Order, run, timeout)
 
     async def _finish_charge(self, order_id: str, timeout: float, held: Claim | None) -> pb.Order:
         found = await self.reads.get_with_method(order_id)
@@ -130,23 +146,28 @@ class Orders:
     # -- the customer's answer, cancel, refund -----------------------------------------------
 
     async def confirm(
-        self, request: pb.ConfirmPaymentRequest, key: str | None, timeout: float
+        self, request: pb.ConfirmPaymentRequest, key: str | None, timeout: float, scope: Scope = INTERNAL
     ) -> tuple[payment_pb2.Payment, bool]:
         approve = request.approve if request.HasField("approve") else True
 
         async def run(held: Claim | None) -> payment_pb2.Payment:
             order = await self.reads.by_payment(request.payment_id)
-            if order is None:
+            if order is None or not scope.may_see(order.account_id, order.client_secret):
                 raise NotFound(f"payment {request.payment_id} not found")
-            call = lambda: self.payments.confirm(request.payment_id, approve, timeout)  # noqa: E731
+            call = lambda: self.payments.confirm(request.payment_id, approve, timeout, order.account_id)  # noqa: E731
             _, payment = await self._change_payment(order, call, timeout, held, answer_with_payment=True)
             return payment
 
-        return await self._once(f"ConfirmPayment:{request.payment_id}", key, request, payment_pb2.Payment, run, timeout)
+        scope_name = f"{scope.idempotency_prefix()}ConfirmPayment:{request.payment_id}"
+        return await self._once(scope_name, key, request, payment_pb2.Payment, run, timeout)
 
-    async def cancel(self, request: pb.CancelOrderRequest, key: str | None, timeout: float) -> tuple[pb.Order, bool]:
+    async def cancel(
+        self, request: pb.CancelOrderRequest, key: str | None, timeout: float, scope: Scope = INTERNAL
+    ) -> tuple[pb.Order, bool]:
+        scope.require_account("cancel an order")
+
         async def run(held: Claim | None) -> pb.Order:
-            order = await self.get(request.order_id)
+            order = await self.get(request.order_id, scope)
             if order.status == S.ORDER_STATUS_PENDING_PAYMENT:
                 # No answer from the payment service is on record (it was down, or a replica died):
                 # learn the charge's outcome first, by charging with the same key.
@@ -158,19 +179,23 @@ class Orders:
                     f"order {order.id} is {status_name(order.status)}; "
                     "only an order whose payment has not succeeded can be canceled"
                 )
-            call = lambda: self.payments.cancel(order.payment.id, timeout)  # noqa: E731
+            call = lambda: self.payments.cancel(order.payment.id, timeout, order.account_id)  # noqa: E731
             recorded, _ = await self._change_payment(order, call, timeout, held)
             return recorded
 
-        return await self._once(f"CancelOrder:{request.order_id}", key, request, pb.Order, run, timeout)
+        scope_name = f"{scope.idempotency_prefix()}CancelOrder:{request.order_id}"
+        return await self._once(scope_name, key, request, pb.Order, run, timeout)
 
-    async def refund(self, request: pb.RefundOrderRequest, key: str | None, timeout: float) -> tuple[pb.Order, bool]:
+    async def refund(
+        self, request: pb.RefundOrderRequest, key: str | None, timeout: float, scope: Scope = INTERNAL
+    ) -> tuple[pb.Order, bool]:
         amount = request.amount if request.HasField("amount") else None
         if amount is not None and amount < 1:
             raise InvalidArgument("invalid refund", violations=[("amount", "must be ≥ 1")])
+        scope.require_account("refund an order")
 
         async def run(held: Claim | None) -> pb.Order:
-            order = await self.get(request.order_id)
+            order = await self.get(request.order_id, scope)
             if order.status not in (S.ORDER_STATUS_PAID, S.ORDER_STATUS_PARTIALLY_REFUNDED):
                 raise FailedPrecondition(
                     f"order {order.id} is {status_name(order.status)}; only a paid order can be refunded"
@@ -183,14 +208,18 @@ class Orders:
                 )
             # The payment service's key for this refund: from the Idempotency-Key when there is
             # one, so that a retry whose first answer was lost refunds once, whatever other
-            # refunds came between; without one, each request is a refund of its own.
+            # refunds came between; without one, each request is a refund of its own. (Keys are
+            # the account's own, but the order is too: no other account's key reaches it.)
             suffix = hashlib.sha256(key.encode()).hexdigest()[:32] if key is not None else new_id("rf")
             refund_key = f"{order.id}:refund:{suffix}"
-            call = lambda: self.payments.refund(order.payment.id, amount, refund_key, timeout)  # noqa: E731
+            call = lambda: self.payments.refund(  # noqa: E731
+                order.payment.id, amount, refund_key, timeout, order.account_id
+            )
             recorded, _ = await self._change_payment(order, call, timeout, held)
             return recorded
 
-        return await self._once(f"RefundOrder:{request.order_id}", key, request, pb.Order, run, timeout)
+        scope_name = f"{scope.idempotency_prefix()}RefundOrder:{request.order_id}"
+        return await self._once(scope_name, key, request, pb.Order, run, timeout)
 
     async def _change_payment(
         self,
@@ -213,16 +242,17 @@ class Orders:
         except ServiceError:
             # Refused (expired, answered already, refunded meanwhile by another request): our
             # view of the payment may be old. Bring the order up to date, then pass it on.
-            await self._refresh(order.id, order.payment.id, timeout, done=(check,))
+            await self._refresh(order, timeout, done=(check,))
             raise
         recorded = await self._record(
             order.id, payment, held, done=(check,), response=payment if answer_with_payment else None
         )
         return recorded, payment
 
-    async def _refresh(self, order_id: str, payment_id: str, timeout: float, done: Sequence[str]) -> None:
+    async def _refresh(self, order: pb.Order, timeout: float, done: Sequence[str]) -> None:
         try:
-            await self._record(order_id, await self.payments.get(payment_id, timeout), None, done=done)
+            payment = await self.payments.get(order.payment.id, timeout, order.account_id)
+            await self._record(order.id, payment, None, done=done)
         except ServiceError as exc:
             log.info("could not refresh the order's payment; the reconciler will", extra={"error": exc.message})
 
@@ -241,7 +271,7 @@ class Orders:
         if order.status == S.ORDER_STATUS_PENDING_PAYMENT:
             payment = await self.payments.charge(order, method, timeout)
         elif order.payment.id:
-            payment = await self.payments.get(order.payment.id, timeout)
+            payment = await self.payments.get(order.payment.id, timeout, order.account_id)
         await self._record(order_id, payment, None, done=checks)
 
     async def retry_checks_soon(self, order_id: str, checks: Sequence[str]) -> None:

@@ -29,6 +29,8 @@ from common.errors import (
     rich_status,
 )
 from common.grpc_client import open_channel
+from common.scope import ACCOUNT_KEY
+from common.tls import TlsFiles
 from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2 as pb
 from shop.payment.v1 import payment_pb2_grpc
@@ -53,9 +55,16 @@ def charge_key(order_id: str) -> str:
     return f"{order_id}:charge"
 
 
+def _acting_for(account_id: str) -> tuple[tuple[str, str], ...] | None:
+    """Every call about an order says whose it is: the payment service stores the account with
+    the charge, and scopes the later calls by it (an order from before accounts has none: the
+    call is internal)."""
+    return ((ACCOUNT_KEY, account_id),) if account_id else None
+
+
 class PaymentClient:
-    def __init__(self, target: str) -> None:
-        self.channel = open_channel(target, RETRYABLE)
+    def __init__(self, target: str, tls: TlsFiles | None = None) -> None:
+        self.channel = open_channel(target, RETRYABLE, tls)
         self.stub = payment_pb2_grpc.PaymentServiceStub(self.channel)
 
     async def close(self) -> None:
@@ -68,25 +77,31 @@ class PaymentClient:
             currency=order.currency,
             payment_method=payment_method,
             idempotency_key=charge_key(order.id),
+            client_secret=order.client_secret,
         )
-        return await _call(self.stub.Charge(request, timeout=timeout))
+        return await _call(self.stub.Charge(request, timeout=timeout, metadata=_acting_for(order.account_id)))
 
-    async def get(self, payment_id: str, timeout: float) -> pb.Payment:
-        return await _call(self.stub.GetPayment(pb.GetPaymentRequest(payment_id=payment_id), timeout=timeout))
+    async def get(self, payment_id: str, timeout: float, account_id: str) -> pb.Payment:
+        request = pb.GetPaymentRequest(payment_id=payment_id)
+        return await _call(self.stub.GetPayment(request, timeout=timeout, metadata=_acting_for(account_id)))
 
-    async def confirm(self, payment_id: str, approve: bool, timeout: float) -> pb.Payment:
+    async def confirm(self, payment_id: str, approve: bool, timeout: float, account_id: str) -> pb.Payment:
         request = pb.ConfirmPaymentRequest(payment_id=payment_id, approve=approve)
-        return await _call(self.stub.ConfirmPayment(request, timeout=timeout))
+        return await _call(self.stub.ConfirmPayment(request, timeout=timeout, metadata=_acting_for(account_id)))
 
-    async def refund(self, payment_id: str, amount: int | None, key: str, timeout: float) -> pb.Payment:
+    async def refund(
+        self, payment_id: str, amount: int | None, key: str, timeout: float, account_id: str
+    ) -> pb.Payment:
         request = pb.RefundRequest(payment_id=payment_id, idempotency_key=key)
         if amount is not None:
             request.amount = amount
-        response: pb.RefundResponse = await _call(self.stub.Refund(request, timeout=timeout))
+        call = self.stub.Refund(request, timeout=timeout, metadata=_acting_for(account_id))
+        response: pb.RefundResponse = await _call(call)
         return response.payment
 
-    async def cancel(self, payment_id: str, timeout: float) -> pb.Payment:
-        return await _call(self.stub.CancelPayment(pb.CancelPaymentRequest(payment_id=payment_id), timeout=timeout))
+    async def cancel(self, payment_id: str, timeout: float, account_id: str) -> pb.Payment:
+        request = pb.CancelPaymentRequest(payment_id=payment_id)
+        return await _call(self.stub.CancelPayment(request, timeout=timeout, metadata=_acting_for(account_id)))
 
 
 async def _call(call: Awaitable[T]) -> T:

@@ -31,8 +31,14 @@ orders = Table(
     Column("doc", LargeBinary, nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
+    # The account whose API key created the order (CONTRACT §11); NULL for orders made before
+    # accounts, which only internal calls see. An account's list uses the ix_orders_account_* indexes.
+    Column("account_id", String(64)),
     Index("ix_orders_customer", "customer_id", "id"),
     Index("ix_orders_status", "status", "id"),
+    Index("ix_orders_account", "account_id", "id"),
+    Index("ix_orders_account_customer", "account_id", "customer_id", "id"),
+    Index("ix_orders_account_status", "account_id", "status", "id"),
     **CLUSTERED,
 )
 
@@ -54,7 +60,8 @@ order_events = Table(
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
-    Column("scope", String(120), nullable=False),
+    # "<account>/<method>:<id>" (common.scope.Scope.idempotency_prefix): keys are per account.
+    Column("scope", String(200), nullable=False),
     Column("key", String(255), nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("order_id", String(40)),

@@ -8,9 +8,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1._async import HealthServicer
 
+from common import authz
 from common.db import Database, open_database
 from common.db.postgres import PostgresDatabase
 from common.grpc_server import create_grpc_server
+from common.health_port import health_only_server
 from common.migrations import History, upgrade
 from common.observed_db import observe
 from order_service.changes import LocalChanges, PostgresChanges
@@ -40,8 +42,16 @@ class OrderServer:
     payments: PaymentClient
     db: Database
     changes: LocalChanges
+    # The plaintext health-only port (ORDER_HEALTH_PORT), for probes without a certificate.
+    health_server: grpc.aio.Server | None = None
+
+    async def start_health_port(self) -> None:
+        if self.health_server is not None:
+            await self.health_server.start()
 
     async def close(self) -> None:
+        if self.health_server is not None:
+            await self.health_server.stop(None)
         await self.reconciler.stop()
         self.changes.close()
         await self.payments.close()
@@ -62,7 +72,8 @@ async def create_server(settings: OrderSettings) -> OrderServer:
         PostgresChanges(opened.dsn, OrderReads(db).versions) if isinstance(opened, PostgresDatabase) else LocalChanges()
     )
     await changes.start()
-    payments = PaymentClient(settings.payment_service_target)
+    tls = settings.grpc_tls
+    payments = PaymentClient(settings.payment_service_target, tls)
     orders = Orders(db, payments, changes)
     servicer = OrderServicer(orders, settings.order_payment_deadline_s)
     server, health_servicer, port = create_grpc_server(
@@ -70,6 +81,11 @@ async def create_server(settings: OrderSettings) -> OrderServer:
         lambda s: order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, s),
         settings.order_service_host,
         settings.order_service_port,
+        tls=tls,
+        interceptors=authz.interceptors(settings.caller_policy, tls is not None),
     )
     reconciler = Reconciler(orders, settings.order_reconcile_interval_s, settings.order_payment_deadline_s)
-    return OrderServer(server, health_servicer, port, reconciler, payments, db, changes)
+    health_server = None
+    if settings.order_health_port is not None:
+        health_server, _ = health_only_server(health_servicer, settings.order_service_host, settings.order_health_port)
+    return OrderServer(server, health_servicer, port, reconciler, payments, db, changes, health_server)

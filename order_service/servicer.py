@@ -11,6 +11,7 @@ import grpc
 
 from common.errors import REPLAYED_KEY, InvalidArgument
 from common.limits import DEFAULT_PAGE_SIZE, IDEMPOTENCY_KEY_RE, MAX_PAGE_SIZE, check_identifier
+from common.scope import Scope, scope_of
 from order_service.domain import status_name
 from order_service.orders import Orders
 from order_service.watch import watch_order
@@ -33,6 +34,11 @@ def _idempotency_key(context: Context) -> str | None:
                 )
             return value
     return None
+
+
+def _scope(context: Context) -> Scope:
+    """Whom the call acts for (common/scope.py): an account, a client secret, or nobody (internal)."""
+    return scope_of(context.invocation_metadata())
 
 
 def _encode_token(order_id: str) -> str:
@@ -65,15 +71,18 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             context.set_trailing_metadata(REPLAYED)
 
     async def CreateOrder(self, request: pb.CreateOrderRequest, context: Context) -> pb.Order:
-        order, replayed = await self.orders.create(request, _idempotency_key(context), self._timeout(context))
+        key = _idempotency_key(context)
+        order, replayed = await self.orders.create(request, key, self._timeout(context), _scope(context))
         self._answer(context, replayed)
         return order
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.Order:
         check_identifier("order_id", request.order_id)
-        return await self.orders.get(request.order_id)
+        return await self.orders.get(request.order_id, _scope(context))
 
     async def ListOrders(self, request: pb.ListOrdersRequest, context: Context) -> pb.ListOrdersResponse:
+        scope = _scope(context)
+        scope.require_account("list orders")
         size = request.page_size or DEFAULT_PAGE_SIZE
         if not 1 <= size <= MAX_PAGE_SIZE:
             raise InvalidArgument(
@@ -85,26 +94,29 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             check_identifier("customer_id", request.customer_id)
         before = _decode_token(request.page_token) if request.page_token else None
         status = status_name(request.status) if request.status else ""
-        found = await self.orders.reads.page(request.customer_id, status, size + 1, before)
+        found = await self.orders.reads.page(scope.account_id, request.customer_id, status, size + 1, before)
         page = found[:size]
         token = _encode_token(page[-1].id) if len(found) > size else ""
         return pb.ListOrdersResponse(orders=page, next_page_token=token)
 
     async def CancelOrder(self, request: pb.CancelOrderRequest, context: Context) -> pb.Order:
         check_identifier("order_id", request.order_id)
-        order, replayed = await self.orders.cancel(request, _idempotency_key(context), self._timeout(context))
+        key = _idempotency_key(context)
+        order, replayed = await self.orders.cancel(request, key, self._timeout(context), _scope(context))
         self._answer(context, replayed)
         return order
 
     async def RefundOrder(self, request: pb.RefundOrderRequest, context: Context) -> pb.Order:
         check_identifier("order_id", request.order_id)
-        order, replayed = await self.orders.refund(request, _idempotency_key(context), self._timeout(context))
+        key = _idempotency_key(context)
+        order, replayed = await self.orders.refund(request, key, self._timeout(context), _scope(context))
         self._answer(context, replayed)
         return order
 
     async def ConfirmPayment(self, request: pb.ConfirmPaymentRequest, context: Context) -> payment_pb2.Payment:
         check_identifier("payment_id", request.payment_id)
-        payment, replayed = await self.orders.confirm(request, _idempotency_key(context), self._timeout(context))
+        key = _idempotency_key(context)
+        payment, replayed = await self.orders.confirm(request, key, self._timeout(context), _scope(context))
         self._answer(context, replayed)
         return payment
 
@@ -113,5 +125,6 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         after = request.after_version if request.HasField("after_version") else None
         if after is not None and after < 0:
             raise InvalidArgument("invalid version", violations=[("after_version", "must be ≥ 0")])
-        async for event in watch_order(self.orders.reads, self.orders.changes, request.order_id, after):
+        scope = _scope(context)
+        async for event in watch_order(self.orders.reads, self.orders.changes, request.order_id, after, scope):
             yield event

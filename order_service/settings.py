@@ -2,15 +2,19 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from common.authz import CallerPolicySettings
 from common.db import DatabaseUrl
 from common.settings import CommonSettings
+from common.tls import TlsSettings
 
 
-class OrderSettings(CommonSettings):
+class OrderSettings(CommonSettings, TlsSettings, CallerPolicySettings):
     order_service_host: str = "127.0.0.1"
     order_service_port: int = Field(50051, ge=0, le=65535)
     # Prometheus text on ORDER_SERVICE_HOST:this port (0: not served).
     order_metrics_port: int = Field(9151, ge=0, le=65535)
+    # The plaintext health-only port, for probes without a certificate (common/health_port.py).
+    order_health_port: int | None = Field(None, ge=0, le=65535)
     order_database_url: DatabaseUrl = "sqlite:///data/orders.db"
     # PostgreSQL connections per replica (size max_connections for every replica's pool).
     order_database_pool_size: int = Field(10, ge=1, le=500)

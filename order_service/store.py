@@ -14,8 +14,8 @@ from order_service.domain import status_name
 from shop.order.v1 import order_pb2 as pb
 
 INSERT_ORDER = Sql(
-    "INSERT INTO orders (id, customer_id, status, payment_method, payment_id, version, doc, created_us, updated_us)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    "INSERT INTO orders (id, customer_id, status, payment_method, payment_id, version, doc, created_us, updated_us,"
+    " account_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 )
 UPDATE_ORDER = Sql(
     "UPDATE orders SET status = $2, payment_id = $3, version = $4, doc = $5, updated_us = $6 WHERE id = $1"
@@ -50,8 +50,8 @@ EXPIRY_CHECK = "expiry"
 
 @cache
 def _page_query(filters: tuple[str, ...]) -> Sql:
-    """Newest first, with a condition per filter (`customer_id =`, `status =`, `id <`): each
-    combination is its own statement, prepared once."""
+    """Newest first, with a condition per filter (`account_id =`, `customer_id =`, `status =`,
+    `id <`): each combination is its own statement, prepared once."""
     conditions = [f"{condition} ${i}" for i, condition in enumerate(filters, start=2)]
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     return Sql(f"SELECT doc FROM orders{where} ORDER BY id DESC LIMIT $1")
@@ -69,6 +69,7 @@ async def insert(tx: Tx, order: pb.Order, payment_method: str) -> None:
         order.SerializeToString(),
         us_of(order.created_at),
         us_of(order.updated_at),
+        order.account_id or None,
     )
     await _append_event(tx, order)
 
@@ -124,8 +125,17 @@ class OrderReads:
         row = await self.db.read(lambda tx: tx.fetchrow(BY_PAYMENT, payment_id))
         return None if row is None else pb.Order.FromString(row["doc"])
 
-    async def page(self, customer_id: str, status: str, limit: int, before_id: str | None) -> list[pb.Order]:
-        wanted = [(f, v) for f, v in (("customer_id =", customer_id), ("status =", status), ("id <", before_id)) if v]
+    async def page(
+        self, account_id: str | None, customer_id: str, status: str, limit: int, before_id: str | None
+    ) -> list[pb.Order]:
+        """Newest first; only `account_id`'s orders unless it is None (an internal call)."""
+        filters = (
+            ("account_id =", account_id),
+            ("customer_id =", customer_id),
+            ("status =", status),
+            ("id <", before_id),
+        )
+        wanted = [(f, v) for f, v in filters if v]
         query = _page_query(tuple(f for f, _ in wanted))
         rows = await self.db.read(lambda tx: tx.fetch(query, limit, *(v for _, v in wanted)))
         return [pb.Order.FromString(row["doc"]) for row in rows]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from common.errors import NotFound, OutOfRange, Unavailable
+from common.scope import INTERNAL, Scope
 from order_service.changes import LocalChanges
 from order_service.domain import FINAL
 from order_service.store import OrderReads
@@ -19,13 +20,18 @@ EVENT_TYPE = "order.updated"
 
 
 async def watch_order(
-    reads: OrderReads, changes: LocalChanges, order_id: str, after_version: int | None
+    reads: OrderReads,
+    changes: LocalChanges,
+    order_id: str,
+    after_version: int | None,
+    scope: Scope = INTERNAL,
 ) -> AsyncIterator[pb.OrderEvent]:
     """`after_version` None: the current version, then each new one. v ≥ 0: every version after
-    v (0 replays the whole history). Ahead of the current version: OUT_OF_RANGE."""
+    v (0 replays the whole history). Ahead of the current version: OUT_OF_RANGE. An order outside
+    `scope`: NOT_FOUND (its owner and client secret never change, so one check is enough)."""
     with changes.subscribe(order_id) as watcher:
         current = await reads.get(order_id)
-        if current is None:
+        if current is None or not scope.may_see(current.account_id, current.client_secret):
             raise NotFound(f"order {order_id} not found")
         if current.status in FINAL and after_version is not None and after_version >= current.version:
             return  # the watcher has seen the end already

@@ -15,7 +15,8 @@ async def serve(settings: PaymentSettings) -> None:
     service = await create_server(settings)
     metrics = serve_metrics(settings.payment_service_host, settings.payment_metrics_port, "PAYMENT_METRICS_PORT")
     logging.getLogger(__name__).info("listening", extra={"port": service.port, "metrics_port": metrics})
-    await run_until_signalled(service.server, service.health, [SERVICE_NAME], on_stop=service.db.close)
+    await service.start_health_port()
+    await run_until_signalled(service.server, service.health, [SERVICE_NAME], on_stop=service.close)
 
 
 if __name__ == "__main__":

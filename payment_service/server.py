@@ -8,8 +8,10 @@ from pathlib import Path
 import grpc
 from grpc_health.v1._async import HealthServicer
 
+from common import authz
 from common.db import Database, open_database
 from common.grpc_server import create_grpc_server
+from common.health_port import health_only_server
 from common.migrations import History, upgrade
 from common.observed_db import observe
 from payment_service.processor import Processor
@@ -32,6 +34,17 @@ class PaymentServer:
     health: HealthServicer
     port: int
     db: Database
+    # The plaintext health-only port (PAYMENT_HEALTH_PORT), for probes without a certificate.
+    health_server: grpc.aio.Server | None = None
+
+    async def start_health_port(self) -> None:
+        if self.health_server is not None:
+            await self.health_server.start()
+
+    async def close(self) -> None:
+        if self.health_server is not None:
+            await self.health_server.stop(None)
+        await self.db.close()
 
 
 async def migrate(settings: PaymentSettings) -> str:
@@ -42,11 +55,18 @@ async def create_server(settings: PaymentSettings) -> PaymentServer:
     await migrate(settings)
     db = observe(open_database(settings.payment_database_url, pool_size=settings.payment_database_pool_size))
     await db.start()
+    tls = settings.grpc_tls
     servicer = PaymentServicer(db, Processor(settings.payment_processor_latency_ms, settings.payment_action_timeout_s))
     server, health_servicer, port = create_grpc_server(
         [SERVICE_NAME],
         lambda s: payment_pb2_grpc.add_PaymentServiceServicer_to_server(servicer, s),
         settings.payment_service_host,
         settings.payment_service_port,
+        tls=tls,
+        interceptors=authz.interceptors(settings.caller_policy, tls is not None),
     )
-    return PaymentServer(server, health_servicer, port, db)
+    health_server = None
+    if settings.payment_health_port is not None:
+        host = settings.payment_service_host
+        health_server, _ = health_only_server(health_servicer, host, settings.payment_health_port)
+    return PaymentServer(server, health_servicer, port, db, health_server)

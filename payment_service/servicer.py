@@ -16,6 +16,7 @@ from common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, No
 from common.ids import new_id
 from common.limits import CURRENCIES, IDENTIFIER_RE, MAX_ORDER_AMOUNT, check_identifier
 from common.payment_methods import PAYMENT_METHODS
+from common.scope import CLIENT_SECRET_RE, Scope, scope_of
 from common.timestamps import now_us
 from payment_service import store
 from payment_service.processor import Processor
@@ -40,6 +41,8 @@ def _validate_charge(request: pb.ChargeRequest) -> None:
     if request.payment_method not in PAYMENT_METHODS:
         violations.append(("payment_method", "unknown payment method"))
     _check_key(request.idempotency_key, violations)
+    if request.client_secret and not CLIENT_SECRET_RE.match(request.client_secret):
+        violations.append(("client_secret", "must be 16-200 characters of [A-Za-z0-9_-]"))
     if violations:
         raise InvalidArgument("invalid charge request", violations=violations)
 
@@ -49,13 +52,25 @@ def _check_key(key: str, violations: list[tuple[str, str]]) -> None:
         violations.append(("idempotency_key", "is required (1-255 characters)"))
 
 
+def _scope(context: Context) -> Scope:
+    return scope_of(context.invocation_metadata())
+
+
 class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
     def __init__(self, db: Database, processor: Processor) -> None:
         self.db = db
         self.processor = processor
 
     async def charge_once(
-        self, order_id: str, amount: int, currency: str, payment_method: str, key: str
+        self,
+        order_id: str,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        key: str,
+        *,
+        account_id: str | None = None,
+        client_secret: str | None = None,
     ) -> PaymentRecord:
         """The payment stored under `key` (or the order's, made under another key); the first
         time, ask the processor and store its answer. (Validated input only. Also what `make
@@ -76,6 +91,8 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
             version=1,
             created_us=now,
             updated_us=now_us(),
+            account_id=account_id,
+            client_secret=client_secret,
             **vars(decision),
         )
 
@@ -91,9 +108,20 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
 
     async def Charge(self, request: pb.ChargeRequest, context: Context) -> pb.Payment:
         _validate_charge(request)
+        scope = _scope(context)
+        scope.require_account("charge")
         payment = await self.charge_once(
-            request.order_id, request.amount, request.currency, request.payment_method, request.idempotency_key
+            request.order_id,
+            request.amount,
+            request.currency,
+            request.payment_method,
+            request.idempotency_key,
+            account_id=scope.account_id,
+            client_secret=request.client_secret or None,
         )
+        if not scope.may_see(payment.account_id or "", ""):
+            # Another account's order id or key: say no more than that it cannot be used.
+            raise FailedPrecondition("idempotency key already used for a different charge", reason=KEY_REUSED)
         if payment.idempotency_key != request.idempotency_key:
             raise AlreadyExists(f"order {request.order_id} already has payment {payment.id}")
         if (payment.order_id, payment.amount, payment.currency, payment.payment_method) != (
@@ -108,16 +136,17 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
     async def GetPayment(self, request: pb.GetPaymentRequest, context: Context) -> pb.Payment:
         check_identifier("payment_id", request.payment_id)
         payment = await self.db.read(lambda tx: store.by_id(tx, request.payment_id))
-        if payment is None:
+        if payment is None or not _in_scope(payment, _scope(context)):
             raise NotFound(f"payment {request.payment_id} not found")
         return (await self._expire_if_due(payment)).to_proto()
 
     async def ConfirmPayment(self, request: pb.ConfirmPaymentRequest, context: Context) -> pb.Payment:
         check_identifier("payment_id", request.payment_id)
         approve = request.approve if request.HasField("approve") else True
+        scope = _scope(context)
 
         async def answer(tx: Tx) -> tuple[PaymentRecord, bool]:
-            payment = await _locked(tx, request.payment_id)
+            payment = await _locked(tx, request.payment_id, scope)
             if payment.status != "requires_action":
                 return payment, False
             if _is_expired(payment):
@@ -155,9 +184,11 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
             violations.append(("amount", "must be ≥ 1"))
         if violations:
             raise InvalidArgument("invalid refund request", violations=violations)
+        scope = _scope(context)
+        scope.require_account("refund a payment")
 
         async def refund(tx: Tx) -> tuple[RefundRecord, PaymentRecord]:
-            payment = await _locked(tx, request.payment_id)
+            payment = await _locked(tx, request.payment_id, scope)
             done = await store.refund_by_key(tx, request.idempotency_key)
             if done is not None:
                 if (done.payment_id, done.requested_amount) != (payment.id, requested):
@@ -190,9 +221,11 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
 
     async def CancelPayment(self, request: pb.CancelPaymentRequest, context: Context) -> pb.Payment:
         check_identifier("payment_id", request.payment_id)
+        scope = _scope(context)
+        scope.require_account("cancel a payment")
 
         async def cancel(tx: Tx) -> PaymentRecord:
-            payment = await _locked(tx, request.payment_id)
+            payment = await _locked(tx, request.payment_id, scope)
             if payment.status in ("processing", "requires_action"):
                 payment = payment.changed(status="canceled")
                 await store.save(tx, payment)
@@ -218,9 +251,15 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
         return await self.db.write(expire)
 
 
-async def _locked(tx: Tx, payment_id: str) -> PaymentRecord:
+def _in_scope(payment: PaymentRecord, scope: Scope) -> bool:
+    return scope.may_see(payment.account_id or "", payment.client_secret or "")
+
+
+async def _locked(tx: Tx, payment_id: str, scope: Scope | None = None) -> PaymentRecord:
+    """The payment, its row locked; NOT_FOUND when there is none or it is outside `scope` (as
+    if it did not exist: another account learns nothing about it)."""
     payment = await store.by_id(tx, payment_id, lock=True)
-    if payment is None:
+    if payment is None or (scope is not None and not _in_scope(payment, scope)):
         raise NotFound(f"payment {payment_id} not found")
     return payment
 

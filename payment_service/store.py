@@ -37,6 +37,10 @@ class PaymentRecord:
     version: int
     created_us: int
     updated_us: int
+    # CONTRACT §11: the account the payment is for, and its order's client secret (None: a
+    # payment from before accounts, or an internal charge).
+    account_id: str | None = None
+    client_secret: str | None = None
 
     def to_proto(self) -> pb.Payment:
         payment = pb.Payment(
@@ -50,6 +54,8 @@ class PaymentRecord:
             created_at=timestamp_us(self.created_us),
             updated_at=timestamp_us(self.updated_us),
             version=self.version,
+            account_id=self.account_id or "",
+            client_secret=self.client_secret or "",
         )
         if self.failure_code is not None:
             payment.failure_code = self.failure_code
@@ -103,7 +109,8 @@ BY_ID_FOR_UPDATE = Sql(f"{_SELECT} WHERE id = $1 FOR UPDATE")
 BY_KEY_OR_ORDER = Sql(f"{_SELECT} WHERE idempotency_key = $1 OR order_id = $2")
 # Either unique column may collide: a repeat of the key, or another key for the same order.
 INSERT_PAYMENT = _insert("payments", _PAYMENT_COLUMNS, "ON CONFLICT DO NOTHING")
-_CHANGING = [c for c in _PAYMENT_COLUMNS if c not in ("id", "idempotency_key", "order_id", "created_us")]
+_FIXED = ("id", "idempotency_key", "order_id", "created_us", "account_id", "client_secret")
+_CHANGING = [c for c in _PAYMENT_COLUMNS if c not in _FIXED]
 UPDATE_PAYMENT = Sql(
     f"UPDATE payments SET {', '.join(f'{c} = ${i}' for i, c in enumerate(_CHANGING, start=2))} WHERE id = $1"
 )

@@ -6,6 +6,11 @@ The environment is read by the services' own settings classes, so a bad value st
 the same one line that the service would print. The gRPC targets follow the ports: with only
 ORDER_SERVICE_PORT changed, the gateway still finds the order service. A stack that does not
 become ready within RUN_READY_TIMEOUT_S (60) is stopped, with the reason /readyz gave.
+
+The gateway needs an API key (CONTRACT §11). Unless GATEWAY_API_KEYS is given, a development key
+is made once into data/dev-api-key (mode 0600, kept across runs, for the account `acct_dev`) and
+printed in the banner; the demo page's routes act for `acct_dev` too (GATEWAY_DEMO_ACCOUNT), so
+the orders made on the page show up in `curl -u "$SHOP_KEY:" localhost:8000/v1/orders`.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -22,6 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 from pydantic import Field
@@ -37,6 +44,7 @@ POLL_INTERVAL_S = 0.25
 # While waiting, a changed reason is reported at most this often.
 REPORT_INTERVAL_S = 5.0
 STOP_TIMEOUT_S = 15.0
+DEV_ACCOUNT = "acct_dev"
 
 
 class RunSettings(BaseSettings):
@@ -45,6 +53,8 @@ class RunSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     run_ready_timeout_s: float = Field(60, gt=0)
+    # Where the development key is kept (relative to the directory make run is started in).
+    run_dev_key_file: Path = Path("data/dev-api-key")
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,39 @@ class Listener:
         """host:port as a client on this machine reaches it (a wildcard address is loopback)."""
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+
+def _dev_key(path: Path) -> str:
+    """The development key kept in `path`, made the first time (readable by its owner only)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"sk_test_{secrets.token_urlsafe(24).replace('-', '0')}\n")
+    return path.read_text().strip()
+
+
+def _development_defaults(key_file: Path) -> str | None:
+    """The demo account and, unless keys are given, the development key, put into this
+    process's environment (read by the settings below and passed on to the three). Returns the
+    development key when one is used."""
+    os.environ.setdefault("GATEWAY_DEMO_ACCOUNT", DEV_ACCOUNT)
+    if "GATEWAY_API_KEYS" in os.environ:
+        return None
+    key = _dev_key(key_file)
+    os.environ["GATEWAY_API_KEYS"] = f"{DEV_ACCOUNT}:{key}"
+    return key
+
+
+def _banner(public_url: str, local_url: str, dev_key: str | None, key_file: Path) -> str:
+    lines = ["", f"  gateway ready: {public_url}  (demo page /, API docs /docs)"]
+    if dev_key is not None:
+        lines += [
+            f"  development API key ({key_file}, account {DEV_ACCOUNT}):",
+            f"    export SHOP_KEY={dev_key}",
+            f'    curl -u "$SHOP_KEY:" {local_url}/v1/orders',
+        ]
+    return "\n".join([*lines, ""])
 
 
 def _refuse(message: str) -> SystemExit:
@@ -136,7 +179,7 @@ def _targets(gateway: GatewaySettings, order_at: Listener, payment_at: Listener)
 
 
 def _supervise(
-    stack: Stack, url: str, public_url: str, targets: dict[str, str], ready_timeout: float, stopping: Callable[[], bool]
+    stack: Stack, url: str, banner: str, targets: dict[str, str], ready_timeout: float, stopping: Callable[[], bool]
 ) -> int:
     """Wait for readiness (saying why it takes long, giving up after `ready_timeout`), then
     keep the three running until Ctrl-C or until one of them stops."""
@@ -153,7 +196,7 @@ def _supervise(
             now = time.monotonic()
             if reason is None:
                 ready = True
-                print(f"\n  gateway ready: {public_url}  (demo page /, API docs /docs)\n", flush=True)
+                print(banner, flush=True)
             elif now - started > ready_timeout:
                 calls = ", ".join(f"{name}={target}" for name, target in targets.items())
                 print(
@@ -180,10 +223,12 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
 
+    run = load_settings(RunSettings)
+    dev_key = _development_defaults(run.run_dev_key_file)
     payment = load_settings(PaymentSettings)
     order = load_settings(OrderSettings)
     gateway = load_settings(GatewaySettings)
-    ready_timeout = load_settings(RunSettings).run_ready_timeout_s
+    ready_timeout = run.run_ready_timeout_s
     payment_at = Listener("PAYMENT_SERVICE", payment.payment_service_host, payment.payment_service_port)
     order_at = Listener("ORDER_SERVICE", order.order_service_host, order.order_service_port)
     gateway_at = Listener("GATEWAY", gateway.gateway_host, gateway.gateway_port)
@@ -200,7 +245,8 @@ def main() -> int:
     stack = Stack({**os.environ, **targets})
     stack.start()
     try:
-        return _supervise(stack, url, gateway.gateway_public_url, targets, ready_timeout, lambda: stopping)
+        banner = _banner(gateway.gateway_public_url, url, dev_key, run.run_dev_key_file)
+        return _supervise(stack, url, banner, targets, ready_timeout, lambda: stopping)
     finally:
         stack.stop()
 

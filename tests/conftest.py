@@ -49,6 +49,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = Stack(tmp_path_factory.mktemp("stack")).start()
     yield running
     running.stop()
+    # Every request of the integration tests went through it: no key or client secret in its logs.
+    assert running.leaked_lines() == []
 
 
 @pytest.fixture
@@ -57,9 +59,10 @@ def fresh_stack(tmp_path: Path) -> Iterator[Stack]:
     created = Stack(tmp_path / "stack")
     yield created
     created.stop()
+    assert created.leaked_lines() == []
 
 
 @pytest.fixture
 async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=10) as http:
         yield http

@@ -4,12 +4,13 @@ ports with their own temporary databases, for the integration, fault and benchma
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -19,6 +20,39 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Every stack's accounts (CONTRACT §11). Their keys are made afresh for each stack.
+ACCOUNT = "acct_test"
+OTHER_ACCOUNT = "acct_other"
+DEMO_ACCOUNT = "acct_demo"
+# The suites drive far more than a shop would from one key and one address; the limits
+# themselves are tested on stacks of their own (tests/integration/test_rate_limits.py).
+GENEROUS_LIMITS = {"GATEWAY_RATE_LIMIT": "100000/second", "GATEWAY_AUTH_FAILURE_LIMIT": "100000/second"}
+
+
+def new_key(prefix: str = "sk_test_") -> str:
+    return prefix + secrets.token_urlsafe(24).replace("-", "0")
+
+
+@dataclass(frozen=True)
+class ApiKeys:
+    """A secret and a read-only key of ACCOUNT, and a secret key of OTHER_ACCOUNT."""
+
+    secret: str = field(default_factory=new_key)
+    read_only: str = field(default_factory=lambda: new_key("rk_test_"))
+    other: str = field(default_factory=new_key)
+
+    @property
+    def env(self) -> str:
+        return f"{ACCOUNT}:{self.secret},{ACCOUNT}:{self.read_only},{OTHER_ACCOUNT}:{self.other}"
+
+    @property
+    def all(self) -> list[str]:
+        return [self.secret, self.read_only, self.other]
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 def free_port() -> int:
@@ -74,9 +108,12 @@ class Stack:
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    keys: ApiKeys = field(default_factory=ApiKeys)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # What a test client sends: the secret key of ACCOUNT.
+        self.headers = bearer(self.keys.secret)
         self.gateway_port, self.order_port, self.payment_port = free_port(), free_port(), free_port()
         # The services' Prometheus ports: free ones too, so that stacks never collide on 9151/9152.
         self.order_metrics_port, self.payment_metrics_port = free_port(), free_port()
@@ -96,6 +133,9 @@ class Stack:
             "PAYMENT_SERVICE_TARGET": self.payment_target,
             "ORDER_DATABASE_URL": f"sqlite:///{self.workdir}/orders.db",
             "PAYMENT_DATABASE_URL": f"sqlite:///{self.workdir}/payments.db",
+            "GATEWAY_API_KEYS": self.keys.env,
+            "GATEWAY_DEMO_ACCOUNT": DEMO_ACCOUNT,
+            **GENEROUS_LIMITS,
             **self.env,
         }
         self.services = {
@@ -164,6 +204,25 @@ class Stack:
     def logs(self) -> str:
         return "\n".join(f"--- {s.module}\n{s.log()[-3000:]}" for s in self.services.values())
 
+    def leaked_lines(self, secrets_: Iterable[str] = ()) -> list[str]:
+        """Every log line of the three services that holds one of the stack's API keys, one of
+        `secrets_`, or anything shaped like a client secret (`…_secret_…`): CONTRACT §11 says
+        none may."""
+        return leaked_lines(self.services.values(), [*self.keys.all, *secrets_])
+
+
+CLIENT_SECRET_MARK = "_secret_"
+
+
+def leaked_lines(services: Iterable[Service], secrets_: Iterable[str]) -> list[str]:
+    wanted = [s for s in secrets_ if s]
+    found = []
+    for service in services:
+        for line in service.log().splitlines():
+            if CLIENT_SECRET_MARK in line or any(secret in line for secret in wanted):
+                found.append(f"{service.module}: {line[:300]}")
+    return found
+
 
 def ipv4_target(ports: list[int]) -> str:
     """A gRPC target naming every replica: calls go round-robin over them."""
@@ -182,9 +241,11 @@ class Cluster:
     replicas: int = 2
     gateways: int = 2
     env: dict[str, str] = field(default_factory=dict)
+    keys: ApiKeys = field(default_factory=ApiKeys)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.headers = bearer(self.keys.secret)
         self.payment_ports = [free_port() for _ in range(self.replicas)]
         self.order_ports = [free_port() for _ in range(self.replicas)]
         self.gateway_ports = [free_port() for _ in range(self.gateways)]
@@ -198,6 +259,9 @@ class Cluster:
             "PAYMENT_DATABASE_URL": self.payment_database_url,
             "ORDER_SERVICE_TARGET": ipv4_target(self.order_ports),
             "PAYMENT_SERVICE_TARGET": ipv4_target(self.payment_ports),
+            "GATEWAY_API_KEYS": self.keys.env,
+            "GATEWAY_DEMO_ACCOUNT": DEMO_ACCOUNT,
+            **GENEROUS_LIMITS,
             **self.env,
         }
         self.services: dict[str, Service] = {}

@@ -26,6 +26,7 @@ from collections.abc import Callable
 import grpc
 from prometheus_client import Counter
 
+from common.scope import Scope
 from gateway.metrics import WATCH_STREAMS
 from gateway.push.shutdown import on_exit_signals
 from gateway.push.subscription import End, Subscription
@@ -82,15 +83,19 @@ class Hub:
             topic.stop(End.SHUTDOWN)
 
     async def subscribe(
-        self, order_id: str, after_version: int | None, *, channel: str, replay: bool
+        self, order_id: str, after_version: int | None, scope: Scope, *, channel: str, replay: bool
     ) -> Subscription:
-        """Follow an order. `replay`: every version after `after_version` (0: the whole
-        history), then each new one (SSE, WebSocket); otherwise only the newest version, if it
-        is after `after_version`, then each new one (long polling). `after_version` None: the
-        current version, then each new one.
+        """Follow an order, for a client acting for `scope` (its account or the order's client
+               secret). The topic's stream is the order service's internal one, shared by every client of
+               the order in this process; so each client is checked here, against the order's owner and
+               client secret, before it sees anything — another account's order is OrderNotFound.
+        `replay`: every version after `after_version` (0: the whole
+               history), then each new one (SSE, WebSocket); otherwise only the newest version, if it
+               is after `after_version`, then each new one (long polling). `after_version` None: the
+               current version, then each new one.
 
-        Raises OrderNotFound, ResumeAhead, or PushUnavailable when the order service does not
-        answer within the join timeout (or the gateway is stopping)."""
+               Raises OrderNotFound, ResumeAhead, or PushUnavailable when the order service does not
+               answer within the join timeout (or the gateway is stopping)."""
         if self._draining:
             raise PushUnavailable("the gateway is stopping")
         topic = self._topics.get(order_id)
@@ -100,6 +105,9 @@ class Hub:
         topic.subscribers.add(subscription)
         try:
             await topic.wait_ready(self.join_timeout_s)
+            latest = topic.history[-1]
+            if not scope.may_see(latest.account_id, latest.client_secret):
+                raise OrderNotFound(f"order {order_id} not found")
             if after_version is not None and after_version > topic.history[-1].version and not topic.ended:
                 await self._check_reached(order_id, after_version)
             initial = await self._initial(topic, after_version, replay)

@@ -13,6 +13,7 @@ import re
 
 from starlette.responses import Response
 
+from common.scope import Scope
 from gateway.errors import ApiError
 from gateway.push.hub import Hub, OrderNotFound, PushUnavailable
 from gateway.push.subscription import End
@@ -78,12 +79,12 @@ def applied(wait: int) -> dict[str, str]:
     return {"Preference-Applied": f"wait={wait}"}
 
 
-async def hold(hub: Hub, order_id: str, version: int, wait: int) -> Response:
+async def hold(hub: Hub, order_id: str, version: int, wait: int, scope: Scope) -> Response:
     """Wait up to `wait` seconds for a version after `version`: 200 with it, or 304."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     try:
-        subscription = await hub.subscribe(order_id, version, channel="long_poll", replay=False)
+        subscription = await hub.subscribe(order_id, version, scope, channel="long_poll", replay=False)
     except OrderNotFound:
         raise ApiError(404, f"order {order_id} not found") from None
     except PushUnavailable:

@@ -23,6 +23,8 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from common.scope import Scope as CallScope
+from gateway.auth import caller_of
 from gateway.errors import ApiError
 from gateway.push.deps import ORDER_ID_PATTERN, order_id_of
 from gateway.push.hub import Hub, OrderNotFound, PushUnavailable, ResumeAhead
@@ -59,15 +61,20 @@ class EventStream:
     """The answer to GET /v1/orders/{id}/events for one order: 200 and the stream, 204 when
     nothing more will come, 404 / 503 problem+json; `ApiError` for a bad Last-Event-ID."""
 
-    def __init__(self, hub: Hub, order_id: str, last_event_id_header: str | None, heartbeat_s: float) -> None:
+    def __init__(
+        self, hub: Hub, order_id: str, last_event_id_header: str | None, heartbeat_s: float, scope: CallScope
+    ) -> None:
         self.hub = hub
         self.order_id = order_id
+        self.scope = scope
         self.after_version = last_event_id(last_event_id_header)
         self.heartbeat_s = heartbeat_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            subscription = await self.hub.subscribe(self.order_id, self.after_version, channel="sse", replay=True)
+            subscription = await self.hub.subscribe(
+                self.order_id, self.after_version, self.scope, channel="sse", replay=True
+            )
         except OrderNotFound:
             raise ApiError(404, f"order {self.order_id} not found") from None
         except PushUnavailable:
@@ -141,8 +148,10 @@ class OrderEvents:
                 "the request is invalid",
                 errors=[{"field": "order_id", "message": f"must match {ORDER_ID_PATTERN}"}],
             )
+        caller = caller_of(scope)
+        if caller is None:  # gateway/auth.py lets nothing else through; refuse rather than assume
+            raise ApiError(401, "no API key", code="UNAUTHENTICATED")
         app = scope["app"]
-        stream = EventStream(
-            app.state.hub, order_id, Headers(scope=scope).get("last-event-id"), app.state.settings.sse_heartbeat_s
-        )
+        last_event = Headers(scope=scope).get("last-event-id")
+        stream = EventStream(app.state.hub, order_id, last_event, app.state.settings.sse_heartbeat_s, caller.scope)
         await stream(scope, receive, send)

@@ -21,6 +21,9 @@ class OrderUpdate:
     body: bytes  # the order JSON, exactly as GET /v1/orders/{id} answers it
     sse: bytes  # one SSE event: `id`, `event` and `data` lines
     ws: str  # one WebSocket text frame
+    # Whose it is, so that the hub can tell each client apart before it joins (CONTRACT §11).
+    account_id: str
+    client_secret: str
 
     @property
     def final(self) -> bool:
@@ -33,4 +36,4 @@ class OrderUpdate:
         # {"type": …, "version": …, "order": …} without encoding the order a second time.
         data = b'{"type":"%s","version":%d,"order":%s}' % (EVENT_TYPE.encode(), order.version, body)
         sse = b"id: %d\nevent: %s\ndata: %s\n\n" % (order.version, EVENT_TYPE.encode(), data)
-        return cls(order.version, document["status"], body, sse, data.decode())
+        return cls(order.version, document["status"], body, sse, data.decode(), order.account_id, order.client_secret)

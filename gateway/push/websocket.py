@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from gateway.auth import caller_of
 from gateway.push.deps import order_id_of
 from gateway.push.hub import OrderNotFound, PushUnavailable, ResumeAhead
 from gateway.push.subscription import End, Subscription
@@ -90,6 +91,10 @@ class OrderSocket:
             return
         await send({"type": "websocket.accept"})
         socket = _Socket(send)
+        caller = caller_of(scope)
+        if caller is None:  # gateway/auth.py refuses the handshake first; refuse rather than assume
+            await socket.close(CLOSE_POLICY, "no API key")
+            return
         order_id = order_id_of(scope)
         try:
             after_version = after_version_of(scope["query_string"])
@@ -102,7 +107,7 @@ class OrderSocket:
         try:
             try:
                 subscription = await scope["app"].state.hub.subscribe(
-                    order_id, after_version, channel="websocket", replay=True
+                    order_id, after_version, caller.scope, channel="websocket", replay=True
                 )
             except OrderNotFound:
                 await socket.close(CLOSE_NOT_FOUND, "order not found")

@@ -9,6 +9,7 @@ is the price of the two hops, the two durable writes and the services' own work.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from fastapi import APIRouter
@@ -26,8 +27,10 @@ def bare_order(body: OrderCreate) -> dict[str, Any]:
     """The document `POST /v1/orders` answers for a card that succeeds, field for field."""
     now = rfc3339(to_timestamp(utcnow()))
     amount = sum(item.quantity * item.unit_price for item in body.items)
+    order_id = new_id("ord")
     return {
-        "id": new_id("ord"),
+        "id": order_id,
+        "client_secret": f"{order_id}_secret_{secrets.token_urlsafe(24)}",
         "customer_id": body.customer_id,
         "status": "paid",
         "currency": body.currency,

@@ -9,11 +9,13 @@ import re
 from decimal import Decimal
 from pathlib import Path
 from string import Template
+from typing import Annotated
 
 import grpc
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from starlette.responses import FileResponse, HTMLResponse, Response
 
+from common.scope import CLIENT_SECRET_RE, Scope
 from common.timestamps import rfc3339
 from gateway.deps import BackendsDep, ResourceId, SettingsDep, call
 from gateway.errors import problem
@@ -51,17 +53,34 @@ async def static_file(name: str) -> Response:
 
 
 @router.get("/pay/{payment_id}")
-async def pay_page(payment_id: ResourceId, backends: BackendsDep, settings: SettingsDep) -> Response:
-    """The phone's confirmation page (what the QR code opens): the amount, Approve, Decline."""
+async def pay_page(
+    payment_id: ResourceId,
+    backends: BackendsDep,
+    settings: SettingsDep,
+    client_secret: Annotated[str | None, Query()] = None,
+) -> Response:
+    """The phone's confirmation page (what the QR code opens): the amount, Approve, Decline.
+
+    It shows the payment only to whoever holds the order's client secret — the QR code and
+    `confirm_url` carry it as `?client_secret=` — and the page's script confirms with it. Without
+    it, or with a wrong one, the page is the one for a payment that does not exist (404): a
+    payment id alone, which appears in logs and support tickets, shows nothing."""
+    not_found = HTMLResponse(
+        _render(payment_id, "Payment not found", amount="", status="not_found", failure_code="", expires_at=""),
+        404,
+        headers=_HEADERS,
+    )
+    if client_secret is None or not CLIENT_SECRET_RE.match(client_secret):
+        return not_found
+    request = payment_pb2.GetPaymentRequest(payment_id=payment_id)
     try:
         payment, _ = await call(
-            "GetPayment", backends.payments.GetPayment, payment_pb2.GetPaymentRequest(payment_id=payment_id), settings
+            "GetPayment", backends.payments.GetPayment, request, settings, Scope(client_secret=client_secret)
         )
     except grpc.aio.AioRpcError as exc:
         if exc.code() != grpc.StatusCode.NOT_FOUND:
             raise
-        page = _render(payment_id, "Payment not found", amount="", status="not_found", failure_code="", expires_at="")
-        return HTMLResponse(page, 404, headers=_HEADERS)
+        return not_found
     status = payment_pb2.PaymentStatus.Name(payment.status).removeprefix("PAYMENT_STATUS_").lower()
     expires = rfc3339(payment.next_action.expires_at) if payment.HasField("next_action") else ""
     amount = format_amount(payment.amount, payment.currency)

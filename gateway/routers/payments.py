@@ -1,10 +1,16 @@
-"""/v1/payments: read a payment, and the customer's confirmation."""
+"""/v1/payments: read a payment, and the customer's confirmation.
+
+A payment is read from the payment service, within the caller's scope (its account, or the
+order's client secret); the confirmation goes through the order service, which records it on the
+order. The phone page confirms with the client secret in the body (no API key in a browser).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from gateway.auth import authenticated
 from gateway.convert import payment_json
 from gateway.deps import BackendsDep, IdempotencyKey, JSONResponse, ResourceId, SettingsDep, call
 from gateway.routers.orders import ERRORS
@@ -16,25 +22,31 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
 
 @router.get("/{payment_id}", response_model=PaymentPublic, responses=ERRORS)
-async def get_payment(payment_id: ResourceId, backends: BackendsDep, settings: SettingsDep) -> Response:
+async def get_payment(payment_id: ResourceId, http: Request, backends: BackendsDep, settings: SettingsDep) -> Response:
     request = payment_pb2.GetPaymentRequest(payment_id=payment_id)
-    payment, _ = await call("GetPayment", backends.payments.GetPayment, request, settings)
+    payment, _ = await call("GetPayment", backends.payments.GetPayment, request, settings, authenticated(http).scope)
     return JSONResponse(payment_json(payment, settings.gateway_public_url))
 
 
 @router.post("/{payment_id}/confirm", response_model=PaymentPublic, responses={**ERRORS, 422: ERRORS[400]})
 async def confirm_payment(
     payment_id: ResourceId,
+    http: Request,
     backends: BackendsDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey,
     body: PaymentConfirm | None = None,
 ) -> Response:
     """The customer approves (`{}` or `{"approve": true}`) or declines a payment that requires action.
-    Goes through the order service, which records the outcome on the order and tells its watchers."""
+    Goes through the order service, which records the outcome on the order and tells its watchers.
+    Without an API key, the body's `client_secret` (the order's) is the credential: what the phone
+    page that the QR code opens sends. With an API key it is not needed."""
     approve = body.approve if body is not None else True
     request = order_pb2.ConfirmPaymentRequest(payment_id=payment_id, approve=approve)
-    payment, replayed = await call("ConfirmPayment", backends.orders.ConfirmPayment, request, settings, idempotency_key)
+    # The key's account, or the client secret that gateway/auth.py found in the body.
+    scope = authenticated(http).scope
+    stub = backends.orders
+    payment, replayed = await call("ConfirmPayment", stub.ConfirmPayment, request, settings, scope, idempotency_key)
     response = JSONResponse(payment_json(payment, settings.gateway_public_url))
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"

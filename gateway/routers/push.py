@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
+from gateway.auth import authenticated
 from gateway.deps import ResourceId, SettingsDep
 from gateway.push.deps import HubDep
 from gateway.push.sse import EventStream, OrderEvents
@@ -53,6 +54,7 @@ async def order_events(
     order_id: ResourceId,
     hub: HubDep,
     settings: SettingsDep,
+    http: Request,
     last_event_id: Annotated[
         str,
         Header(
@@ -75,4 +77,4 @@ async def order_events(
 
     The WebSocket `WS /v1/orders/{order_id}/ws` (`?after_version=`) sends the same messages
     as JSON text frames; see the README."""
-    return _Stream(EventStream(hub, order_id, last_event_id, settings.sse_heartbeat_s))
+    return _Stream(EventStream(hub, order_id, last_event_id, settings.sse_heartbeat_s, authenticated(http).scope))

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 
 import segno
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from gateway.auth import authenticated
+from gateway.convert import confirm_url
 from gateway.deps import BackendsDep, ResourceId, SettingsDep, call
 from gateway.routers.orders import ERRORS
 from shop.payment.v1 import payment_pb2
@@ -32,9 +34,12 @@ def qr_svg(text: str) -> bytes:
     response_class=Response,
     responses={200: {"content": {SVG: {}}, "description": "QR code of the confirmation page URL"}, **ERRORS},
 )
-async def payment_qr(payment_id: ResourceId, backends: BackendsDep, settings: SettingsDep) -> Response:
-    """QR code (SVG) of `<GATEWAY_PUBLIC_URL>/pay/{payment_id}`, the phone's confirmation page."""
+async def payment_qr(payment_id: ResourceId, http: Request, backends: BackendsDep, settings: SettingsDep) -> Response:
+    """QR code (SVG) of `<GATEWAY_PUBLIC_URL>/pay/{payment_id}?client_secret=…`, the phone's
+    confirmation page with the order's client secret (the phone has no API key)."""
     request = payment_pb2.GetPaymentRequest(payment_id=payment_id)
-    await call("GetPayment", backends.payments.GetPayment, request, settings)  # 404 for an unknown payment
-    svg = qr_svg(f"{settings.gateway_public_url}/pay/{payment_id}")
-    return Response(svg, media_type=SVG, headers={"Cache-Control": "public, max-age=3600"})
+    # 404 for an unknown payment, and for one outside the caller's scope.
+    payment, _ = await call("GetPayment", backends.payments.GetPayment, request, settings, authenticated(http).scope)
+    svg = qr_svg(confirm_url(settings.gateway_public_url, payment))
+    # The image holds a secret: no shared cache may keep it.
+    return Response(svg, media_type=SVG, headers={"Cache-Control": "private, max-age=3600"})

@@ -5,10 +5,11 @@
 // key: a read of an order, its four push channels and its QR code are allowed by the order's
 // `client_secret`, which apiUrl() appends whenever the order document carries one.
 
-// The three write calls go to this prefix. When the gateway serves the demo routes of CONTRACT
-// §11 (POST /demo/orders, …/{id}/cancel, …/{id}/refund: same bodies and answers), this
-// becomes "/demo/orders" and nothing else changes.
-const WRITE_PREFIX = "/v1/orders";
+// The three write calls go to the demo routes of CONTRACT §11 (POST /demo/orders,
+// …/{id}/cancel, …/{id}/refund: the bodies and answers of /v1/orders), which the gateway makes
+// for its demo account: the page holds no API key. Cancel and refund carry the order's
+// client_secret (apiUrl), which is what lets them act on this order and no other.
+const WRITE_PREFIX = "/demo/orders";
 
 export class ApiError extends Error {}
 

@@ -178,7 +178,7 @@ async def _serving(target: str) -> bool:
 
 
 async def test_raw_grpc_callers_are_refused_and_change_nothing(bad_stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=bad_stack.url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=bad_stack.url, headers=bad_stack.headers, timeout=30) as http:
         body = {"customer_id": "cus_raw", "currency": "EUR", "items": [{"sku": "S", "quantity": 1, "unit_price": 900}],
                 "payment_method": "pm_card_visa"}  # fmt: skip
         paid = (await http.post("/v1/orders", json=body)).json()

@@ -31,6 +31,7 @@ import pytest
 import websockets
 
 from tests.artifacts import record
+from tests.badinput.conftest import BADINPUT_KEY
 from tests.fault.watchers import SseWatcher
 from tests.harness import Stack
 
@@ -46,7 +47,9 @@ BODY = json.dumps(
 
 
 def _request(headers: list[str], body: bytes = BODY, *, length: bool = True) -> bytes:
-    lines = ["POST /v1/orders HTTP/1.1", "Host: gateway", "Connection: close", *headers]
+    # With a key: the oddity, not its absence, must be what the answer is about.
+    lines = ["POST /v1/orders HTTP/1.1", "Host: gateway", "Connection: close", f"Authorization: Bearer {BADINPUT_KEY}"]
+    lines += headers
     if length:
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
@@ -129,7 +132,7 @@ class Prober:
         self._answer = asyncio.Event()
 
     async def run(self) -> None:
-        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:  # /healthz needs no key
             while not self._stop.is_set():
                 started = time.perf_counter()
                 try:
@@ -224,7 +227,7 @@ async def test_idle_connections_opened_and_dropped(bad_stack: Stack) -> None:
             _rst(writer) if n % 2 else writer.close()
         took = time.perf_counter() - started
         # Afterwards the gateway serves as before.
-        async with httpx.AsyncClient(base_url=bad_stack.url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=bad_stack.url, headers=bad_stack.headers, timeout=30) as http:
             ready = await http.get("/readyz")
             created = await http.post("/v1/orders", content=BODY, headers={"Content-Type": "application/json"})
     record("badinput-report", "idle connections", {"connections": count, "asked_for": IDLE_CONNECTIONS,
@@ -242,7 +245,10 @@ async def _stuck_sse(stack: Stack, order_id: str) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, _address(stack))
-    request = f"GET /v1/orders/{order_id}/events HTTP/1.1\r\nHost: gateway\r\nAccept: text/event-stream\r\n\r\n"
+    request = (
+        f"GET /v1/orders/{order_id}/events HTTP/1.1\r\nHost: gateway\r\nAccept: text/event-stream\r\n"
+        f"Authorization: Bearer {stack.keys.secret}\r\n\r\n"
+    )
     await asyncio.get_running_loop().sock_sendall(sock, request.encode())
     return sock
 
@@ -255,7 +261,8 @@ async def _stuck_websocket(stack: Stack, order_id: str) -> socket.socket:
     await asyncio.get_running_loop().sock_connect(sock, _address(stack))
     request = (
         f"GET /v1/orders/{order_id}/ws HTTP/1.1\r\nHost: gateway\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Authorization: Bearer {stack.keys.secret}\r\n\r\n"
     )
     await asyncio.get_running_loop().sock_sendall(sock, request.encode())
     return sock
@@ -266,9 +273,10 @@ async def _watchers(http: httpx.AsyncClient) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("push_watchers{"))
 
 
-async def _ws_versions(url: str, order_id: str) -> list[int]:
+async def _ws_versions(url: str, order_id: str, headers: dict[str, str]) -> list[int]:
     versions: list[int] = []
-    async with websockets.connect(f"ws://{url.removeprefix('http://')}/v1/orders/{order_id}/ws") as socket_:
+    ws_url = f"ws://{url.removeprefix('http://')}/v1/orders/{order_id}/ws"
+    async with websockets.connect(ws_url, additional_headers=headers) as socket_:
         async for message in socket_:
             event = json.loads(message)
             versions.append(int(event["version"]))
@@ -282,7 +290,7 @@ async def test_push_clients_that_never_read(bad_stack: Stack, stuck: int) -> Non
     """`stuck` SSE and `stuck` WebSocket clients of an order that changes 300 times never read;
     an ordinary SSE client and an ordinary WebSocket client of the same order see every
     version, /healthz is answered all along, and once the stuck ones hang up nothing is left."""
-    async with httpx.AsyncClient(base_url=bad_stack.url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=bad_stack.url, headers=bad_stack.headers, timeout=30) as http:
         if "/v1/orders/{order_id}/events" not in (await http.get("/openapi.json")).json()["paths"]:
             pytest.fail("the gateway serves no push channels (CONTRACT §5)")
         body = json.loads(BODY)
@@ -291,9 +299,9 @@ async def test_push_clients_that_never_read(bad_stack: Stack, stuck: int) -> Non
         order_id = order["id"]
         sockets = [await _stuck_sse(bad_stack, order_id) for _ in range(stuck)]
         sockets += [await _stuck_websocket(bad_stack, order_id) for _ in range(stuck)]
-        good_sse = SseWatcher(bad_stack.url, order_id)
+        good_sse = SseWatcher(bad_stack.url, order_id, bad_stack.headers)
         sse_task = asyncio.create_task(good_sse.run())
-        ws_task = asyncio.create_task(_ws_versions(bad_stack.url, order_id))
+        ws_task = asyncio.create_task(_ws_versions(bad_stack.url, order_id, bad_stack.headers))
         async with probing(bad_stack.url) as prober:
             for n in range(300):
                 reply = await http.post(f"/v1/orders/{order_id}/refund", json={"amount": 1})

@@ -37,6 +37,9 @@ async def test_approving_on_the_phone_turns_the_order_paid_without_reload(
     label, requests = CHANNELS[channel]
     page = await context.new_page()
     problems = watch_problems(page)
+    # No secret key ever reaches a browser (CONTRACT §11): what the page and the phone send.
+    sent: list[tuple[str, str, dict[str, str]]] = []
+    context.on("request", lambda request: sent.append((request.method, request.url, request.headers)))
     await page.goto(f"{stack.url}/")
     await page.evaluate("window.sameDocument = true")  # gone if the page reloads
     await page.select_option("#payment-method", "pm_wallet_qr")
@@ -78,3 +81,9 @@ async def test_approving_on_the_phone_turns_the_order_paid_without_reload(
     await page.screenshot(path=str(ARTIFACTS / f"demo-page-{channel}.png"), full_page=True)
     await phone.screenshot(path=str(ARTIFACTS / "pay-page.png"))
     assert problems == []
+    assert not [url for _, url, headers in sent if "authorization" in headers]
+    assert not [url for _, url, _ in sent if any(key in url for key in stack.keys.all)]
+    assert [(m, u.split("?")[0]) for m, u, _ in sent if m == "POST"] == [
+        ("POST", f"{stack.url}/demo/orders"),
+        ("POST", f"{stack.url}/v1/payments/{confirm_url.split('/pay/')[1].split('?')[0]}/confirm"),
+    ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.harness import ROOT, free_port
+from tests.harness import ROOT, bearer, free_port, new_key
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DEBUG_FILE = ROOT / "docker-compose.debug.yml"
@@ -84,8 +84,8 @@ class ComposeStack:
     log_path: Path | None = None
     project: str = field(default_factory=lambda: f"shope2e{uuid.uuid4().hex[:8]}")
     files: tuple[Path, ...] = (COMPOSE_FILE, DEBUG_FILE)
-    # Services that run once and exit (a migration): done when they have exited 0.
-    one_shot: tuple[str, ...] = ()
+    # Services that run once and exit (the certificates, a migration): done when they exited 0.
+    one_shot: tuple[str, ...] = ("certs",)
     # Containers stopped on purpose (`stop_container`), which wait_healthy leaves out.
     stopped: set[str] = field(default_factory=set)
 
@@ -94,9 +94,14 @@ class ComposeStack:
         self.order_port = free_port()
         self.payment_port = free_port()
         self.url = f"http://127.0.0.1:{self.gateway_port}"
+        # A key of this project's own, in place of compose's development default.
+        self.api_key = new_key()
+        self.headers = bearer(self.api_key)
         self.env = {
             **os.environ,
-            "SHOP_IMAGE": "shop-grpc:e2e",
+            "GATEWAY_API_KEYS": f"acct_e2e:{self.api_key}",
+            # SHOP_E2E_IMAGE: a tag of its own, for two checkouts that run this suite at once.
+            "SHOP_IMAGE": os.environ.get("SHOP_E2E_IMAGE", "shop-grpc:e2e"),
             "GATEWAY_PUBLISHED_PORT": str(self.gateway_port),
             "GATEWAY_PUBLIC_URL": self.url,
             "ORDER_SERVICE_PUBLISHED_PORT": str(self.order_port),

@@ -50,5 +50,5 @@ def compose() -> Iterator[ComposeStack]:
 
 @pytest.fixture
 def http(compose: ComposeStack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=compose.url, timeout=15) as client:
+    with httpx.Client(base_url=compose.url, headers=compose.headers, timeout=15) as client:
         yield client

@@ -60,7 +60,7 @@ def published(service: dict[str, Any]) -> list[tuple[str, int, int]]:
 def test_only_the_gateway_is_published(implementation: str) -> None:
     services = resolved(implementation, str(COMPOSE_FILE))["services"]
 
-    assert set(services) == set(SERVICES)
+    assert set(services) == {*SERVICES, "certs"}
     assert published(services["gateway"]) == [("127.0.0.1", 8000, 8000)]
     assert published(services["order_service"]) == []
     assert published(services["payment_service"]) == []
@@ -136,7 +136,7 @@ def _postgres_services(implementation: str) -> dict[str, Any]:
 def test_postgres_override_adds_the_database_and_a_one_shot_migration(implementation: str) -> None:
     services = _postgres_services(implementation)
 
-    assert set(services) == {*SERVICES, "postgres", "migrate"}
+    assert set(services) == {*SERVICES, "certs", "postgres", "migrate"}
     postgres, migrate = services["postgres"], services["migrate"]
     assert postgres["build"]["context"].endswith("/deploy/postgres")
     assert postgres["build"]["args"] == {"PYTHON_IMAGE": "python:3.12-slim-bookworm"}
@@ -176,3 +176,31 @@ def test_postgres_override_leaves_the_grpc_services_scalable(implementation: str
     for name in ("order_service", "payment_service"):
         assert "container_name" not in services[name], name
         assert published(services[name]) == [], name
+
+
+def test_grpc_is_mutual_tls_with_certificates_from_a_one_shot_service(implementation: str) -> None:
+    services = resolved(implementation, str(COMPOSE_FILE))["services"]
+
+    certs = services["certs"]
+    assert certs["command"][:3] == ["python", "-m", "common.devcerts"]
+    assert certs["restart"] == "no"
+    identities = {"gateway": "gateway", "order_service": "order-service", "payment_service": "payment-service"}
+    for name, identity in identities.items():
+        env = services[name]["environment"]
+        assert env["GRPC_TLS_CA"] == "/certs/ca.pem", name
+        assert env["GRPC_TLS_CERT"] == f"/certs/{identity}.pem", name
+        assert env["GRPC_TLS_KEY"] == f"/certs/{identity}-key.pem", name
+        assert services[name]["depends_on"]["certs"]["condition"] == "service_completed_successfully", name
+        mounts = services[name]["volumes"]
+        read_only = [m.endswith(":ro") if isinstance(m, str) else bool(m.get("read_only")) for m in mounts]
+        sources = [_source_and_target(m) for m in mounts]
+        assert (("grpc-certs", "/certs"), True) in zip(sources, read_only, strict=True), name
+    # Only the order service may move money; only the gateway may call the order service.
+    assert services["payment_service"]["environment"]["GRPC_TLS_ALLOW"].startswith(
+        "Charge,Refund,ConfirmPayment,CancelPayment:order-service;"
+    )
+    assert services["order_service"]["environment"]["GRPC_TLS_ALLOW"] == "*:gateway"
+    # The healthchecks ask the plaintext health-only ports.
+    assert services["order_service"]["healthcheck"]["test"][-1] == "127.0.0.1:50061"
+    assert services["payment_service"]["healthcheck"]["test"][-1] == "127.0.0.1:50062"
+    assert services["gateway"]["environment"]["GATEWAY_API_KEYS"].startswith("acct_local:sk_test_")

@@ -41,7 +41,7 @@ def stack() -> Iterator[ComposeStack]:
     assert command is not None
     log_path = ARTIFACTS / f"{REPORT}.log"
     log_path.unlink(missing_ok=True)
-    stack = ComposeStack(command, log_path, files=(COMPOSE_FILE, POSTGRES_FILE), one_shot=("migrate",))
+    stack = ComposeStack(command, log_path, files=(COMPOSE_FILE, POSTGRES_FILE), one_shot=("certs", "migrate"))
     stack.env["SHOP_POSTGRES_IMAGE"] = "shop-postgres:e2e"
     try:
         started = time.monotonic()
@@ -62,7 +62,7 @@ def stack() -> Iterator[ComposeStack]:
 
 @pytest.fixture
 def http(stack: ComposeStack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=15) as client:
+    with httpx.Client(base_url=stack.url, headers=stack.headers, timeout=15) as client:
         yield client
 
 

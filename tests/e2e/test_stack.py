@@ -46,13 +46,16 @@ def confirm(http: httpx.Client, payment_id: str) -> dict[str, Any]:
     return payment
 
 
-def confirm_later(url: str, payment_id: str, delay: float = 0.3) -> threading.Thread:
-    """Confirm from another thread while the test waits on a push channel."""
+def confirm_later(url: str, order: dict[str, Any], delay: float = 0.3) -> threading.Thread:
+    """Confirm from another thread while the test waits on a push channel, as the phone does:
+    no API key, the order's client secret in the body."""
 
     def run() -> None:
         time.sleep(delay)
-        with httpx.Client(base_url=url, timeout=15) as http:
-            confirm(http, payment_id)
+        with httpx.Client(base_url=url, timeout=15) as phone:
+            body = {"client_secret": order["client_secret"]}
+            reply = phone.post(f"/v1/payments/{order['payment']['id']}/confirm", json=body)
+            assert reply.status_code == 200, reply.text
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -86,7 +89,8 @@ def test_requires_action_then_confirm(http: httpx.Client, compose: ComposeStack)
     assert order["status"] == "requires_action"
     next_action = order["payment"]["next_action"]
     assert next_action["type"] == "scan_qr"
-    assert next_action["confirm_url"] == f"{compose.url}/pay/{order['payment']['id']}"
+    secret = order["client_secret"]
+    assert next_action["confirm_url"] == f"{compose.url}/pay/{order['payment']['id']}?client_secret={secret}"
 
     payment = confirm(http, order["payment"]["id"])
 
@@ -99,7 +103,8 @@ def test_demo_page_phone_page_and_qr_code(http: httpx.Client) -> None:
     order = create_order(http, "pm_wallet_qr")
     payment_id = order["payment"]["id"]
 
-    demo, phone, qr = http.get("/"), http.get(f"/pay/{payment_id}"), http.get(f"/v1/payments/{payment_id}/qr.svg")
+    demo, qr = http.get("/"), http.get(f"/v1/payments/{payment_id}/qr.svg")
+    phone = http.get(order["payment"]["next_action"]["confirm_url"])  # as the QR code opens it
 
     assert demo.status_code == 200
     assert demo.headers["content-type"].startswith("text/html")
@@ -134,7 +139,7 @@ def test_short_polling_not_modified(http: httpx.Client) -> None:
 
 def test_long_polling_answers_on_change(http: httpx.Client, compose: ComposeStack) -> None:
     order = create_order(http, "pm_wallet_qr")
-    confirming = confirm_later(compose.url, order["payment"]["id"])
+    confirming = confirm_later(compose.url, order)
 
     reply = http.get(
         f"/v1/orders/{order['id']}",
@@ -159,7 +164,7 @@ def test_server_sent_events_follow_the_order(http: httpx.Client, compose: Compos
             if line.startswith("data:"):
                 events.append(json.loads(line.removeprefix("data:")))
                 if confirming is None:
-                    confirming = confirm_later(compose.url, order["payment"]["id"], delay=0)
+                    confirming = confirm_later(compose.url, order, delay=0)
             if events and events[-1]["order"]["status"] == "paid":
                 break
     assert events[0]["type"] == "order.updated"
@@ -171,7 +176,7 @@ def test_websocket_follows_the_order(http: httpx.Client, compose: ComposeStack) 
     order = create_order(http, "pm_wallet_qr")
     url = f"{compose.url.replace('http://', 'ws://')}/v1/orders/{order['id']}/ws"
     try:
-        socket = connect(url, open_timeout=10)
+        socket = connect(url, open_timeout=10, additional_headers=compose.headers)
     except InvalidStatus as exc:
         if exc.response.status_code in (403, 404):  # Starlette rejects an unknown WebSocket path with 403
             pytest.skip(f"the gateway has no WebSocket route yet ({exc.response.status_code})")
@@ -190,16 +195,26 @@ def test_websocket_follows_the_order(http: httpx.Client, compose: ComposeStack) 
     assert updates[-1]["order"]["status"] == "paid"
 
 
-def test_grpc_services_are_reachable_through_the_debug_override(compose: ComposeStack) -> None:
-    """What `grpcurl -plaintext localhost:50051 list` shows, through server reflection."""
+def test_grpc_services_are_reachable_through_the_debug_override_with_mtls_only(compose: ComposeStack) -> None:
+    """What `grpcurl … localhost:50051 list` shows, through server reflection, with the gateway's
+    certificate from the certs volume (the README's recipe); plaintext is refused."""
+    gateway = compose.containers()["gateway"]
+
+    def read(name: str) -> bytes:
+        return subprocess.run(["docker", "exec", gateway, "cat", f"/certs/{name}"], capture_output=True, timeout=30,
+                              check=True).stdout  # fmt: skip
+
+    credentials = grpc.ssl_channel_credentials(read("ca.pem"), read("gateway-key.pem"), read("gateway.pem"))
     for port, service in (
         (compose.order_port, "shop.order.v1.OrderService"),
         (compose.payment_port, "shop.payment.v1.PaymentService"),
     ):
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with grpc.secure_channel(f"localhost:{port}", credentials) as channel:
             services = ProtoReflectionDescriptorDatabase(channel).get_services()
         assert service in services
         assert "grpc.health.v1.Health" in services
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as plaintext, pytest.raises(grpc.RpcError):
+            ProtoReflectionDescriptorDatabase(plaintext).get_services()
 
 
 def test_image_runs_as_non_root_without_build_tools(compose: ComposeStack) -> None:

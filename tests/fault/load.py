@@ -108,8 +108,17 @@ def order_body(payment_method: str, rng: random.Random) -> dict[str, Any]:
 
 
 class Load:
-    def __init__(self, urls: str | Sequence[str], *, clients: int = 32, give_up_s: float = 90, seed: int = 5) -> None:
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        headers: dict[str, str],
+        *,
+        clients: int = 32,
+        give_up_s: float = 90,
+        seed: int = 5,
+    ) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
+        self.headers = headers
         self.clients = clients
         self.give_up_s = give_up_s
         self.rng = random.Random(seed)
@@ -128,6 +137,7 @@ class Load:
         self._http = [
             httpx.AsyncClient(
                 base_url=url,
+                headers=self.headers,
                 timeout=httpx.Timeout(30, connect=5),
                 limits=httpx.Limits(max_connections=per_gateway * 2, max_keepalive_connections=per_gateway),
             )

@@ -62,7 +62,7 @@ class Scenario:
         self.name = name
         self.urls = stack.urls if isinstance(stack, Cluster) else [stack.url]
         self.order_target = ipv4_target(stack.order_ports) if isinstance(stack, Cluster) else stack.order_target
-        self.load = Load(self.urls, clients=clients)
+        self.load = Load(self.urls, stack.headers, clients=clients)
         self.watch = watch
         self.figures: dict[str, Any] = {}
         self.fault_at: float | None = None
@@ -71,7 +71,7 @@ class Scenario:
         self._stop_refunds = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.watchers: dict[str, GrpcWatcher | SseWatcher | WebSocketWatcher] = {}
-        self.refunder = Refunder(self.urls[0])
+        self.refunder = Refunder(self.urls[0], stack.headers)
         self._restarts: dict[str, _Restart] = {}
 
     async def __aenter__(self) -> Scenario:
@@ -80,8 +80,8 @@ class Scenario:
             order_id = await self.refunder.create()
             self.watchers["grpc"] = GrpcWatcher(self.order_target, order_id)
             if await gateway_serves_sse(self.urls[0]):
-                self.watchers["sse"] = SseWatcher(self.urls[0], order_id)
-                self.watchers["websocket"] = WebSocketWatcher(self.urls[-1], order_id)
+                self.watchers["sse"] = SseWatcher(self.urls[0], order_id, self.stack.headers)
+                self.watchers["websocket"] = WebSocketWatcher(self.urls[-1], order_id, self.stack.headers)
             self._tasks = [asyncio.create_task(w.run()) for w in self.watchers.values()]
             self._tasks.append(asyncio.create_task(self.refunder.run(self._stop_refunds)))
         self.load.start()

@@ -90,7 +90,7 @@ class Soak:
 
     async def client(self, number: int) -> None:
         interval = self.args.clients / self.args.rate
-        async with httpx.AsyncClient(base_url=self.stack.url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=self.stack.url, headers=self.stack.headers, timeout=30) as http:
             next_at = time.monotonic() + self.rng.uniform(0, interval)
             while not self.stop.is_set():
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
@@ -121,7 +121,8 @@ class Soak:
 
     async def watcher(self) -> None:
         """Follows one QR-payment order after another over SSE until each is paid."""
-        async with httpx.AsyncClient(base_url=self.stack.url, timeout=httpx.Timeout(30, read=None)) as http:
+        timeout = httpx.Timeout(30, read=None)
+        async with httpx.AsyncClient(base_url=self.stack.url, headers=self.stack.headers, timeout=timeout) as http:
             while not self.stop.is_set():
                 body = {"customer_id": "cus_soak_watch", "currency": "EUR", "payment_method": "pm_wallet_qr",
                         "items": [{"sku": "W", "quantity": 1, "unit_price": 100}]}  # fmt: skip

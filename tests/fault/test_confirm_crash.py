@@ -37,7 +37,7 @@ def _succeeded(stack: Stack) -> int:
 async def test_sigkill_while_customers_confirm(fresh_stack: Stack, victim: str) -> None:
     fresh_stack.start()
     service = fresh_stack.services[victim]
-    async with httpx.AsyncClient(base_url=fresh_stack.url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=fresh_stack.url, headers=fresh_stack.headers, timeout=30) as http:
         body = {"customer_id": "cus_qr", "currency": "EUR", "payment_method": "pm_wallet_qr",
                 "items": [{"sku": "QR", "quantity": 1, "unit_price": 2500}]}  # fmt: skip
         orders = [(await http.post("/v1/orders", json=body)).json() for _ in range(ORDERS)]

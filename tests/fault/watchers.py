@@ -67,13 +67,14 @@ async def _post_until_done(
 @dataclass
 class Refunder:
     url: str
+    headers: dict[str, str]
     refunds: int = 0
     order: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
 
     async def create(self) -> str:
-        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=30) as http:
             body = {
                 "customer_id": "cus_watched",
                 "currency": "EUR",
@@ -88,7 +89,7 @@ class Refunder:
     async def run(self, stop: asyncio.Event) -> None:
         """Refund 1 at a time until `stop`, then the rest (the order becomes `refunded`)."""
         path = f"/v1/orders/{self.order['id']}/refund"
-        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=30) as http:
             while not stop.is_set():
                 reply = await _post_until_done(http, path, {"amount": 1}, errors=self.errors)
                 if reply.status_code != 200:
@@ -162,15 +163,16 @@ class GrpcWatcher(_Seen):
 class SseWatcher(_Seen):
     """An EventSource that reconnects with `Last-Event-ID` whenever the stream breaks."""
 
-    def __init__(self, url: str, order_id: str) -> None:
+    def __init__(self, url: str, order_id: str, headers: dict[str, str]) -> None:
         super().__init__()
         self.url = url
+        self.headers = headers
         self.order_id = order_id
 
     async def run(self) -> None:
         backoff = 0.05
         timeout = httpx.Timeout(10, read=None)
-        async with httpx.AsyncClient(base_url=self.url, timeout=timeout) as http:
+        async with httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=timeout) as http:
             while not self.finished:
                 headers = {"Accept": "text/event-stream"}
                 if self.versions:
@@ -204,9 +206,10 @@ class SseWatcher(_Seen):
 class WebSocketWatcher(_Seen):
     """A WebSocket client that reconnects with `?after_version=` whenever the socket breaks."""
 
-    def __init__(self, url: str, order_id: str) -> None:
+    def __init__(self, url: str, order_id: str, headers: dict[str, str]) -> None:
         super().__init__()
         self.url = "ws://" + url.removeprefix("http://")
+        self.headers = headers
         self.order_id = order_id
 
     async def run(self) -> None:
@@ -215,7 +218,8 @@ class WebSocketWatcher(_Seen):
             after = self.versions[-1] if self.versions else 0
             self.connections += 1
             try:
-                async with websockets.connect(f"{self.url}/v1/orders/{self.order_id}/ws?after_version={after}") as ws:
+                url = f"{self.url}/v1/orders/{self.order_id}/ws?after_version={after}"
+                async with websockets.connect(url, additional_headers=self.headers) as ws:
                     async for message in ws:
                         event = json.loads(message)
                         self.add(int(event["version"]), str(event["order"]["status"]))

@@ -105,7 +105,8 @@ def ws_url(stack: Stack, order_id: str, after_version: int | str | None = None) 
 async def websocket(
     stack: Stack, order_id: str, after_version: int | str | None = None
 ) -> AsyncIterator[ClientConnection]:
-    async with connect(ws_url(stack, order_id, after_version), open_timeout=WAIT_S, close_timeout=2) as socket:
+    url = ws_url(stack, order_id, after_version)
+    async with connect(url, open_timeout=WAIT_S, close_timeout=2, additional_headers=stack.headers) as socket:
         yield socket
 
 

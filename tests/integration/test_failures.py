@@ -31,7 +31,7 @@ async def wait_for_status(
 async def test_payment_service_down_is_503_then_finished(fresh_stack: Stack) -> None:
     fresh_stack.start()
     fresh_stack.payment.stop()
-    async with httpx.AsyncClient(base_url=fresh_stack.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=fresh_stack.url, headers=fresh_stack.headers, timeout=30) as client:
         body = order_body()
         started = time.monotonic()
         reply = await client.post("/v1/orders", json=body, headers={"Idempotency-Key": "down-1"})
@@ -61,7 +61,7 @@ async def test_slow_payment_service_is_504_within_the_deadline(fresh_stack: Stac
     fresh_stack.service_env["payment_service"] = {"PAYMENT_PROCESSOR_LATENCY_MS": "1500"}
     fresh_stack.__post_init__()
     fresh_stack.start()
-    async with httpx.AsyncClient(base_url=fresh_stack.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=fresh_stack.url, headers=fresh_stack.headers, timeout=30) as client:
         body = order_body()
         started = time.monotonic()
         reply = await client.post("/v1/orders", json=body)
@@ -77,7 +77,7 @@ async def test_slow_payment_service_is_504_within_the_deadline(fresh_stack: Stac
 
 async def test_order_service_down_is_503(fresh_stack: Stack) -> None:
     fresh_stack.start()
-    async with httpx.AsyncClient(base_url=fresh_stack.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=fresh_stack.url, headers=fresh_stack.headers, timeout=30) as client:
         created = (await client.post("/v1/orders", json=order_body())).json()
         fresh_stack.order.kill()
         assert_problem(await client.get(f"/v1/orders/{created['id']}"), 503, "UNAVAILABLE")

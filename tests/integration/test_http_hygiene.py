@@ -32,9 +32,7 @@ from tests.integration.helpers import assert_problem, create_order, order_body
         ("DELETE", "/docs", "GET, HEAD"),
     ],
 )
-async def test_405_names_every_allowed_method(
-    client: httpx.AsyncClient, method: str, path: str, allowed: str
-) -> None:
+async def test_405_names_every_allowed_method(client: httpx.AsyncClient, method: str, path: str, allowed: str) -> None:
     reply = await client.request(method, path)
     assert reply.status_code == 405
     assert reply.headers["allow"] == allowed
@@ -110,9 +108,7 @@ async def test_a_compressed_body_is_415_and_creates_nothing(client: httpx.AsyncC
 
 
 async def test_identity_coding_is_taken(client: httpx.AsyncClient) -> None:
-    reply = await client.post(
-        "/v1/orders", json=order_body(), headers={"Content-Encoding": "identity"}
-    )
+    reply = await client.post("/v1/orders", json=order_body(), headers={"Content-Encoding": "identity"})
     assert reply.status_code == 201, reply.text
 
 
@@ -122,7 +118,7 @@ async def test_a_malformed_request_id_is_replaced_at_the_gateway(client: httpx.A
     assert reply.headers["x-request-id"].startswith("req_")
 
 
-@pytest.mark.parametrize("given", ["has a space", "x" * 129, "{\"level\": \"error\"}"])
+@pytest.mark.parametrize("given", ["has a space", "x" * 129, '{"level": "error"}'])
 async def test_the_order_service_checks_the_request_id_as_the_gateway_does(stack: Stack, given: str) -> None:
     """A direct gRPC caller's `x-request-id` goes into the log only when the gateway would have
     kept it too; a well-formed one is kept (so the check can fail)."""

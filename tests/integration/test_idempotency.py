@@ -107,7 +107,9 @@ async def test_16_concurrent_posts_with_one_key_make_one_order(client: httpx.Asy
 
 async def test_200_concurrent_creations(client: httpx.AsyncClient) -> None:
     limits = httpx.Limits(max_connections=200)
-    async with httpx.AsyncClient(base_url=str(client.base_url), timeout=30, limits=limits) as many:
+    async with httpx.AsyncClient(
+        base_url=str(client.base_url), headers=client.headers, timeout=30, limits=limits
+    ) as many:
         replies = await asyncio.gather(*(many.post("/v1/orders", json=order_body()) for _ in range(200)))
     assert [r.status_code for r in replies] == [201] * 200
     orders = [r.json() for r in replies]

@@ -35,6 +35,7 @@ def run_env(tmp_path: Path, **variables: str) -> dict[str, str]:
         # Free Prometheus ports: the defaults (9151, 9152) may be held by a `make run` of one's own.
         "ORDER_METRICS_PORT": str(free_port()),
         "PAYMENT_METRICS_PORT": str(free_port()),
+        "RUN_DEV_KEY_FILE": str(tmp_path / "dev-api-key"),
         **variables,
     }
 
@@ -179,9 +180,16 @@ async def test_changing_only_the_ports_gives_a_stack_that_finds_itself(
     )
     running = await start_run(env)
     await running.line(lambda line: f"gateway ready: http://localhost:{gateway_port}" in line, 45)
+    # The banner gives the development key it made, kept for its owner's eyes only.
+    exported = await running.line(lambda line: "export SHOP_KEY=" in line, 5)
+    key = exported.split("=", 1)[1]
+    key_file = tmp_path / "dev-api-key"
+    assert key_file.read_text().strip() == key
+    assert key_file.stat().st_mode & 0o777 == 0o600
 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}", timeout=10) as client:
-        reply = await client.post("/v1/orders", json=order_body("pm_wallet_qr"))
+        assert (await client.post("/v1/orders", json=order_body("pm_wallet_qr"))).status_code == 401
+        reply = await client.post("/v1/orders", json=order_body("pm_wallet_qr"), auth=(key, ""))
     assert reply.status_code == 201, reply.text
     order = reply.json()
     # The public URL follows the gateway's port, and the order is in *this* order service.

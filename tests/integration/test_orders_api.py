@@ -16,7 +16,7 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 def assert_order_shape(order: dict[str, Any]) -> None:
     assert set(order) == {
-        "id", "customer_id", "status", "currency", "items", "amount", "amount_refunded",
+        "id", "client_secret", "customer_id", "status", "currency", "items", "amount", "amount_refunded",
         "payment", "version", "created_at", "updated_at",
     }  # fmt: skip
     assert order["id"].startswith("ord_")
@@ -87,8 +87,10 @@ async def test_requires_action_then_approve(client: httpx.AsyncClient, stack: St
     assert payment["status"] == "requires_action"
     action = payment["next_action"]
     assert action["type"] == "scan_qr"
-    assert action["confirm_url"] == f"{stack.url}/pay/{payment['id']}"
-    assert action["qr_svg_url"] == f"{stack.url}/v1/payments/{payment['id']}/qr.svg"
+    # Both carry the order's client secret: the phone and the <img> have no API key.
+    secret = order["client_secret"]
+    assert action["confirm_url"] == f"{stack.url}/pay/{payment['id']}?client_secret={secret}"
+    assert action["qr_svg_url"] == f"{stack.url}/v1/payments/{payment['id']}/qr.svg?client_secret={secret}"
     assert RFC3339.match(action["expires_at"])
 
     confirmed = await client.post(f"/v1/payments/{payment['id']}/confirm", json={})

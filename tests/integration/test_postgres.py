@@ -33,7 +33,7 @@ def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 async def test_flows_on_postgres(pg_stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=pg_stack.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=pg_stack.url, headers=pg_stack.headers, timeout=30) as client:
         paid = await create_order(client)
         assert paid["status"] == "paid"
         waiting = await create_order(client, "pm_wallet_qr")

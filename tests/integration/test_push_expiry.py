@@ -36,7 +36,7 @@ def _assert_expired(order: dict[str, Any]) -> None:
 async def test_an_unconfirmed_payment_expires_and_every_watcher_is_told(tmp_path: Path) -> None:
     async with (
         running_stack(tmp_path, service_env=SERVICE_ENV) as stack,
-        httpx.AsyncClient(base_url=stack.url, timeout=30) as client,
+        httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=30) as client,
     ):
         order = await create_order(client, "pm_wallet_qr")
         assert order["payment"]["next_action"]["expires_at"]
@@ -62,7 +62,7 @@ async def test_an_unconfirmed_payment_expires_and_every_watcher_is_told(tmp_path
 async def test_watchers_are_told_when_the_order_service_was_down_at_the_deadline(tmp_path: Path) -> None:
     async with (
         running_stack(tmp_path, service_env=SERVICE_ENV) as stack,
-        httpx.AsyncClient(base_url=stack.url, timeout=30) as client,
+        httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=30) as client,
     ):
         order = await create_order(client, "pm_wallet_qr")
         payment_id = order["payment"]["id"]

@@ -71,7 +71,7 @@ class RawSse:
         self.reader, self.writer = await asyncio.open_connection(sock=sock, limit=limit)
         self.writer.write(
             f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-            "Connection: close\r\n\r\n".encode()
+            f"Authorization: Bearer {self.stack.keys.secret}\r\nConnection: close\r\n\r\n".encode()
         )
 
     async def until(self, marker: bytes) -> float:
@@ -107,7 +107,10 @@ def _changed_at(order: dict[str, Any]) -> float:
 
 
 async def test_a_thousand_watchers_see_the_confirmation_through_one_stream(tmp_path: Path) -> None:
-    async with running_stack(tmp_path) as stack, httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
+    async with (
+        running_stack(tmp_path) as stack,
+        httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=30) as client,
+    ):
         order = await create_order(client, "pm_wallet_qr")
         version = order["version"]
         snapshot_marker = b"id: %d\n" % version
@@ -119,7 +122,7 @@ async def test_a_thousand_watchers_see_the_confirmation_through_one_stream(tmp_p
         await warm.open()
         await warm.until(snapshot_marker)
         warm.close()
-        async with connect(ws_url(stack, order["id"]), compression=None) as socket_:
+        async with connect(ws_url(stack, order["id"]), compression=None, additional_headers=stack.headers) as socket_:
             await socket_.recv()
         await wait_for_gauge(client, "push_watch_streams", 0)
         baseline_kib = _rss_kib(pid)
@@ -134,7 +137,15 @@ async def test_a_thousand_watchers_see_the_confirmation_through_one_stream(tmp_p
                 # Browsers offer permessage-deflate; uvicorn's zlib contexts would dominate the
                 # memory figure, so these clients do not (see the README on WebSocket memory).
                 opened = await asyncio.gather(
-                    *(connect(ws_url(stack, order["id"]), compression=None, open_timeout=30) for _ in group)
+                    *(
+                        connect(
+                            ws_url(stack, order["id"]),
+                            compression=None,
+                            open_timeout=30,
+                            additional_headers=stack.headers,
+                        )
+                        for _ in group
+                    )
                 )
                 snapshots = await asyncio.gather(*(s.recv() for s in opened))
                 assert all(f'"version":{version},' in s for s in snapshots)
@@ -184,7 +195,10 @@ async def test_a_thousand_watchers_see_the_confirmation_through_one_stream(tmp_p
 
 
 async def test_a_client_that_stops_reading_is_dropped_and_delays_nobody(tmp_path: Path) -> None:
-    async with running_stack(tmp_path) as stack, httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
+    async with (
+        running_stack(tmp_path) as stack,
+        httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=30) as client,
+    ):
         # 100 line items with long SKUs make each event ~11 KB. On loopback the kernel still
         # buffers some MiB for a client that does not read before the gateway's writes block.
         items = [{"sku": f"{i:03d}-" + "X" * 60, "quantity": 1, "unit_price": 100} for i in range(100)]

@@ -25,7 +25,7 @@ async def test_short_polling_etag_and_304(client: httpx.AsyncClient) -> None:
     reply = await client.get(f"/v1/orders/{order['id']}")
     assert reply.headers["etag"] == etag(order["version"])
 
-    for if_none_match in (etag(order["version"]), f'W/{etag(order["version"])}', f'"0", {etag(order["version"])}', "*"):
+    for if_none_match in (etag(order["version"]), f"W/{etag(order['version'])}", f'"0", {etag(order["version"])}', "*"):
         reply = await client.get(f"/v1/orders/{order['id']}", headers={"If-None-Match": if_none_match})
         assert reply.status_code == 304, if_none_match
         assert reply.content == b""
@@ -123,7 +123,9 @@ async def test_many_held_requests_are_all_answered(client: httpx.AsyncClient) ->
     headers = {"If-None-Match": etag(order["version"]), "Prefer": "wait=20"}
     url = f"/v1/orders/{order['id']}"
     limits = httpx.Limits(max_connections=None)
-    async with httpx.AsyncClient(base_url=str(client.base_url), timeout=30, limits=limits) as polls:
+    async with httpx.AsyncClient(
+        base_url=str(client.base_url), headers=client.headers, timeout=30, limits=limits
+    ) as polls:
         held = [asyncio.create_task(polls.get(url, headers=headers)) for _ in range(50)]
         done, _ = await asyncio.wait(held, timeout=0.5)
         assert not done
@@ -142,9 +144,7 @@ async def test_long_poll_of_an_unknown_order_is_404(client: httpx.AsyncClient) -
 @pytest.mark.parametrize("if_none_match", ['"abc"', "*", '"1", "2"', "2"])
 async def test_long_poll_needs_one_version_etag(client: httpx.AsyncClient, if_none_match: str) -> None:
     order = await create_order(client, "pm_wallet_qr")
-    reply = await client.get(
-        f"/v1/orders/{order['id']}", headers={"If-None-Match": if_none_match, "Prefer": "wait=5"}
-    )
+    reply = await client.get(f"/v1/orders/{order['id']}", headers={"If-None-Match": if_none_match, "Prefer": "wait=5"})
     body = assert_problem(reply, 400, "INVALID_ARGUMENT")
     assert [e["field"] for e in body["errors"]] == ["If-None-Match"]
 

@@ -35,7 +35,10 @@ def _restart(stack: Stack, how: str) -> None:
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 async def test_every_channel_goes_on_after_the_order_service_restarts(tmp_path: Path, how: str) -> None:
-    async with running_stack(tmp_path) as stack, httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
+    async with (
+        running_stack(tmp_path) as stack,
+        httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=30) as client,
+    ):
         order = await create_order(client, "pm_wallet_qr")
         order_id, first = order["id"], order["version"]
 

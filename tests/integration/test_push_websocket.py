@@ -96,7 +96,9 @@ async def test_invalid_or_ahead_after_version_is_closed_1008(
 ) -> None:
     order = await create_order(client, "pm_wallet_qr")
     # Closed after the handshake, so that a browser's WebSocket sees the code and the reason.
-    async with connect(ws_url(stack, order["id"], after_version), open_timeout=10) as socket:
+    async with connect(
+        ws_url(stack, order["id"], after_version), open_timeout=10, additional_headers=stack.headers
+    ) as socket:
         with pytest.raises(ConnectionClosed):
             await socket.recv()
     assert socket.close_code == 1008

@@ -50,8 +50,9 @@ def _expected_modules(text: str, border: int) -> set[tuple[int, int]]:
 async def test_qr_code_encodes_the_confirmation_page(client: httpx.AsyncClient, stack: Stack) -> None:
     order = await create_order(client, "pm_wallet_qr")
     action = order["payment"]["next_action"]
-    assert action["confirm_url"] == f"{stack.url}/pay/{order['payment']['id']}"
-    assert action["qr_svg_url"] == f"{stack.url}/v1/payments/{order['payment']['id']}/qr.svg"
+    secret = f"?client_secret={order['client_secret']}"
+    assert action["confirm_url"] == f"{stack.url}/pay/{order['payment']['id']}{secret}"
+    assert action["qr_svg_url"] == f"{stack.url}/v1/payments/{order['payment']['id']}/qr.svg{secret}"
 
     reply = await client.get(action["qr_svg_url"])
     assert reply.status_code == 200
@@ -73,13 +74,17 @@ async def test_qr_code_of_an_unknown_payment_is_404(client: httpx.AsyncClient) -
     assert_problem(await client.get("/v1/payments/not-an-id!/qr.svg"), 400)
 
 
-async def test_scan_open_the_page_approve_and_the_watcher_is_told(client: httpx.AsyncClient) -> None:
+async def test_scan_open_the_page_approve_and_the_watcher_is_told(client: httpx.AsyncClient, stack: Stack) -> None:
     order = await create_order(client, "pm_wallet_qr")
     payment_id = order["payment"]["id"]
-    async with sse(client, order["id"]) as stream:
+    # The phone: no API key, only what the QR code holds.
+    phone = httpx.AsyncClient(base_url=stack.url, timeout=10)
+    confirm_url = order["payment"]["next_action"]["confirm_url"]
+    async with sse(client, order["id"]) as stream, phone:
         assert (await stream.event()) is not None
+        assert (await phone.get(f"/pay/{payment_id}")).status_code == 404  # the id alone shows nothing
 
-        page = await client.get(order["payment"]["next_action"]["confirm_url"])
+        page = await phone.get(confirm_url)
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
         assert "default-src 'self'" in page.headers["content-security-policy"]
@@ -92,14 +97,15 @@ async def test_scan_open_the_page_approve_and_the_watcher_is_told(client: httpx.
         assert 'src="/static/pay.js"' in html
 
         # What the page's Approve button sends.
-        approved = await client.post(f"/v1/payments/{payment_id}/confirm", json={"approve": True})
+        body = {"approve": True, "client_secret": order["client_secret"]}
+        approved = await phone.post(f"/v1/payments/{payment_id}/confirm", json=body)
         assert approved.status_code == 200
         update = await stream.event()
+
+        # Opened again afterwards, the page shows the outcome and offers nothing to press.
+        again = await phone.get(confirm_url)
     assert update is not None
     assert update.message["order"]["status"] == "paid"
-
-    # Opened again afterwards, the page shows the outcome and offers nothing to press.
-    again = await client.get(f"/pay/{payment_id}")
     assert 'data-status="succeeded"' in again.text
 
 

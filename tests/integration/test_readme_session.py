@@ -22,7 +22,7 @@ _MARK = "@@step"
 EXPECTED = {
     1: [r"paid 2598 succeeded"],
     2: [r"payment_failed card_declined generic_decline"],
-    3: [r"requires_action http://\S+/pay/pay_\w+"],
+    3: [r"requires_action http://\S+/pay/pay_\w+\?client_secret=ord_\w+_secret_[\w-]+"],
     4: [r"HTTP/1\.1 201 Created\r?", r"(?i:idempotent-replayed): true\r?"],
     5: [r"succeeded", r"paid 3"],
     6: [r"304"],
@@ -74,7 +74,7 @@ def test_the_curl_session_runs_again_and_again(stack: Stack, shell: str, tmp_pat
     for run in (1, 2):
         done = subprocess.run(
             [executable, str(script)],
-            env={"PATH": "/usr/bin:/bin", "GATEWAY": stack.url, "HOME": str(tmp_path)},
+            env={"PATH": "/usr/bin:/bin", "GATEWAY": stack.url, "SHOP_KEY": stack.keys.secret, "HOME": str(tmp_path)},
             capture_output=True,
             text=True,
             timeout=60,

@@ -120,7 +120,9 @@ async def test_open_watch_streams_are_counted(client: httpx.AsyncClient, stack: 
     streams = rpc(ORDER, "WatchOrder")
     before = value(await scrape(port), "grpc_server_streams_open", **streams)
     order = await create_order(client, "pm_card_authenticationRequired")
-    async with websockets.connect(f"ws://127.0.0.1:{stack.gateway_port}/v1/orders/{order['id']}/ws") as socket:
+    async with websockets.connect(
+        f"ws://127.0.0.1:{stack.gateway_port}/v1/orders/{order['id']}/ws", additional_headers=stack.headers
+    ) as socket:
         assert '"order.updated"' in await socket.recv()  # the gateway's stream is open: it got a version
         during = await scrape(port)
         assert value(during, "grpc_server_streams_open", **streams) == before + 1
@@ -142,7 +144,7 @@ async def test_the_reconciler_backlog_and_actions(fresh_stack: Stack) -> None:
     assert value(await scrape(port), backlog) == 0
 
     fresh_stack.payment.stop()
-    async with httpx.AsyncClient(base_url=fresh_stack.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=fresh_stack.url, headers=fresh_stack.headers, timeout=10) as http:
         reply = await http.post("/v1/orders", json=order_body())
     assert reply.status_code == 503  # stored, not charged: a charge check is left for the reconciler
     down = await until(

@@ -35,7 +35,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 async def http(traced: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=traced.url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=traced.url, headers=traced.headers, timeout=10) as client:
         yield client
 
 
@@ -197,7 +197,7 @@ async def test_push_streams_get_one_span_for_their_set_up(http: httpx.AsyncClien
         ws_header, ws_trace, _ = traceparent()
         async with websockets.connect(
             f"ws://127.0.0.1:{traced.gateway_port}/v1/orders/{order['id']}/ws",
-            additional_headers={"traceparent": ws_header},
+            additional_headers={"traceparent": ws_header, **traced.headers},
         ) as socket:
             assert '"order.updated"' in await socket.recv()
             # While both streams are still open, their spans are written already.
@@ -241,7 +241,7 @@ async def test_no_span_for_probes_and_no_secret_in_spans(http: httpx.AsyncClient
 
 async def test_with_tracing_off_nothing_is_recorded(stack: Stack) -> None:
     header, _trace_id, _ = traceparent()
-    async with httpx.AsyncClient(base_url=stack.url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=10) as client:
         reply = await client.post("/v1/orders", json=order_body(), headers={"traceparent": header})
     assert reply.status_code == 201
     request_id = reply.headers["x-request-id"]

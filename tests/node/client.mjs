@@ -8,6 +8,7 @@
 // (int64 as numbers, enums by name, field names as in the .proto files); the Python test
 // (test_node_client.py) judges it. Exit code 0 unless a call failed in a way not asked for.
 
+import fs from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -85,7 +86,12 @@ async function main() {
     console.error("usage: node client.mjs ORDER_TARGET PAYMENT_TARGET");
     process.exit(2);
   }
-  const credentials = grpc.credentials.createInsecure();
+  // Mutual TLS when GRPC_TLS_CA, GRPC_TLS_CERT and GRPC_TLS_KEY name PEM files, as for the
+  // services themselves (CONTRACT §11); plaintext otherwise.
+  const tls = ["GRPC_TLS_CA", "GRPC_TLS_KEY", "GRPC_TLS_CERT"].map((name) => process.env[name]);
+  const credentials = tls.every(Boolean)
+    ? grpc.credentials.createSsl(...tls.map((path) => fs.readFileSync(path)))
+    : grpc.credentials.createInsecure();
   const orders = new shop.order.v1.OrderService(orderTarget, credentials);
   const payments = new shop.payment.v1.PaymentService(paymentTarget, credentials);
   try {

@@ -1,16 +1,20 @@
 """The wire contract is not Python-only: a Node.js client (@grpc/grpc-js, with @grpc/proto-loader
 reading protos/ at run time) talks to the real order and payment services started by the
-harness, and what it saw is checked here. Needs `node` and `npm ci` run in tests/node."""
+harness, and what it saw is checked here — over plaintext, and over mutual TLS with certificates
+made here (CONTRACT §11). Needs `node` and `npm ci` run in tests/node."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from common.devcerts import write_all
 from tests.conftest import require_executable, require_tool
 from tests.harness import Stack
 
@@ -20,17 +24,40 @@ HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
-def report(stack: Stack) -> dict[str, Any]:
+def tls_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, dict[str, str]]]:
+    """The services with mTLS on (certificates made here; one identity shared, as in `make run`)."""
+    certs = tmp_path_factory.mktemp("certs")
+    write_all(certs)
+    tls = {
+        "GRPC_TLS_CA": f"{certs}/ca.pem",
+        "GRPC_TLS_CERT": f"{certs}/shop.pem",
+        "GRPC_TLS_KEY": f"{certs}/shop-key.pem",
+    }
+    running = Stack(tmp_path_factory.mktemp("tls-stack"), env=tls).start()
+    yield running, tls
+    running.stop()
+
+
+@pytest.fixture(scope="module", params=["plaintext", "mtls"])
+def report(request: pytest.FixtureRequest) -> dict[str, Any]:
     node = require_executable("node")
     require_tool(
         (HERE / "node_modules" / "@grpc" / "grpc-js").is_dir(), "tests/node has no node_modules: run `npm ci` there"
     )
+    if request.param == "plaintext":
+        stack: Stack = request.getfixturevalue("stack")
+        env, host = dict(os.environ), "127.0.0.1"
+    else:
+        stack, tls = request.getfixturevalue("tls_stack")
+        env, host = {**os.environ, **tls}, "localhost"  # the name the certificates carry
+    targets = [f"{host}:{stack.order_port}", f"{host}:{stack.payment_port}"]
     done = subprocess.run(
-        [node, str(HERE / "client.mjs"), stack.order_target, stack.payment_target],
+        [node, str(HERE / "client.mjs"), *targets],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env=env,
     )
     assert done.returncode == 0, f"the Node client failed:\n{done.stderr}\n{stack.logs()}"
     result: dict[str, Any] = json.loads(done.stdout)
@@ -64,7 +91,8 @@ def test_watch_order_streams_to_the_final_status(report: dict[str, Any]) -> None
     assert report["declined"]["status"] == "ORDER_STATUS_PAYMENT_FAILED"
     watched = report["watched"]
     assert watched["status"]["name"] == "OK"
-    assert [m["version"] for m in watched["messages"]] == [report["declined"]["version"]]
+    # The client asks for after_version 0 (an explicit proto3 `optional`): the whole history.
+    assert [m["version"] for m in watched["messages"]] == list(range(1, report["declined"]["version"] + 1))
     assert watched["messages"][-1]["order"]["status"] == "ORDER_STATUS_PAYMENT_FAILED"
 
 

@@ -75,14 +75,14 @@ def test_every_replica_came_up_on_the_empty_databases(cluster: Cluster) -> None:
 
 
 async def test_a_change_on_one_replica_reaches_the_watchers_of_every_replica_and_gateway(cluster: Cluster) -> None:
-    async with httpx.AsyncClient(base_url=cluster.urls[0], timeout=10) as client:
+    async with httpx.AsyncClient(base_url=cluster.urls[0], headers=cluster.headers, timeout=10) as client:
         created = (await client.post("/v1/orders", json=order_body("pm_wallet_qr"))).json()
     order_id, start = created["id"], created["version"]
     followers: list[tuple[Follower, Coroutine[Any, Any, None]]] = []
     for number, target in enumerate(cluster.order_targets, start=1):
         follower = Follower(f"grpc@order_service.{number}")
         followers.append((follower, follow_grpc(follower, target, order_id)))
-    channels: dict[str, Callable[[Follower, str, str], Coroutine[Any, Any, None]]] = {
+    channels: dict[str, Callable[[Follower, str, str, str], Coroutine[Any, Any, None]]] = {
         "sse": follow_sse,
         "websocket": follow_websocket,
         "long_poll": follow_long_poll,
@@ -90,7 +90,7 @@ async def test_a_change_on_one_replica_reaches_the_watchers_of_every_replica_and
     for number, url in enumerate(cluster.urls, start=1):
         for channel, follow in channels.items():
             follower = Follower(f"{channel}@gateway.{number}")
-            followers.append((follower, follow(follower, url, order_id)))
+            followers.append((follower, follow(follower, url, order_id, created["client_secret"])))
     tasks = [asyncio.create_task(run) for _, run in followers]
     try:
         for follower, _ in followers:
@@ -124,7 +124,8 @@ async def test_a_change_on_one_replica_reaches_the_watchers_of_every_replica_and
         assert follower.versions == list(range(start, final + 1)), follower.name
     everything = [d for ds in delays.values() for d in ds]
     record(
-        "scale", "cross_replica_delay",
+        "scale",
+        "cross_replica_delay",
         {
             "p50_ms": round(statistics.median(everything) * 1000, 1),
             "cross_replica_grpc_p50_ms": round(statistics.median(cross) * 1000, 1),
@@ -140,8 +141,8 @@ async def test_a_change_on_one_replica_reaches_the_watchers_of_every_replica_and
 async def test_one_key_on_both_gateways_and_both_replicas_makes_one_order_and_one_charge(cluster: Cluster) -> None:
     key, body = f"scale-{uuid.uuid4()}", order_body()
     async with (
-        httpx.AsyncClient(base_url=cluster.urls[0], timeout=10) as first,
-        httpx.AsyncClient(base_url=cluster.urls[1], timeout=10) as second,
+        httpx.AsyncClient(base_url=cluster.urls[0], headers=cluster.headers, timeout=10) as first,
+        httpx.AsyncClient(base_url=cluster.urls[1], headers=cluster.headers, timeout=10) as second,
         order_stubs(cluster) as stubs,
     ):
 
@@ -173,7 +174,7 @@ async def test_one_key_on_both_gateways_and_both_replicas_makes_one_order_and_on
 
 
 async def test_concurrent_refunds_on_both_replicas_never_exceed_the_charge(cluster: Cluster) -> None:
-    async with httpx.AsyncClient(base_url=cluster.urls[0], timeout=10) as client:
+    async with httpx.AsyncClient(base_url=cluster.urls[0], headers=cluster.headers, timeout=10) as client:
         paid = (await client.post("/v1/orders", json=order_body())).json()  # 2 × 1299
     async with order_stubs(cluster) as stubs:
         outcomes = await asyncio.gather(
@@ -203,7 +204,7 @@ async def test_concurrent_refunds_on_both_replicas_never_exceed_the_charge(clust
 
 
 async def test_killing_the_listen_connections_loses_no_version(cluster: Cluster) -> None:
-    async with httpx.AsyncClient(base_url=cluster.urls[0], timeout=10) as client:
+    async with httpx.AsyncClient(base_url=cluster.urls[0], headers=cluster.headers, timeout=10) as client:
         paid = (await client.post("/v1/orders", json=order_body())).json()
     follower = Follower("grpc@order_service.2")
     task = asyncio.create_task(follow_grpc(follower, cluster.order_targets[1], paid["id"]))
@@ -241,7 +242,7 @@ async def test_an_order_left_pending_is_finished_exactly_once_with_two_reconcile
         service.stop()
     body = order_body()
     try:
-        async with httpx.AsyncClient(base_url=cluster.urls[0], timeout=10) as client:
+        async with httpx.AsyncClient(base_url=cluster.urls[0], headers=cluster.headers, timeout=10) as client:
             reply = await client.post("/v1/orders", json=body)
             assert reply.status_code == 503
     finally:

@@ -49,9 +49,12 @@ async def follow_grpc(follower: Follower, target: str, order_id: str) -> None:
             follower.record(event.version)
 
 
-async def follow_sse(follower: Follower, url: str, order_id: str) -> None:
+# The three HTTP channels follow the order as a browser does: with its client secret, no key.
+
+
+async def follow_sse(follower: Follower, url: str, order_id: str, client_secret: str) -> None:
     async with (
-        httpx.AsyncClient(base_url=url, timeout=None) as client,
+        httpx.AsyncClient(base_url=url, timeout=None, params={"client_secret": client_secret}) as client,
         client.stream("GET", f"/v1/orders/{order_id}/events") as response,
     ):
         assert response.status_code == 200
@@ -62,8 +65,9 @@ async def follow_sse(follower: Follower, url: str, order_id: str) -> None:
                 return
 
 
-async def follow_websocket(follower: Follower, url: str, order_id: str) -> None:
-    async with connect(f"{url.replace('http://', 'ws://')}/v1/orders/{order_id}/ws") as socket:
+async def follow_websocket(follower: Follower, url: str, order_id: str, client_secret: str) -> None:
+    ws_url = f"{url.replace('http://', 'ws://')}/v1/orders/{order_id}/ws?client_secret={client_secret}"
+    async with connect(ws_url) as socket:
         try:
             while True:
                 message = json.loads(await socket.recv())
@@ -72,8 +76,8 @@ async def follow_websocket(follower: Follower, url: str, order_id: str) -> None:
             return
 
 
-async def follow_long_poll(follower: Follower, url: str, order_id: str) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=70) as client:
+async def follow_long_poll(follower: Follower, url: str, order_id: str, client_secret: str) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=70, params={"client_secret": client_secret}) as client:
         order = (await client.get(f"/v1/orders/{order_id}")).json()
         follower.record(order["version"])
         while order["status"] not in FINAL:

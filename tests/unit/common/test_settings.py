@@ -5,6 +5,13 @@ import pytest
 from common.settings import load_settings
 from gateway.settings import GatewaySettings
 
+KEY = "sk_test_" + "a" * 24
+
+
+@pytest.fixture(autouse=True)
+def _one_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_API_KEYS", f"acct_1:{KEY}")
+
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GATEWAY_PORT", raising=False)
@@ -12,6 +19,9 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.gateway_port == 8000
     assert settings.gateway_deadline_s == 5
     assert settings.log_format == "json"
+    assert str(settings.gateway_rate_limit) == "100 per 1 s"
+    assert settings.gateway_demo_account is None
+    assert settings.grpc_tls is None
 
 
 def test_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,3 +57,35 @@ def test_the_public_url_follows_the_port(monkeypatch: pytest.MonkeyPatch, public
     assert load_settings(GatewaySettings).gateway_public_url == "http://localhost:9123"
     monkeypatch.delenv("GATEWAY_PORT")
     assert load_settings(GatewaySettings).gateway_public_url == "http://localhost:8000"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("GATEWAY_API_KEYS", ""),
+        ("GATEWAY_API_KEYS", "acct_1:sk_test_0123456789abcd"),  # 23 characters: too short
+        ("GATEWAY_API_KEYS", f"acct_1:{KEY},acct_2:{KEY}"),
+        ("GATEWAY_RATE_LIMIT", "fast"),
+        ("GATEWAY_DEMO_ACCOUNT", "not an account"),
+        ("GRPC_TLS_CA", "/nonexistent/ca.pem"),
+    ],
+)
+def test_bad_security_settings_stop_the_start_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    if variable == "GRPC_TLS_CA":
+        monkeypatch.setenv("GRPC_TLS_CERT", "/nonexistent/cert.pem")
+        monkeypatch.setenv("GRPC_TLS_KEY", "/nonexistent/key.pem")
+    with pytest.raises(SystemExit) as stop:
+        load_settings(GatewaySettings)
+    assert variable in str(stop.value)
+    assert "\n" not in str(stop.value)
+    assert KEY not in str(stop.value)  # a key is never echoed, not even a bad one
+    assert "sk_test_0123456789abcd" not in str(stop.value)
+
+
+def test_settings_never_show_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(GatewaySettings)
+    assert KEY not in repr(settings)
+    assert KEY not in str(settings.model_dump())

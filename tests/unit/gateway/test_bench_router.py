@@ -17,9 +17,15 @@ BODY = {
 }
 
 
+KEY = "sk_test_bench_0123456789abcdef"
+
+
 def _client(enabled: bool) -> httpx.AsyncClient:
-    app = create_app(GatewaySettings.model_validate({"gateway_bench_routes": enabled}))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+    settings = {"gateway_bench_routes": enabled, "gateway_api_keys": f"acct_bench:{KEY}"}
+    app = create_app(GatewaySettings.model_validate(settings))
+    # Under /v1 like the route it stands beside: the same key check, so that the comparison is fair.
+    headers = {"Authorization": f"Bearer {KEY}"}
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway", headers=headers)
 
 
 async def test_off_by_default() -> None:

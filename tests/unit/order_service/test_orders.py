@@ -68,12 +68,14 @@ class FakePayments:
                 self.by_key[key].next_action.expires_at.CopyFrom(timestamp_us(now_us() + 900_000_000))
         return self.by_key[key]
 
-    async def get(self, payment_id: str, timeout: float) -> payment_pb2.Payment:
+    async def get(self, payment_id: str, timeout: float, account_id: str = "") -> payment_pb2.Payment:
         if self.down:
             raise Unavailable("the payment service is unavailable")
         return self._by_id(payment_id)
 
-    async def confirm(self, payment_id: str, approve: bool, timeout: float) -> payment_pb2.Payment:
+    async def confirm(
+        self, payment_id: str, approve: bool, timeout: float, account_id: str = ""
+    ) -> payment_pb2.Payment:
         payment = self._by_id(payment_id)
         if payment.status != P.PAYMENT_STATUS_REQUIRES_ACTION:
             raise FailedPrecondition("only a payment that requires action can be confirmed")
@@ -81,13 +83,15 @@ class FakePayments:
         payment.ClearField("next_action")
         return self._changed(payment)
 
-    async def cancel(self, payment_id: str, timeout: float) -> payment_pb2.Payment:
+    async def cancel(self, payment_id: str, timeout: float, account_id: str = "") -> payment_pb2.Payment:
         payment = self._by_id(payment_id)
         payment.status = P.PAYMENT_STATUS_CANCELED
         payment.ClearField("next_action")
         return self._changed(payment)
 
-    async def refund(self, payment_id: str, amount: int | None, key: str, timeout: float) -> payment_pb2.Payment:
+    async def refund(
+        self, payment_id: str, amount: int | None, key: str, timeout: float, account_id: str = ""
+    ) -> payment_pb2.Payment:
         payment = self._by_id(payment_id)
         if key in self.refunds:
             return payment
@@ -125,7 +129,7 @@ def create_request(method: str = "pm_card_visa") -> pb.CreateOrderRequest:
 
 
 async def pending_ids(orders: Orders) -> list[str]:
-    return [o.id for o in await orders.reads.page("", "pending_payment", 100, None)]
+    return [o.id for o in await orders.reads.page(None, "", "pending_payment", 100, None)]
 
 
 async def test_versions_and_event_log(setup: Setup) -> None:

@@ -16,7 +16,18 @@ from payment_service.servicer import PaymentServicer
 from shop.payment.v1 import payment_pb2 as pb
 from tests.unit.databases import migrated
 
-CTX: Any = None
+
+class FakeContext:
+    """What the handlers read of a ServicerContext: the call's metadata."""
+
+    def __init__(self, *metadata: tuple[str, str]) -> None:
+        self.metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+
+CTX: Any = FakeContext()
 
 
 @pytest.fixture

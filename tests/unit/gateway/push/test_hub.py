@@ -6,6 +6,7 @@ from typing import Any
 import grpc
 import pytest
 
+from common.scope import INTERNAL, Scope
 from gateway.push.hub import Hub, OrderNotFound, PushUnavailable, ResumeAhead
 from gateway.push.subscription import QUEUE_LIMIT, End, Subscription
 from tests.unit.gateway.push.fakes import FakeCall, FakeOrders, S, order
@@ -34,13 +35,13 @@ async def cancelled(call: FakeCall) -> bool:
 
 async def test_clients_of_one_order_share_one_stream_and_each_version_is_encoded_once() -> None:
     hub, orders = make_hub()
-    first = asyncio.create_task(hub.subscribe("ord_1", None, channel="sse", replay=True))
+    first = asyncio.create_task(hub.subscribe("ord_1", None, INTERNAL, channel="sse", replay=True))
     call = await orders.next_call(1)
     assert not call.request.HasField("after_version")
     assert call.kwargs == {"wait_for_ready": True}
     call.push(order(2))
     subscriptions = [await first]
-    subscriptions += [await hub.subscribe("ord_1", None, channel="websocket", replay=True) for _ in range(3)]
+    subscriptions += [await hub.subscribe("ord_1", None, INTERNAL, channel="websocket", replay=True) for _ in range(3)]
     assert len(orders.calls) == 1
 
     snapshots = [await get(s) for s in subscriptions]
@@ -57,13 +58,33 @@ async def test_clients_of_one_order_share_one_stream_and_each_version_is_encoded
     await hub.close()
 
 
+async def test_each_client_is_checked_against_the_order_before_it_joins_the_shared_stream() -> None:
+    hub, orders = make_hub()
+    owned = order(2)
+    owned.account_id, owned.client_secret = "acct_a", "ord_1_secret_right-one-0123456789"
+    joining = asyncio.create_task(hub.subscribe("ord_1", None, Scope(account_id="acct_a"), channel="sse", replay=True))
+    call = await orders.next_call(1)
+    call.push(owned)
+    owner = await joining
+    for stranger in (Scope(account_id="acct_b"), Scope(client_secret="ord_1_secret_wrong-one-0123456789")):
+        with pytest.raises(OrderNotFound):
+            await hub.subscribe("ord_1", None, stranger, channel="websocket", replay=True)
+    browser = await hub.subscribe("ord_1", None, Scope(client_secret=owned.client_secret), channel="sse", replay=True)
+    assert len(orders.calls) == 1  # the refusals cost no stream; the browser shares the owner's
+    assert (await get(owner)).version == 2
+    assert (await get(browser)).version == 2
+    owner.close()
+    browser.close()
+    await hub.close()
+
+
 async def test_a_client_that_falls_behind_is_dropped_and_the_others_get_everything() -> None:
     hub, orders = make_hub()
-    joining = asyncio.create_task(hub.subscribe("ord_1", None, channel="sse", replay=True))
+    joining = asyncio.create_task(hub.subscribe("ord_1", None, INTERNAL, channel="sse", replay=True))
     call = await orders.next_call(1)
     call.push(order(1, S.ORDER_STATUS_PAID))
     reader = await joining
-    stuck = await hub.subscribe("ord_1", None, channel="sse", replay=True)
+    stuck = await hub.subscribe("ord_1", None, INTERNAL, channel="sse", replay=True)
     assert (await get(reader)).version == 1
 
     seen = []
@@ -80,7 +101,7 @@ async def test_a_client_that_falls_behind_is_dropped_and_the_others_get_everythi
 
 async def test_a_broken_stream_is_reopened_after_the_last_version_seen_without_repeats() -> None:
     hub, orders = make_hub()
-    joining = asyncio.create_task(hub.subscribe("ord_1", None, channel="sse", replay=True))
+    joining = asyncio.create_task(hub.subscribe("ord_1", None, INTERNAL, channel="sse", replay=True))
     first = await orders.next_call(1)
     first.push(order(2))
     subscription = await joining
@@ -100,12 +121,12 @@ async def test_a_broken_stream_is_reopened_after_the_last_version_seen_without_r
 
 async def test_a_late_client_resuming_from_before_the_topic_gets_the_missing_versions_replayed() -> None:
     hub, orders = make_hub()
-    joining = asyncio.create_task(hub.subscribe("ord_1", None, channel="sse", replay=True))
+    joining = asyncio.create_task(hub.subscribe("ord_1", None, INTERNAL, channel="sse", replay=True))
     shared = await orders.next_call(1)
     shared.push(order(5, S.ORDER_STATUS_PARTIALLY_REFUNDED))
     first = await joining
 
-    resuming = asyncio.create_task(hub.subscribe("ord_1", 2, channel="sse", replay=True))
+    resuming = asyncio.create_task(hub.subscribe("ord_1", 2, INTERNAL, channel="sse", replay=True))
     replay = await orders.next_call(2)
     assert replay.request.after_version == 2
     replay.push(order(3, S.ORDER_STATUS_PAID), order(4, S.ORDER_STATUS_PARTIALLY_REFUNDED))
@@ -121,7 +142,7 @@ async def test_a_late_client_resuming_from_before_the_topic_gets_the_missing_ver
 
 async def test_after_the_final_version_nothing_more_comes() -> None:
     hub, orders = make_hub()
-    joining = asyncio.create_task(hub.subscribe("ord_1", None, channel="sse", replay=True))
+    joining = asyncio.create_task(hub.subscribe("ord_1", None, INTERNAL, channel="sse", replay=True))
     call = await orders.next_call(1)
     call.push(order(3, S.ORDER_STATUS_PAYMENT_FAILED))
     call.end()
@@ -132,7 +153,7 @@ async def test_after_the_final_version_nothing_more_comes() -> None:
     assert await cancelled(call)  # its last client is done
 
     # A reconnect at the final version: the order service sends it again and ends.
-    reconnecting = asyncio.create_task(hub.subscribe("ord_1", 3, channel="sse", replay=True))
+    reconnecting = asyncio.create_task(hub.subscribe("ord_1", 3, INTERNAL, channel="sse", replay=True))
     again = await orders.next_call(2)
     again.push(order(3, S.ORDER_STATUS_PAYMENT_FAILED))
     again.end()
@@ -144,13 +165,13 @@ async def test_after_the_final_version_nothing_more_comes() -> None:
 
 async def test_long_polling_gets_only_the_newest_version() -> None:
     hub, orders = make_hub()
-    joining = asyncio.create_task(hub.subscribe("ord_1", 1, channel="long_poll", replay=False))
+    joining = asyncio.create_task(hub.subscribe("ord_1", 1, INTERNAL, channel="long_poll", replay=False))
     call = await orders.next_call(1)
     call.push(order(4, S.ORDER_STATUS_PARTIALLY_REFUNDED))
     poll = await joining
     assert len(orders.calls) == 1  # no replay for a poll
     assert (await poll.get_latest()).version == 4  # type: ignore[union-attr]
-    same = await hub.subscribe("ord_1", 4, channel="long_poll", replay=False)
+    same = await hub.subscribe("ord_1", 4, INTERNAL, channel="long_poll", replay=False)
     call.push(order(5, S.ORDER_STATUS_PARTIALLY_REFUNDED), order(6, S.ORDER_STATUS_PARTIALLY_REFUNDED))
     await asyncio.sleep(0)  # let both versions arrive
     assert (await same.get_latest()).version == 6  # type: ignore[union-attr]
@@ -159,19 +180,19 @@ async def test_long_polling_gets_only_the_newest_version() -> None:
 
 async def test_an_unknown_order_and_an_unreachable_service() -> None:
     hub, orders = make_hub(join_timeout_s=0.2)
-    joining = asyncio.create_task(hub.subscribe("ord_x", None, channel="sse", replay=True))
+    joining = asyncio.create_task(hub.subscribe("ord_x", None, INTERNAL, channel="sse", replay=True))
     (await orders.next_call(1)).fail(grpc.StatusCode.NOT_FOUND)
     with pytest.raises(OrderNotFound):
         await joining
     with pytest.raises(PushUnavailable):  # the fake never answers the second call
-        await hub.subscribe("ord_x", None, channel="sse", replay=True)
+        await hub.subscribe("ord_x", None, INTERNAL, channel="sse", replay=True)
     assert await cancelled(orders.calls[1])
     await hub.close()
 
 
 async def test_drain_ends_every_subscription_and_refuses_new_ones() -> None:
     hub, orders = make_hub()
-    joining = asyncio.create_task(hub.subscribe("ord_1", None, channel="websocket", replay=True))
+    joining = asyncio.create_task(hub.subscribe("ord_1", None, INTERNAL, channel="websocket", replay=True))
     call = await orders.next_call(1)
     call.push(order(2))
     subscription = await joining
@@ -179,17 +200,17 @@ async def test_drain_ends_every_subscription_and_refuses_new_ones() -> None:
     assert subscription.end is End.SHUTDOWN
     assert await cancelled(call)
     with pytest.raises(PushUnavailable):
-        await hub.subscribe("ord_1", None, channel="sse", replay=True)
+        await hub.subscribe("ord_1", None, INTERNAL, channel="sse", replay=True)
     await hub.close()
 
 
 async def test_resuming_after_version_0_replays_the_whole_history() -> None:
     hub, orders = make_hub()
-    joining = asyncio.create_task(hub.subscribe("ord_1", None, channel="sse", replay=True))
+    joining = asyncio.create_task(hub.subscribe("ord_1", None, INTERNAL, channel="sse", replay=True))
     shared = await orders.next_call(1)
     shared.push(order(3, S.ORDER_STATUS_PAID))
     await joining
-    resuming = asyncio.create_task(hub.subscribe("ord_1", 0, channel="websocket", replay=True))
+    resuming = asyncio.create_task(hub.subscribe("ord_1", 0, INTERNAL, channel="websocket", replay=True))
     replay = await orders.next_call(2)
     assert replay.request.HasField("after_version")
     assert replay.request.after_version == 0
@@ -201,17 +222,17 @@ async def test_resuming_after_version_0_replays_the_whole_history() -> None:
 
 async def test_a_resume_point_ahead_of_the_order_is_refused_but_a_lagging_topic_is_waited_for() -> None:
     hub, orders = make_hub()
-    joining = asyncio.create_task(hub.subscribe("ord_1", None, channel="sse", replay=True))
+    joining = asyncio.create_task(hub.subscribe("ord_1", None, INTERNAL, channel="sse", replay=True))
     shared = await orders.next_call(1)
     shared.push(order(3, S.ORDER_STATUS_PAID))
     await joining
     orders.current = order(3, S.ORDER_STATUS_PAID)
     with pytest.raises(ResumeAhead) as ahead:
-        await hub.subscribe("ord_1", 9, channel="sse", replay=True)
+        await hub.subscribe("ord_1", 9, INTERNAL, channel="sse", replay=True)
     assert ahead.value.current == 3
     # The client saw version 4 elsewhere (another gateway) before this topic heard of it.
     orders.current = order(4, S.ORDER_STATUS_PARTIALLY_REFUNDED)
-    ahead_of_topic = await hub.subscribe("ord_1", 4, channel="sse", replay=True)
+    ahead_of_topic = await hub.subscribe("ord_1", 4, INTERNAL, channel="sse", replay=True)
     shared.push(order(4, S.ORDER_STATUS_PARTIALLY_REFUNDED), order(5, S.ORDER_STATUS_REFUNDED))
     assert (await get(ahead_of_topic)).version == 5
     await hub.close()

@@ -1,0 +1,99 @@
+"""The gateway's API keys (CONTRACT §11): `GATEWAY_API_KEYS`, parsed once at start into digests.
+
+    GATEWAY_API_KEYS=acct_shop:sk_live_…,acct_shop:rk_live_…,acct_other:sk_live_…
+
+Each entry is `<account_id>:<key>`. A key is at least 24 characters of [A-Za-z0-9_] and starts
+with `sk_` (it may do everything for its account) or `rk_` (read only: GET and the push
+channels). An account may have several keys (to rotate one without downtime); one key may not
+name two accounts.
+
+Only a keyed digest of each key is kept (BLAKE2b with a key of this process's own, random per
+start): the key ring holds nothing that would let a memory dump or a log line reproduce a key,
+and a lookup is a dictionary access on digests that an attacker can neither choose nor predict,
+so how long it takes says nothing about any key. The match itself is confirmed with
+`hmac.compare_digest`. (The environment variable itself is the process's to protect, as any
+secret given through the environment.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from common.scope import ACCOUNT_ID_RE
+
+KEY_RE = re.compile(r"(sk|rk)_[A-Za-z0-9_]{21,252}\Z")
+MIN_KEY_LENGTH = 24
+SECRET_PREFIX = "sk_"
+READ_ONLY_PREFIX = "rk_"
+
+
+class KeyListError(ValueError):
+    """GATEWAY_API_KEYS cannot be used. The message never contains a key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """What a key stands for. `key_id` names it in the rate limiter and in logs: the first bytes
+    of its digest, never the key."""
+
+    account_id: str
+    read_only: bool
+    key_id: str
+
+
+class KeyRing:
+    def __init__(self, entries: dict[bytes, ApiKey], pepper: bytes) -> None:
+        # digest → (digest, key): the stored digest is compared once more, in constant time.
+        self._entries = {digest: (digest, key) for digest, key in entries.items()}
+        self._pepper = pepper
+
+    def __repr__(self) -> str:  # what a settings dump or a traceback shows
+        return f"KeyRing({len(self._entries)} keys, accounts {', '.join(sorted(self.accounts))})"
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def accounts(self) -> frozenset[str]:
+        return frozenset(key.account_id for _, key in self._entries.values())
+
+    def lookup(self, key: str) -> ApiKey | None:
+        """The key's account and rights, or None for an unknown key."""
+        digest = _digest(key, self._pepper)
+        found = self._entries.get(digest)
+        if found is None or not hmac.compare_digest(found[0], digest):
+            return None
+        return found[1]
+
+
+def _digest(key: str, pepper: bytes) -> bytes:
+    return hashlib.blake2b(key.encode(), key=pepper, digest_size=32).digest()
+
+
+def parse_keys(text: str) -> KeyRing:
+    """`<account_id>:<key>,…` → a KeyRing. KeyListError names the entry by position only."""
+    pepper = secrets.token_bytes(32)
+    entries: dict[bytes, ApiKey] = {}
+    items = [item.strip() for item in text.split(",")]
+    if not any(items):
+        raise KeyListError("no API key is configured; give at least one `<account_id>:<key>`")
+    for position, item in enumerate(items, start=1):
+        account_id, colon, key = item.partition(":")
+        where = f"entry {position}"
+        if not colon:
+            raise KeyListError(f"{where} is not `<account_id>:<key>`")
+        if not ACCOUNT_ID_RE.match(account_id):
+            raise KeyListError(f"{where}: the account id must be 1-64 characters of [A-Za-z0-9_]")
+        if len(key) < MIN_KEY_LENGTH or not KEY_RE.match(key):
+            raise KeyListError(
+                f"{where}: the key must start with sk_ or rk_ and have {MIN_KEY_LENGTH}-255 characters of [A-Za-z0-9_]"
+            )
+        digest = _digest(key, pepper)
+        if digest in entries:
+            raise KeyListError(f"{where}: the same key is listed twice")
+        entries[digest] = ApiKey(account_id, key.startswith(READ_ONLY_PREFIX), f"key_{digest[:6].hex()}")
+    return KeyRing(entries, pepper)

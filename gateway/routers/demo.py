@@ -1,0 +1,79 @@
+"""The demo page's three changes, made here for a demo account (CONTRACT §11): the page's
+browser holds no API key.
+
+    POST /demo/orders                 same body and answer as POST /v1/orders
+    POST /demo/orders/{id}/cancel     same as POST /v1/orders/{id}/cancel, with ?client_secret=
+    POST /demo/orders/{id}/refund     same as POST /v1/orders/{id}/refund, with ?client_secret=
+
+Mounted only when GATEWAY_DEMO_ACCOUNT names the account (`make run` and compose set it), never
+in OpenAPI. Creating acts for that account; cancel and refund act for it too, but only on an
+order whose client secret the request carries (the one the page created), so a visitor can
+change their own demo orders and nobody else's. Limited per client address like every request
+without a key (gateway/auth.py). The page then follows the order with its client secret, as any
+browser would; an API key of the demo account would see these orders like its own.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from common.scope import CLIENT_SECRET_PATTERN, Scope
+from gateway.auth import CHALLENGE
+from gateway.deps import BackendsDep, IdempotencyKey, ResourceId, SettingsDep, call
+from gateway.errors import ApiError
+from gateway.routers import orders
+from gateway.schemas import CancelCreate, OrderCreate, RefundCreate
+from shop.order.v1 import order_pb2
+
+router = APIRouter(prefix="/demo/orders", tags=["demo"], include_in_schema=False)
+
+ClientSecret = Annotated[str | None, Query(pattern=CLIENT_SECRET_PATTERN)]
+
+
+def _demo(settings: SettingsDep) -> Scope:
+    assert settings.gateway_demo_account is not None  # the router is mounted only then
+    return Scope(account_id=settings.gateway_demo_account)
+
+
+async def _check_secret(order_id: str, client_secret: str | None, backends: BackendsDep, settings: SettingsDep) -> None:
+    """404 unless `client_secret` is the order's (the same answer as for an unknown order)."""
+    if client_secret is None:
+        raise ApiError(401, "the order's client_secret is required", code="UNAUTHENTICATED", headers=CHALLENGE)
+    request = order_pb2.GetOrderRequest(order_id=order_id)
+    await call("GetOrder", backends.orders.GetOrder, request, settings, Scope(client_secret=client_secret))
+
+
+@router.post("", status_code=201)
+async def create_demo_order(
+    body: OrderCreate, backends: BackendsDep, settings: SettingsDep, idempotency_key: IdempotencyKey
+) -> Response:
+    return await orders.create(body, backends, settings, idempotency_key, _demo(settings))
+
+
+@router.post("/{order_id}/cancel")
+async def cancel_demo_order(
+    order_id: ResourceId,
+    backends: BackendsDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey,
+    client_secret: ClientSecret = None,
+    body: CancelCreate | None = None,
+) -> Response:
+    await _check_secret(order_id, client_secret, backends, settings)
+    return await orders.cancel(order_id, backends, settings, idempotency_key, _demo(settings))
+
+
+@router.post("/{order_id}/refund")
+async def refund_demo_order(
+    order_id: ResourceId,
+    backends: BackendsDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey,
+    client_secret: ClientSecret = None,
+    body: RefundCreate | None = None,
+) -> Response:
+    await _check_secret(order_id, client_secret, backends, settings)
+    return await orders.refund(order_id, body, backends, settings, idempotency_key, _demo(settings))
