@@ -133,6 +133,12 @@ def problem(
 def from_rpc_error(exc: grpc.aio.AioRpcError) -> Response:
     code = exc.code()
     status = rich_status(exc)
+    if code == grpc.StatusCode.CANCELLED and status is None:
+        # Not this gateway's doing: a request cancelled here raises CancelledError, not an
+        # AioRpcError. gRPC cancels the calls a server had received but not yet started when it
+        # shuts down (grpc/grpc#41785): the service went away, so it is UNAVAILABLE — 503, to be
+        # retried — and not a 499 that no client asked for.
+        code = grpc.StatusCode.UNAVAILABLE
     # Only a message one of our services wrote is shown; the library's own messages name
     # internal addresses ("failed to connect to 10.0.0.7:50051").
     detail = (exc.details() if status is not None else None) or _LIBRARY_DETAILS.get(

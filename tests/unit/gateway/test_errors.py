@@ -47,3 +47,13 @@ def test_library_errors_hide_internal_addresses(code: grpc.StatusCode, status: i
     assert reply.status_code == status
     assert "10.1.2.3" not in body["detail"]
     assert body["code"] == code.name
+
+
+def test_a_call_the_server_cancelled_at_shutdown_is_unavailable() -> None:
+    """grpc/grpc#41785: a server that shuts down cancels the calls it had not started yet. The
+    client did not cancel anything: it is told to retry, as for any service that went away."""
+    reply = from_rpc_error(rpc_error(grpc.StatusCode.CANCELLED, "CANCELLED"))
+    body = orjson.loads(reply.body)
+    assert reply.status_code == 503
+    assert body["code"] == "UNAVAILABLE"
+    assert body["detail"] == "the service is unavailable; try again shortly"
