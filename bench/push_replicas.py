@@ -27,7 +27,9 @@ from bench.pg import REPLICAS, PostgresSetup
 from bench.push import ORDER
 from bench.push_clients import PushError, Watcher, new_session, sse
 from bench.stats import Delays
+from common.scope import ACCOUNT_KEY
 from shop.order.v1 import order_pb2, order_pb2_grpc
+from tests.harness import ACCOUNT
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,8 @@ async def _trial(
 ) -> tuple[dict[tuple[str, str], float | None], float]:
     """One change committed through replica `commit`: each (channel, same|cross) watcher's delay
     in seconds (None: not seen), and how long the confirm call itself took."""
-    order = await stubs[commit].CreateOrder(_create_request(), timeout=10)
+    # For the benchmark keys' account, so that the SSE watchers (with its key) may see the order.
+    order = await stubs[commit].CreateOrder(_create_request(), timeout=10, metadata=((ACCOUNT_KEY, ACCOUNT),))
     if order.status != order_pb2.ORDER_STATUS_REQUIRES_ACTION:
         raise PushError(f"the order is not waiting for its payment: {order.status}")
     watchers: dict[tuple[str, str], Watcher] = {}

@@ -16,11 +16,12 @@ import grpc
 import httpx
 import pytest
 
+from common.scope import ACCOUNT_KEY
 from order_service.changes import LISTENER_NAME
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from tests import postgres
 from tests.artifacts import record
-from tests.harness import Cluster
+from tests.harness import ACCOUNT, Cluster
 from tests.integration.helpers import order_body
 from tests.scale.watchers import Follower, follow_grpc, follow_long_poll, follow_sse, follow_websocket
 
@@ -152,7 +153,9 @@ async def test_one_key_on_both_gateways_and_both_replicas_makes_one_order_and_on
 
         async def direct(stub: order_pb2_grpc.OrderServiceAsyncStub) -> tuple[int, str | None]:
             try:
-                order = await stub.CreateOrder(create_request(body), metadata=(("idempotency-key", key),), timeout=10)
+                # Acting for the API key's account, as the gateways do: keys are per account.
+                metadata = (("idempotency-key", key), (ACCOUNT_KEY, ACCOUNT))
+                order = await stub.CreateOrder(create_request(body), metadata=metadata, timeout=10)
             except grpc.aio.AioRpcError as exc:
                 return (409 if exc.code() == grpc.StatusCode.ABORTED else exc.code().value[0]), None
             return 201, order.id
