@@ -27,6 +27,7 @@ from typing import Any
 import asyncpg
 
 from shop.order.v1 import order_pb2
+from tests.harness import ACCOUNT
 
 FINISHED = frozenset({"paid", "payment_failed"})
 _PAYMENT_FOR_ORDER = {"paid": "succeeded", "payment_failed": "failed"}
@@ -44,7 +45,8 @@ EXPIRY_CHECK = "expiry"
 
 # The same statements on both engines.
 ORDERS = "SELECT id, status, payment_id, version, doc FROM orders"
-CREATE_KEYS = "SELECT key, order_id FROM idempotency_keys WHERE scope = 'CreateOrder'"
+# The load's keys are its account's (CONTRACT §11: an idempotency key is scoped to its account).
+CREATE_KEYS = f"SELECT key, order_id FROM idempotency_keys WHERE scope = '{ACCOUNT}/CreateOrder'"
 EVENTS = "SELECT order_id, version FROM order_events ORDER BY order_id, version"
 CHECKS = "SELECT order_id, check_id FROM order_checks ORDER BY order_id, check_id"
 PAYMENTS = "SELECT id, order_id, idempotency_key, status, amount, amount_refunded FROM payments"
