@@ -10,6 +10,8 @@ PAYMENT_HEALTH_PORT is set; the main port keeps serving health over mTLS (the ga
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -24,3 +26,22 @@ def health_only_server(health: HealthServicer, host: str, port: int) -> tuple[gr
     if bound == 0:
         raise SystemExit(f"cannot listen on {host}:{port} (the health port)")
     return server, bound
+
+
+@dataclass(frozen=True)
+class HealthPort:
+    """The health-only server of a service, or none when its port is not set."""
+
+    server: grpc.aio.Server | None = None
+
+    @classmethod
+    def open(cls, health: HealthServicer, host: str, port: int | None) -> HealthPort:
+        return cls(None if port is None else health_only_server(health, host, port)[0])
+
+    async def start(self) -> None:
+        if self.server is not None:
+            await self.server.start()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop(None)

@@ -12,7 +12,7 @@ from common import authz
 from common.db import Database, open_database
 from common.db.postgres import PostgresDatabase
 from common.grpc_server import create_grpc_server
-from common.health_port import health_only_server
+from common.health_port import HealthPort
 from common.migrations import History, upgrade
 from common.observed_db import observe
 from order_service.changes import LocalChanges, PostgresChanges
@@ -43,15 +43,10 @@ class OrderServer:
     db: Database
     changes: LocalChanges
     # The plaintext health-only port (ORDER_HEALTH_PORT), for probes without a certificate.
-    health_server: grpc.aio.Server | None = None
-
-    async def start_health_port(self) -> None:
-        if self.health_server is not None:
-            await self.health_server.start()
+    health_port: HealthPort
 
     async def close(self) -> None:
-        if self.health_server is not None:
-            await self.health_server.stop(None)
+        await self.health_port.stop()
         await self.reconciler.stop()
         self.changes.close()
         await self.payments.close()
@@ -85,7 +80,5 @@ async def create_server(settings: OrderSettings) -> OrderServer:
         interceptors=authz.interceptors(settings.caller_policy, tls is not None),
     )
     reconciler = Reconciler(orders, settings.order_reconcile_interval_s, settings.order_payment_deadline_s)
-    health_server = None
-    if settings.order_health_port is not None:
-        health_server, _ = health_only_server(health_servicer, settings.order_service_host, settings.order_health_port)
-    return OrderServer(server, health_servicer, port, reconciler, payments, db, changes, health_server)
+    health_port = HealthPort.open(health_servicer, settings.order_service_host, settings.order_health_port)
+    return OrderServer(server, health_servicer, port, reconciler, payments, db, changes, health_port)

@@ -11,7 +11,7 @@ from grpc_health.v1._async import HealthServicer
 from common import authz
 from common.db import Database, open_database
 from common.grpc_server import create_grpc_server
-from common.health_port import health_only_server
+from common.health_port import HealthPort
 from common.migrations import History, upgrade
 from common.observed_db import observe
 from payment_service.processor import Processor
@@ -35,15 +35,10 @@ class PaymentServer:
     port: int
     db: Database
     # The plaintext health-only port (PAYMENT_HEALTH_PORT), for probes without a certificate.
-    health_server: grpc.aio.Server | None = None
-
-    async def start_health_port(self) -> None:
-        if self.health_server is not None:
-            await self.health_server.start()
+    health_port: HealthPort
 
     async def close(self) -> None:
-        if self.health_server is not None:
-            await self.health_server.stop(None)
+        await self.health_port.stop()
         await self.db.close()
 
 
@@ -65,8 +60,5 @@ async def create_server(settings: PaymentSettings) -> PaymentServer:
         tls=tls,
         interceptors=authz.interceptors(settings.caller_policy, tls is not None),
     )
-    health_server = None
-    if settings.payment_health_port is not None:
-        host = settings.payment_service_host
-        health_server, _ = health_only_server(health_servicer, host, settings.payment_health_port)
-    return PaymentServer(server, health_servicer, port, db, health_server)
+    health_port = HealthPort.open(health_servicer, settings.payment_service_host, settings.payment_health_port)
+    return PaymentServer(server, health_servicer, port, db, health_port)
