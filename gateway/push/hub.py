@@ -86,16 +86,16 @@ class Hub:
         self, order_id: str, after_version: int | None, scope: Scope, *, channel: str, replay: bool
     ) -> Subscription:
         """Follow an order, for a client acting for `scope` (its account or the order's client
-               secret). The topic's stream is the order service's internal one, shared by every client of
-               the order in this process; so each client is checked here, against the order's owner and
-               client secret, before it sees anything — another account's order is OrderNotFound.
-        `replay`: every version after `after_version` (0: the whole
-               history), then each new one (SSE, WebSocket); otherwise only the newest version, if it
-               is after `after_version`, then each new one (long polling). `after_version` None: the
-               current version, then each new one.
+        secret). The topic's stream is the order service's internal one, shared by every client of
+        the order in this process; so each client is checked here, against the order's owner and
+        client secret, before it sees anything — another account's order is OrderNotFound.
 
-               Raises OrderNotFound, ResumeAhead, or PushUnavailable when the order service does not
-               answer within the join timeout (or the gateway is stopping)."""
+        `replay`: every version after `after_version` (0: the whole history), then each new one
+        (SSE, WebSocket); otherwise only the newest version, if it is after `after_version`, then
+        each new one (long polling). `after_version` None: the current version, then each new one.
+
+        Raises OrderNotFound, ResumeAhead, or PushUnavailable when the order service does not
+        answer within the join timeout (or the gateway is stopping)."""
         if self._draining:
             raise PushUnavailable("the gateway is stopping")
         topic = self._topics.get(order_id)
