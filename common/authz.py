@@ -23,7 +23,7 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ import grpc
 from pydantic_settings import BaseSettings
 
 from common.errors import PermissionDenied
+from common.interceptors import Handler, WrappingInterceptor
 from common.scope import SCOPE_KEYS
 
 log = logging.getLogger(__name__)
@@ -123,27 +124,15 @@ def check(policy: CallerPolicy, method: str, context: Context) -> None:
         raise PermissionDenied("this caller may not send x-account-id or x-client-secret")
 
 
-class CallerPolicyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+class CallerPolicyInterceptor(WrappingInterceptor):
     """Checks the policy before the handler runs. Placed after ServiceInterceptor in the list, so
     that a refusal is logged and answered like any other error of a handler."""
 
     def __init__(self, policy: CallerPolicy) -> None:
+        super().__init__()
         self.policy = policy
-        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        method = handler_call_details.method
-        if method not in self._wrapped:
-            self._wrapped[method] = self._wrap(await continuation(handler_call_details), method)
-        return self._wrapped[method]  # type: ignore[return-value]
-
-    def _wrap(
-        self, handler: grpc.RpcMethodHandler[Any, Any] | None, method: str
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+    def wrap(self, handler: Handler | None, method: str) -> Handler | None:
         if handler is None:
             return None
         policy = self.policy
