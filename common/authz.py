@@ -31,13 +31,12 @@ import grpc
 from pydantic_settings import BaseSettings
 
 from common.errors import PermissionDenied
-from common.interceptors import Handler, WrappingInterceptor
+from common.interceptors import INFRASTRUCTURE_PREFIXES, Handler, WrappingInterceptor
 from common.scope import SCOPE_KEYS
 
 log = logging.getLogger(__name__)
 
 ANY = None  # "any certificate the CA signed"
-_ALWAYS_OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 _NAME_RE = re.compile(r"[A-Za-z0-9_.*:-]{1,253}\Z")
 _METHOD_RE = re.compile(r"(/[A-Za-z0-9_.]+/)?[A-Za-z0-9_]+\Z|\*\Z")
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -75,7 +74,7 @@ class CallerPolicy:
 
     def callers_of(self, method: str) -> frozenset[str] | None:
         """Who may call `method` (`/package.Service/Method`); None: any certificate."""
-        if method.startswith(_ALWAYS_OPEN):
+        if method.startswith(INFRASTRUCTURE_PREFIXES):
             return ANY
         short = method.rsplit("/", 1)[-1]
         for name in (method, short, "*"):

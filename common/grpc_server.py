@@ -18,7 +18,7 @@ from grpc_health.v1._async import HealthServicer
 
 from common.errors import REPLAYED_KEY, STATUS_DETAILS_KEY, ServiceError
 from common.grpc_client import CONNECTION_AGE_SERVER_OPTIONS, KEEPALIVE_SERVER_OPTIONS, MAX_MESSAGE_BYTES
-from common.grpc_tracing import trace_handler
+from common.grpc_tracing import status_code, trace_handler
 from common.interceptors import Handler, WrappingInterceptor
 from common.logs import adopt_request_id, request_id_var
 from common.reflection import enable_reflection
@@ -103,8 +103,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, me
 
 
 def _log_call(method: str, context: grpc.aio.ServicerContext[Any, Any], started: float) -> None:
-    code = context.code() or grpc.StatusCode.OK
-    name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+    name = status_code(context.code()).name
     # Health checks come every few seconds from every probe: not worth a line each at INFO.
     log.log(
         logging.DEBUG if method.startswith("/grpc.health.") else logging.INFO,

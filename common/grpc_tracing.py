@@ -33,9 +33,8 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from common import tracing
+from common.interceptors import INFRASTRUCTURE_PREFIXES
 
-# Probes call these every few seconds; reflection is for people with grpcurl.
-UNTRACED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 # Server-side codes that are the server's failure (the RPC semantic conventions); every other
 # code is the caller's business (NOT_FOUND, INVALID_ARGUMENT…) and leaves the span unset.
 _SERVER_ERRORS = frozenset(
@@ -81,7 +80,7 @@ def trace_handler(
     """The handler with a span per call; the handler itself when tracing is off or the method
     is not traced. Meant to be outermost, so that the span is current in every log line."""
     tracer = tracing.tracer()
-    if tracer is None or handler is None or method.startswith(UNTRACED_PREFIXES):
+    if tracer is None or handler is None or method.startswith(INFRASTRUCTURE_PREFIXES):
         return handler
     name, attributes = method.lstrip("/"), _attributes(method)
     if handler.unary_unary:
@@ -171,7 +170,7 @@ class _ClientSpans:
         if method not in self._methods:
             text = method.decode() if isinstance(method, bytes) else method
             self._methods[method] = (
-                None if text.startswith(UNTRACED_PREFIXES) else (text.lstrip("/"), _attributes(text))
+                None if text.startswith(INFRASTRUCTURE_PREFIXES) else (text.lstrip("/"), _attributes(text))
             )
         return self._methods[method]
 

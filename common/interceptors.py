@@ -9,6 +9,10 @@ from typing import Any, TypeAlias
 
 import grpc
 
+# What every service serves beside its own API: health checks (probes call them every few
+# seconds) and reflection (for people with grpcurl). Open to any caller, and not traced.
+INFRASTRUCTURE_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
 # A string: grpc's classes are generic only in its type stubs.
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 

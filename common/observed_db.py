@@ -80,26 +80,22 @@ class ObservedDatabase:
         await self.inner.close()
 
     async def write(self, body: Body[T]) -> T:
-        name, timer = _named("write", body)
-        tracer = tracing.tracer()
-        if tracer is None:
-            started = time.perf_counter()
-            try:
-                return await self.inner.write(body)
-            finally:
-                timer.observe(time.perf_counter() - started)
-        return await self._traced(tracer, "write", name, timer, self.inner.write, body)
+        return await self._observed("write", self.inner.write, body)
 
     async def read(self, body: Body[T]) -> T:
-        name, timer = _named("read", body)
+        return await self._observed("read", self.inner.read, body)
+
+    async def _observed(self, kind: str, run: Any, body: Body[T]) -> T:
+        name, timer = _named(kind, body)
         tracer = tracing.tracer()
         if tracer is None:
             started = time.perf_counter()
             try:
-                return await self.inner.read(body)
+                result: T = await run(body)
+                return result
             finally:
                 timer.observe(time.perf_counter() - started)
-        return await self._traced(tracer, "read", name, timer, self.inner.read, body)
+        return await self._traced(tracer, kind, name, timer, run, body)
 
     async def _traced(self, tracer: trace.Tracer, kind: str, name: str, timer: Any, run: Any, body: Body[T]) -> T:
         span = None

@@ -27,7 +27,6 @@ from common.scope import ACCOUNT_ID_RE
 
 KEY_RE = re.compile(r"(sk|rk)_[A-Za-z0-9_]{21,252}\Z")
 MIN_KEY_LENGTH = 24
-SECRET_PREFIX = "sk_"
 READ_ONLY_PREFIX = "rk_"
 
 
@@ -58,8 +57,12 @@ class KeyRing:
         return len(self._entries)
 
     @property
+    def keys(self) -> list[ApiKey]:
+        return [key for _, key in self._entries.values()]
+
+    @property
     def accounts(self) -> frozenset[str]:
-        return frozenset(key.account_id for _, key in self._entries.values())
+        return frozenset(key.account_id for key in self.keys)
 
     def lookup(self, key: str) -> ApiKey | None:
         """The key's account and rights, or None for an unknown key."""

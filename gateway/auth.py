@@ -38,6 +38,7 @@ from common.scope import CLIENT_SECRET_RE
 from common.scope import Scope as CallScope
 from gateway.api_keys import KeyRing
 from gateway.errors import ApiError, problem
+from gateway.middleware import MAX_BODY_BYTES, header
 from gateway.ratelimit import Limiter, Rate, retry_after
 
 CALLER = "shop.caller"
@@ -46,8 +47,8 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The routes a client secret opens (GET, and the WebSocket), and the one it may POST to.
 _SECRET_READS = re.compile(r"^/v1/(orders/[^/]+(/events|/ws)?|payments/[^/]+(/qr\.svg)?)\Z")
 _SECRET_CONFIRM = re.compile(r"^/v1/payments/[^/]+/confirm\Z")
-_NOT_FOUND_CLOSE = 4404
-_MAX_BODY = 64 * 1024  # as gateway/middleware.py's BodyGuard
+# The WebSocket close code of an order that is not found (gateway/push/websocket.py).
+CLOSE_NOT_FOUND = 4404
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +61,9 @@ class Caller:
 
 
 def caller_of(scope: Scope) -> Caller | None:
-    """The caller the middleware found; None only for a POST .../confirm without a key, whose
-    client secret is in the body (the route reads it)."""
+    """The caller the middleware found (for a keyless confirmation, from the client secret in
+    its body); None only where no credential is needed."""
     return scope.get(CALLER)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 def key_from_header(value: str) -> str | None:
@@ -99,8 +93,8 @@ class Authentication:
         self.per_key = Limiter(rate)
         self.per_address = Limiter(rate)
         self.failures = Limiter(failure_rate)
-        # One Caller per key, made at its first request: nothing to build on the hot path.
-        self._callers: dict[str, Caller] = {}
+        # One Caller per key, made here: nothing to build on the request path.
+        self._callers = {k.key_id: Caller(CallScope(account_id=k.account_id), k.read_only) for k in keys.keys}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -116,7 +110,7 @@ class Authentication:
             await self.app(scope, receive, send)
 
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authorization = _header(scope, b"authorization")
+        authorization = header(scope, b"authorization")
         if authorization is None:
             await self._without_key(scope, receive, send)
             return
@@ -137,10 +131,7 @@ class Authentication:
             detail = "this API key may only read (rk_…); changes need a secret key (sk_…)"
             await _refuse(scope, receive, send, ApiError(403, detail, code="PERMISSION_DENIED"))
             return
-        caller = self._callers.get(api_key.key_id)
-        if caller is None:
-            caller = self._callers[api_key.key_id] = Caller(CallScope(account_id=api_key.account_id), api_key.read_only)
-        scope[CALLER] = caller
+        scope[CALLER] = self._callers[api_key.key_id]
         await self.app(scope, receive, send)
 
     async def _without_key(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -157,7 +148,7 @@ class Authentication:
             detail = "no API key: send `Authorization: Bearer <key>` (or HTTP Basic with the key as user name)"
             await _refuse(scope, receive, send, _unauthenticated(detail))
             return
-        if secret is not None and not CLIENT_SECRET_RE.match(secret):
+        if not CLIENT_SECRET_RE.match(secret):
             # Malformed is wrong: answered as a wrong secret is, and counted like one.
             await self._anonymous(scope, receive, send, has_credential=True, refuse_with=_wrong_secret())
             return
@@ -189,7 +180,7 @@ class Authentication:
         async def counting_send(message: Message) -> None:
             kind = message["type"]
             if (kind.endswith("http.response.start") and message["status"] == 404) or (
-                kind == "websocket.close" and message.get("code") == _NOT_FOUND_CLOSE
+                kind == "websocket.close" and message.get("code") == CLOSE_NOT_FOUND
             ):
                 self.failures.hit(address)
             await send(message)
@@ -208,7 +199,7 @@ async def _secret_in_body(receive: Receive) -> tuple[str | None, Receive]:
             break
         chunks.append(message.get("body", b""))
         size += len(chunks[-1])
-        if size > _MAX_BODY or not message.get("more_body", False):
+        if size > MAX_BODY_BYTES or not message.get("more_body", False):
             break
     body = b"".join(chunks)
     pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
@@ -217,7 +208,7 @@ async def _secret_in_body(receive: Receive) -> tuple[str | None, Receive]:
         return pending.pop() if pending else await receive()
 
     try:
-        document = orjson.loads(body) if size <= _MAX_BODY else None
+        document = orjson.loads(body) if size <= MAX_BODY_BYTES else None
     except orjson.JSONDecodeError:
         document = None
     secret = document.get("client_secret") if isinstance(document, dict) else None

@@ -35,7 +35,8 @@ _JSON_TYPE_RE = re.compile(r"^application/([a-z0-9.+-]+\+)?json\s*(;.*)?$", re.I
 _PROBES = frozenset({"/healthz", "/readyz"})
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a request header (`name` in lower case), or None."""
     for key, value in scope["headers"]:
         if key == name:
             return str(value.decode("latin-1"))
@@ -50,7 +51,7 @@ class RequestContext:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        request_id = adopt_request_id(_header(scope, b"x-request-id"))
+        request_id = adopt_request_id(header(scope, b"x-request-id"))
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -135,13 +136,13 @@ class BodyGuard:
                 errors = [{"field": field, "message": "must be sent once"}]
                 await problem(400, f"the request has more than one {field} header", errors=errors)(scope, receive, send)
                 return
-        length = _header(scope, b"content-length")
-        chunked = (_header(scope, b"transfer-encoding") or "").lower() == "chunked"
+        length = header(scope, b"content-length")
+        chunked = (header(scope, b"transfer-encoding") or "").lower() == "chunked"
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             await problem(413, f"the request body is over {MAX_BODY_BYTES} bytes")(scope, receive, send)
             return
         has_body = chunked or (length is not None and int(length) > 0)
-        content_type = _header(scope, b"content-type")
+        content_type = header(scope, b"content-type")
         if has_body and not (content_type and _JSON_TYPE_RE.match(content_type)):
             await problem(415, "the request body must be application/json")(scope, receive, send)
             return

@@ -108,7 +108,7 @@ class Hub:
             latest = topic.history[-1]
             if not scope.may_see(latest.account_id, latest.client_secret):
                 raise OrderNotFound(f"order {order_id} not found")
-            if after_version is not None and after_version > topic.history[-1].version and not topic.ended:
+            if after_version is not None and after_version > latest.version and not topic.ended:
                 await self._check_reached(order_id, after_version)
             initial = await self._initial(topic, after_version, replay)
         except BaseException:

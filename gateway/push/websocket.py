@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from gateway.auth import caller_of
+from gateway.auth import CLOSE_NOT_FOUND, caller_of
 from gateway.push.deps import order_id_of
 from gateway.push.hub import OrderNotFound, PushUnavailable, ResumeAhead
 from gateway.push.subscription import End, Subscription
@@ -32,7 +32,6 @@ CLOSE_NORMAL = 1000
 CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
-CLOSE_NOT_FOUND = 4404
 _CLOSE: dict[End, tuple[int, str]] = {
     End.FINAL: (CLOSE_NORMAL, "the order reached a final status"),
     End.SLOW: (CLOSE_TRY_AGAIN_LATER, "too far behind; reconnect with after_version"),

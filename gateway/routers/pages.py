@@ -52,6 +52,11 @@ async def static_file(name: str) -> Response:
     return FileResponse(path, headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
 
 
+def _not_found(payment_id: str) -> HTMLResponse:
+    page = _render(payment_id, "Payment not found", amount="", status="not_found", failure_code="", expires_at="")
+    return HTMLResponse(page, 404, headers=_HEADERS)
+
+
 @router.get("/pay/{payment_id}")
 async def pay_page(
     payment_id: ResourceId,
@@ -65,13 +70,8 @@ async def pay_page(
     `confirm_url` carry it as `?client_secret=` — and the page's script confirms with it. Without
     it, or with a wrong one, the page is the one for a payment that does not exist (404): a
     payment id alone, which appears in logs and support tickets, shows nothing."""
-    not_found = HTMLResponse(
-        _render(payment_id, "Payment not found", amount="", status="not_found", failure_code="", expires_at=""),
-        404,
-        headers=_HEADERS,
-    )
     if client_secret is None or not CLIENT_SECRET_RE.match(client_secret):
-        return not_found
+        return _not_found(payment_id)
     request = payment_pb2.GetPaymentRequest(payment_id=payment_id)
     try:
         payment, _ = await call(
@@ -80,7 +80,7 @@ async def pay_page(
     except grpc.aio.AioRpcError as exc:
         if exc.code() != grpc.StatusCode.NOT_FOUND:
             raise
-        return not_found
+        return _not_found(payment_id)
     status = payment_pb2.PaymentStatus.Name(payment.status).removeprefix("PAYMENT_STATUS_").lower()
     expires = rfc3339(payment.next_action.expires_at) if payment.HasField("next_action") else ""
     amount = format_amount(payment.amount, payment.currency)
