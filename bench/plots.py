@@ -56,6 +56,14 @@ def _footer(fig: Any, results: Results) -> None:
     )
 
 
+def _finish(fig: Any, results: Results, path: Path) -> None:
+    """The footer, the layout, the file; the figure is closed."""
+    _footer(fig, results)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def hop(results: Results, path: Path) -> None:
     rows = results["hop"]["results"]
     groups = sorted({(r["payload"], r["concurrency"]) for r in rows}, key=lambda g: (g[0] != "small", g[1]))
@@ -78,10 +86,7 @@ def hop(results: Results, path: Path) -> None:
     left.set_title("Inter-service hop: throughput")
     _bars(right, labels, series("p99_ms"), "p99 latency, ms (lower is better, log)", log=True)
     right.set_title("Inter-service hop: p99 latency")
-    _footer(fig, results)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, results, path)
 
 
 def codec(results: Results, path: Path) -> None:
@@ -99,10 +104,7 @@ def codec(results: Results, path: Path) -> None:
         log=True,
     )
     right.set_title("Size of one hop's messages")
-    _footer(fig, results)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, results, path)
 
 
 def e2e(results: Results, path: Path) -> None:
@@ -127,10 +129,7 @@ def e2e(results: Results, path: Path) -> None:
     _bars(axes[2], labels, series("p99_ms"), "p99 latency, ms")
     axes[2].axhline(50, color="#c00", linestyle="--", linewidth=1)
     axes[2].set_title("p99 latency (goal < 50 ms at c=32)")
-    _footer(fig, results)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, results, path)
 
 
 def push(results: Results, path: Path) -> None:
@@ -163,10 +162,7 @@ def push(results: Results, path: Path) -> None:
         axes[2].bar_label(bars, fmt="%.3g", fontsize=8)
     axes[2].set_title("HTTP requests per minute, idle client")
     axes[2].tick_params(axis="x", labelsize=8)
-    _footer(fig, results)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, results, path)
 
 
 def variants(results: Results, path: Path) -> None:
@@ -205,10 +201,7 @@ def variants(results: Results, path: Path) -> None:
         _bars(axes[2], channels, series, "ms from ConfirmPayment (log)", log=True)
         axes[2].axhline(100, color="#c00", linestyle="--", linewidth=1)
         axes[2].set_title("Push across replicas (goal: p50 < 100 ms)")
-    _footer(fig, results)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, results, path)
 
 
 def _has_variants(results: Results) -> bool:

@@ -178,22 +178,25 @@ def _server(part: Results) -> Table:
     return (f"2c. The gateway's HTTP server (medians; {servers})", header, rows)
 
 
+_DELAY_HEADER = ("p50 ms", "p99 ms", "mean ms", "max ms", "saw it", "missed", "confirm p50 ms")
+
+
+def _delay_cells(r: Results) -> Row:
+    """The cells of a push delay row under _DELAY_HEADER."""
+    keys = ("p50_ms", "p99_ms", "mean_ms", "max_ms", "seen", "missed", "confirm_p50_ms")
+    return tuple(r.get(key) for key in keys)
+
+
 def _push(push: Results) -> list[Table]:
     missing = [c for c, ok in push["available"].items() if not ok]
     delays: list[Row] = [
         (
             f"{r['channel']} · {r['watchers']} watching" + (f" · ERROR {r['error']}" if "error" in r else ""),
-            r.get("p50_ms"),
-            r.get("p99_ms"),
-            r.get("mean_ms"),
-            r.get("max_ms"),
-            r.get("seen"),
-            r.get("missed"),
-            r.get("confirm_p50_ms"),
+            *_delay_cells(r),
         )
         for r in push["delay"]
     ]
-    delays += [(f"{c} · not available",) + (None,) * 7 for c in missing]
+    delays += [(f"{c} · not available",) + (None,) * len(_DELAY_HEADER) for c in missing]
     memory = {r["channel"]: r for r in push["memory"]}
     idle: list[Row] = [
         (
@@ -213,7 +216,7 @@ def _push(push: Results) -> list[Table]:
     return [
         (
             title,
-            ("channel · watchers", "p50 ms", "p99 ms", "mean ms", "max ms", "saw it", "missed", "confirm p50 ms"),
+            ("channel · watchers", *_DELAY_HEADER),
             delays,
         ),
         (
@@ -225,25 +228,12 @@ def _push(push: Results) -> list[Table]:
 
 
 def _push_replicas(part: Results) -> Table:
-    rows: list[Row] = [
-        (
-            f"{r['channel']} · {r['replica']} replica",
-            r.get("p50_ms"),
-            r.get("p99_ms"),
-            r.get("mean_ms"),
-            r.get("max_ms"),
-            r.get("seen"),
-            r.get("missed"),
-            r.get("confirm_p50_ms"),
-        )
-        for r in part["delay"]
-    ]
+    rows: list[Row] = [(f"{r['channel']} · {r['replica']} replica", *_delay_cells(r)) for r in part["delay"]]
     title = (
         f"3c. Push on PostgreSQL, {part['order_replicas']} order replicas: delay from ConfirmPayment on one replica "
         "until a watcher on the same or the other replica has the new version"
     )
-    header = ("watcher · where", "p50 ms", "p99 ms", "mean ms", "max ms", "saw it", "missed", "confirm p50 ms")
-    return (title, header, rows)
+    return (title, ("watcher · where", *_DELAY_HEADER), rows)
 
 
 def _goals(goals: list[Results]) -> Table:

@@ -22,6 +22,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -156,30 +157,36 @@ class Scenario:
         """Per service, the gRPC calls it answered with another status than OK, as its log says
         (`CreateOrder ABORTED`: n): what the services told each other and the gateways, behind
         what the clients saw. A killed process logs none of the calls it was cut off in."""
-        found: dict[str, dict[str, int]] = {}
-        for name, service in self.stack.services.items():
-            seen: Counter[str] = Counter()
-            for line in service.log().splitlines():
-                with suppress(ValueError):
-                    entry = json.loads(line)
-                    if isinstance(entry, dict) and entry.get("msg") == "rpc" and entry.get("status") != "OK":
-                        seen[f"{str(entry.get('rpc')).rsplit('/', 1)[-1]} {entry.get('status')}"] += 1
-            if seen:
-                found[name] = dict(seen.most_common())
-        return found
+
+        def failed_call(entry: dict[str, Any]) -> str | None:
+            if entry.get("msg") == "rpc" and entry.get("status") != "OK":
+                return f"{str(entry.get('rpc')).rsplit('/', 1)[-1]} {entry.get('status')}"
+            return None
+
+        return self._count_log_lines(failed_call)
 
     def log_errors(self) -> dict[str, dict[str, int]]:
         """Lines at level error or above in each service's log, by the first line of the message
         (a figure to read, not a rule: a killed process logs nothing, a survivor may log what
         it could not do for a while)."""
+
+        def error(entry: dict[str, Any]) -> str | None:
+            if entry.get("level") in ("error", "critical"):
+                return str(entry.get("msg", "")).splitlines()[0][:160]
+            return None
+
+        return self._count_log_lines(error)
+
+    def _count_log_lines(self, kind: Callable[[dict[str, Any]], str | None]) -> dict[str, dict[str, int]]:
+        """Per service, how many of its JSON log lines are of each `kind` (None: not counted)."""
         found: dict[str, dict[str, int]] = {}
         for name, service in self.stack.services.items():
             seen: Counter[str] = Counter()
             for line in service.log().splitlines():
                 with suppress(ValueError):
                     entry = json.loads(line)
-                    if isinstance(entry, dict) and entry.get("level") in ("error", "critical"):
-                        seen[str(entry.get("msg", "")).splitlines()[0][:160]] += 1
+                    if isinstance(entry, dict) and (counted := kind(entry)) is not None:
+                        seen[counted] += 1
             if seen:
                 found[name] = dict(seen.most_common())
         return found
