@@ -273,9 +273,9 @@ async def _watchers(http: httpx.AsyncClient) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("push_watchers{"))
 
 
-async def _ws_versions(url: str, order_id: str, headers: dict[str, str]) -> list[int]:
+async def _ws_versions(url: str, order_id: str, headers: dict[str, str], after_version: int) -> list[int]:
     versions: list[int] = []
-    ws_url = f"ws://{url.removeprefix('http://')}/v1/orders/{order_id}/ws"
+    ws_url = f"ws://{url.removeprefix('http://')}/v1/orders/{order_id}/ws?after_version={after_version}"
     async with websockets.connect(ws_url, additional_headers=headers) as socket_:
         async for message in socket_:
             event = json.loads(message)
@@ -299,9 +299,12 @@ async def test_push_clients_that_never_read(bad_stack: Stack, stuck: int) -> Non
         order_id = order["id"]
         sockets = [await _stuck_sse(bad_stack, order_id) for _ in range(stuck)]
         sockets += [await _stuck_websocket(bad_stack, order_id) for _ in range(stuck)]
-        good_sse = SseWatcher(bad_stack.url, order_id, bad_stack.headers)
+        # They may connect after the first refunds: each replays from the order's first version
+        # here, so that it must see every version.
+        first = order["version"] - 1
+        good_sse = SseWatcher(bad_stack.url, order_id, bad_stack.headers, after_version=first)
         sse_task = asyncio.create_task(good_sse.run())
-        ws_task = asyncio.create_task(_ws_versions(bad_stack.url, order_id, bad_stack.headers))
+        ws_task = asyncio.create_task(_ws_versions(bad_stack.url, order_id, bad_stack.headers, after_version=first))
         async with probing(bad_stack.url) as prober:
             for n in range(300):
                 reply = await http.post(f"/v1/orders/{order_id}/refund", json={"amount": 1})

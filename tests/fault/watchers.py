@@ -163,11 +163,14 @@ class GrpcWatcher(_Seen):
 class SseWatcher(_Seen):
     """An EventSource that reconnects with `Last-Event-ID` whenever the stream breaks."""
 
-    def __init__(self, url: str, order_id: str, headers: dict[str, str]) -> None:
+    def __init__(self, url: str, order_id: str, headers: dict[str, str], after_version: int | None = None) -> None:
+        """`after_version`: the first connection resumes after it (a watcher that must see
+        versions made before it is connected); None: from the current version."""
         super().__init__()
         self.url = url
         self.headers = headers
         self.order_id = order_id
+        self.after_version = after_version
 
     async def run(self) -> None:
         backoff = 0.05
@@ -175,8 +178,9 @@ class SseWatcher(_Seen):
         async with httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=timeout) as http:
             while not self.finished:
                 headers = {"Accept": "text/event-stream"}
-                if self.versions:
-                    headers["Last-Event-ID"] = str(self.versions[-1])
+                resume = self.versions[-1] if self.versions else self.after_version
+                if resume is not None:
+                    headers["Last-Event-ID"] = str(resume)
                 self.connections += 1
                 try:
                     async with http.stream("GET", f"/v1/orders/{self.order_id}/events", headers=headers) as reply:
