@@ -54,7 +54,7 @@ certs: $(STAMP)
 	$(BIN)/python -m common.devcerts data/certs
 
 test: proto deploy-tools
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=10 $(PYTEST_ARGS)
 
 lint: proto
 	$(BIN)/ruff check .
