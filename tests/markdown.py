@@ -60,8 +60,6 @@ def broken_links(document: Path) -> list[str]:
             continue
         path, _, anchor = target.partition("#")
         file = (document.parent / path).resolve() if path else document
-        if not file.exists():
-            broken.append(target)
-        elif anchor and (file.suffix != ".md" or anchor not in anchors_of(file)):
+        if not file.exists() or (anchor and (file.suffix != ".md" or anchor not in anchors_of(file))):
             broken.append(target)
     return broken
