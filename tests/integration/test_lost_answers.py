@@ -23,7 +23,10 @@ from tests.harness import Stack
 from tests.netproxy import HoldingProxy
 
 ORDERS = 5
-REFUND_DEADLINE_S = 0.5
+# The order service hands what is left of this deadline on to its call to the payment service,
+# which must get there and commit while the answer is held: on a busy machine its own work before
+# the call can take a good part of a second.
+REFUND_DEADLINE_S = 2.0
 # The reconciler finishes a check a second or two after it is due; the bound is for a hang, and
 # leaves a busy two-core machine a wide margin.
 CATCH_UP_S = 30.0
