@@ -179,7 +179,9 @@ async def test_long_polling_gets_only_the_newest_version() -> None:
 
 
 async def test_an_unknown_order_and_an_unreachable_service() -> None:
-    hub, orders = make_hub(join_timeout_s=0.2)
+    # The first call's NOT_FOUND must come within the join timeout: 1 s, not 0.2 s, so that a
+    # descheduled test process on a busy machine does not turn it into "unavailable".
+    hub, orders = make_hub(join_timeout_s=1)
     joining = asyncio.create_task(hub.subscribe("ord_x", None, INTERNAL, channel="sse", replay=True))
     (await orders.next_call(1)).fail(grpc.StatusCode.NOT_FOUND)
     with pytest.raises(OrderNotFound):
