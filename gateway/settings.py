@@ -9,7 +9,7 @@ from common.scope import ACCOUNT_ID_RE
 from common.settings import CommonSettings
 from common.tls import TlsSettings
 from gateway.api_keys import KeyRing, parse_keys
-from gateway.origins import parse_origins
+from gateway.origins import origin_of, parse_origins
 from gateway.ratelimit import MEMORY, Rate, parse_storage_url
 
 
@@ -75,6 +75,7 @@ class GatewaySettings(CommonSettings, TlsSettings):
     def _no_trailing_slash(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
+        origin_of(value)  # a host, a port that is a number: the WebSocket Origin check needs it
         return value.rstrip("/")
 
     @field_validator("gateway_demo_account")

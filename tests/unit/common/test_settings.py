@@ -103,9 +103,11 @@ def test_bad_security_settings_stop_the_start_with_one_line(
         ("GATEWAY_RATE_LIMIT_STORAGE", "redis://", "names no host"),
         ("GATEWAY_RATE_LIMIT_STORAGE", "redis://redis:port/0", "the port"),
         ("GATEWAY_RATE_LIMIT_STORAGE", "redis://redis:6379/zero", "database number"),
+        ("GATEWAY_PUBLIC_URL", "http://", "names no host"),
+        ("GATEWAY_PUBLIC_URL", "https://shop.example:port", "the port"),
     ],
 )
-def test_bad_origins_and_storage_urls_stop_the_start_with_one_line(
+def test_bad_origins_and_urls_stop_the_start_with_one_line(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
 ) -> None:
     monkeypatch.setenv(variable, value)
