@@ -1,4 +1,4 @@
-"""What a rate-limit check costs a request (CONTRACT §11): the gateway's limiter in its own memory
+"""What a rate-limit check costs a request (docs/security.md#rate-limits): the gateway's limiter in its own memory
 (`memory://`) against the one every replica shares in Redis (`redis://…`: one EVALSHA round trip
 to a redis-server on loopback, started here). Measured in this process, on uvloop as the
 gateway runs, with the gateway's own limiter classes:

@@ -1,4 +1,4 @@
-"""Which web pages may use the API from a browser (CONTRACT §11).
+"""Which web pages may use the API from a browser (docs/security.md#browsers-on-other-sites-cors).
 
 - CORS, for the origins of GATEWAY_CORS_ORIGINS only (none by default), on every `/v1/` route:
   Starlette's CORSMiddleware with the headers the contract names, never credentials, never `*`.

@@ -1,4 +1,4 @@
-"""Rate limits (CONTRACT §11): per API key, per client address for requests without one, and on
+"""Rate limits (docs/security.md#rate-limits): per API key, per client address for requests without one, and on
 failed authentications per client address — counted in this process's memory (`memory://`, the
 default), or in one Redis shared by every gateway replica (gateway/ratelimit_redis.py), chosen by
 GATEWAY_RATE_LIMIT_STORAGE. Both implement `RateLimiter`, with the same GCRA.

@@ -1,4 +1,4 @@
-"""Rate limits counted in one Redis that every gateway replica shares (CONTRACT §11,
+"""Rate limits counted in one Redis that every gateway replica shares (docs/security.md#rate-limits,
 `GATEWAY_RATE_LIMIT_STORAGE=redis://host:port/n`): a key gets its rate in total, however many
 gateways serve it.
 

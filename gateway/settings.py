@@ -54,8 +54,8 @@ class GatewaySettings(CommonSettings, TlsSettings):
     # that every gateway replica shares (gateway/ratelimit_redis.py). Out of repr: the URL may
     # hold Redis's password.
     gateway_rate_limit_storage: Annotated[str, AfterValidator(parse_storage_url)] = Field(MEMORY, repr=False)
-    # CONTRACT §11: the origins (`https://shop.example`) whose pages may call /v1 from a browser
-    # (CORS) and open its WebSockets; none by default (gateway/origins.py).
+    # The origins (`https://shop.example`) whose pages may call /v1 from a browser (CORS) and open
+    # its WebSockets; none by default (docs/security.md#browsers-on-other-sites-cors).
     gateway_cors_origins: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_origins)] = ()
     # The account the demo routes (POST /demo/orders, …) create orders for; unset: no demo routes.
     gateway_demo_account: str | None = None

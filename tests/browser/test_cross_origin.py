@@ -1,5 +1,6 @@
-"""A merchant's own page on another origin, in a real browser (CONTRACT §11): headless Chromium
-loads a page from a second local HTTP server that follows an order with its client secret —
+"""A merchant's own page on another origin, in a real browser
+(docs/security.md#browsers-on-other-sites-cors): headless Chromium loads a page from a second
+local HTTP server that follows an order with its client secret —
 `fetch` (a plain GET, and a JSON POST that needs a preflight), EventSource and WebSocket against
 the gateway. From an origin in GATEWAY_CORS_ORIGINS all of it works; from one that is not, the
 browser blocks every call, and the confirmation never reaches the gateway."""

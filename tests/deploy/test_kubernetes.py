@@ -235,7 +235,7 @@ def test_settings_come_from_the_config_map(manifests: list[Manifest]) -> None:
 
 
 def test_the_gateways_share_one_redis_that_only_they_reach(manifests: list[Manifest]) -> None:
-    """CONTRACT §11: every gateway replica counts its rate limits in one Redis."""
+    """docs/security.md#rate-limits: every gateway replica counts its rate limits in one Redis."""
     config = _named(manifests, "ConfigMap")["shop-config"]["data"]
     redis = _named(manifests, "Deployment")["redis"]["spec"]
     (container,) = redis["template"]["spec"]["containers"]

@@ -1,4 +1,4 @@
-"""Browsers on other sites (CONTRACT §11, gateway/origins.py), against the real services: CORS
+"""Browsers on other sites (docs/security.md#browsers-on-other-sites-cors), against the real services: CORS
 for the origins of GATEWAY_CORS_ORIGINS on every /v1 route — preflights without a key, the
 headers exposed, errors and SSE included — nothing for an origin not listed, and the Origin
 check of WebSocket handshakes."""

@@ -1,4 +1,4 @@
-"""One rate limit across gateways (CONTRACT §11): two gateway processes counting in one real
+"""One rate limit across gateways (docs/security.md#rate-limits): two gateway processes counting in one real
 redis-server (GATEWAY_RATE_LIMIT_STORAGE=redis://…) hold a key to its rate in total; Redis
 stopped, the requests go on (one warning line per gateway, the metric counts them); Redis back,
 they are limited again, and no gateway was restarted.
