@@ -15,13 +15,17 @@ from gateway.auth import Authentication
 from gateway.backends import Backends
 from gateway.head import HeadAsGet
 from gateway.middleware import BodyGuard, BodyTooLarge, HeaderGuard, RequestContext
+from gateway.origins import BrowserOrigins, origin_of
 from gateway.push import Hub
+from gateway.ratelimit import open_storage
 from gateway.routers import demo, health, orders, pages, payments, push, qr
 from gateway.settings import GatewaySettings
 from gateway.tracing import TraceRequests
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
+    rates = open_storage(settings.gateway_rate_limit_storage)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.backends = Backends.open(
@@ -34,6 +38,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         finally:
             await app.state.hub.close()
             await app.state.backends.close()
+            await rates.close()
             tracing.flush()
 
     app = FastAPI(
@@ -85,8 +90,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         keys=settings.gateway_api_keys,
         rate=settings.gateway_rate_limit,
         failure_rate=settings.gateway_auth_failure_limit,
+        storage=rates,
     )
     app.add_middleware(HeaderGuard)
+    # Outside the guards and the authentication, so that their refusals carry CORS headers and
+    # a preflight needs no key; inside RequestContext, so that its answers are logged and counted.
+    app.add_middleware(
+        BrowserOrigins,
+        origins=settings.gateway_cors_origins,
+        own_origin=origin_of(settings.gateway_public_url),
+    )
     app.add_middleware(RequestContext)
     if (tracer := tracing.tracer()) is not None:
         # Outside RequestContext, so that the span is current in the access log line too.
