@@ -70,11 +70,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(docs.router)
     if settings.gateway_demo_account is not None:
         app.include_router(demo.router)
-    if settings.gateway_bench_routes:
-        # Only for `make bench`: the bare endpoint that POST /v1/orders is measured against.
-        from gateway.routers import bench
-
-        app.include_router(bench.router)
     # Added innermost first: the request id must exist before anything can fail; who is calling
     # is settled before the body is looked at (nobody without a key learns from a 413); HEAD is
     # routed as GET only after the guards have seen the request as it came.

@@ -1,4 +1,6 @@
-"""Protobuf messages → the REST API's JSON (steps 13-14 on the gateway's side)."""
+"""Between the REST API's JSON and the services' protobuf messages: a new order's body becomes a
+CreateOrderRequest; orders and payments become the API's JSON documents (steps 13-14 on the
+gateway's side)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,18 @@ from typing import Any
 from urllib.parse import quote
 
 from common.timestamps import rfc3339
+from gateway.schemas import OrderCreate
 from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2
+
+
+def create_order_request(body: OrderCreate) -> order_pb2.CreateOrderRequest:
+    return order_pb2.CreateOrderRequest(
+        customer_id=body.customer_id,
+        currency=body.currency,
+        items=[order_pb2.LineItem(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price) for i in body.items],
+        payment_method=body.payment_method,
+    )
 
 
 def _enum_name(prefix: str, name: str) -> str:

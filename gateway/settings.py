@@ -47,8 +47,6 @@ class GatewaySettings(CommonSettings, TlsSettings):
     )
     # The account the demo routes (POST /demo/orders, …) create orders for; unset: no demo routes.
     gateway_demo_account: str | None = None
-    # `make bench` only: mounts POST /v1/bench/orders (gateway/routers/bench.py).
-    gateway_bench_routes: bool = False
 
     @model_validator(mode="before")
     @classmethod

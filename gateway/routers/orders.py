@@ -16,7 +16,7 @@ from starlette.responses import Response
 from common.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from common.scope import Scope
 from gateway.auth import authenticated
-from gateway.convert import order_json
+from gateway.convert import create_order_request, order_json
 from gateway.deps import BackendsDep, IdempotencyKey, JSONResponse, ResourceId, SettingsDep, call
 from gateway.push import longpoll
 from gateway.push.deps import HubDep
@@ -57,12 +57,7 @@ async def create_order(
 async def create(
     body: OrderCreate, backends: BackendsDep, settings: SettingsDep, idempotency_key: str | None, scope: Scope
 ) -> Response:
-    request = order_pb2.CreateOrderRequest(
-        customer_id=body.customer_id,
-        currency=body.currency,
-        items=[order_pb2.LineItem(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price) for i in body.items],
-        payment_method=body.payment_method,
-    )
+    request = create_order_request(body)
     stub = backends.order_writes(idempotency_key)
     order, replayed = await call("CreateOrder", stub.CreateOrder, request, settings, scope, idempotency_key)
     response = order_response(order, settings, status=201, replayed=replayed)
