@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from common.ids import new_id
@@ -89,7 +90,7 @@ def order_message(count: int = LARGE_ITEMS) -> order_pb2.Order:
     return paid_order(create_order_request(count))
 
 
-def hop_messages(payload: str) -> tuple[list[Any], list[dict[str, Any]]]:
+def hop_messages(payload: str) -> tuple[list[Any], list[Mapping[str, Any]]]:
     """The request and the response of one call of the hop: as protobuf, and as JSON documents."""
     if payload == "small":
         payment = payment_message()

@@ -14,20 +14,19 @@ the durable writes and the services' work.
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from bench.payloads import PUBLIC_URL, paid_order
 from gateway.convert import create_order_request, order_json
-from gateway.schemas import OrderCreate
+from gateway.schemas import OrderCreate, OrderPublic
 
 app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
 
 @app.post("/v1/orders", status_code=201)
-async def create_order(body: OrderCreate) -> dict[str, Any]:
+async def create_order(body: OrderCreate) -> OrderPublic:
     return order_json(paid_order(create_order_request(body)), PUBLIC_URL)
 
 

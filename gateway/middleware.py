@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from common.logs import adopt_request_id, request_id_var
 from gateway.errors import problem
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from gateway.schemas import FieldError
 
 log = logging.getLogger("gateway.access")
 
@@ -133,7 +134,7 @@ class BodyGuard:
         for name in _SINGLE_HEADERS:
             if sum(1 for key, _ in scope["headers"] if key == name) > 1:
                 field = name.decode().title()
-                errors = [{"field": field, "message": "must be sent once"}]
+                errors: list[FieldError] = [{"field": field, "message": "must be sent once"}]
                 await problem(400, f"the request has more than one {field} header", errors=errors)(scope, receive, send)
                 return
         length = header(scope, b"content-length")

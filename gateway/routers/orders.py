@@ -20,7 +20,16 @@ from gateway.convert import create_order_request, order_json
 from gateway.deps import BackendsDep, IdempotencyKey, JSONResponse, ResourceId, SettingsDep, call
 from gateway.push import longpoll
 from gateway.push.deps import HubDep
-from gateway.schemas import CancelCreate, OrderCreate, OrderList, OrderPublic, OrderStatus, Problem, RefundCreate
+from gateway.schemas import (
+    ORDER_STATUSES,
+    CancelCreate,
+    OrderCreate,
+    OrderList,
+    OrderPublic,
+    OrderStatus,
+    Problem,
+    RefundCreate,
+)
 from shop.order.v1 import order_pb2
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -29,6 +38,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
     for code in (400, 401, 403, 404, 409, 429, 503, 504)
 }
+
+
+_STATUS_NUMBERS = {name: number for number, name in ORDER_STATUSES.items()}
 
 
 def etag(version: int) -> str:
@@ -99,16 +111,15 @@ async def list_orders(
     settings: SettingsDep,
     http: Request,
     customer_id: Annotated[str | None, Query(max_length=64)] = None,
-    status: OrderStatus | None = None,
+    status: OrderStatus | None = None,  # type: ignore[valid-type]
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     page_token: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """The caller's orders (its account's, whichever of its keys made them), newest first. Pass
     `next_page_token` back as `page_token` for the next page."""
-    wanted = order_pb2.OrderStatus.Value(f"ORDER_STATUS_{status.upper()}") if status else None
     request = order_pb2.ListOrdersRequest(
         customer_id=customer_id or "",
-        status=wanted or order_pb2.ORDER_STATUS_UNSPECIFIED,
+        status=_STATUS_NUMBERS[status] if status else order_pb2.ORDER_STATUS_UNSPECIFIED,
         page_size=page_size,
         page_token=page_token or "",
     )
