@@ -19,7 +19,7 @@ from gateway import __main__ as gateway_main
 from gateway.app import create_app
 from gateway.convert import create_order_request
 from gateway.deps import SettingsDep
-from gateway.routers.orders import order_response
+from gateway.responses import order_response
 from gateway.schemas import OrderCreate
 from gateway.settings import GatewaySettings
 
@@ -31,9 +31,7 @@ router = APIRouter(include_in_schema=False)
 @router.post(BARE, status_code=201)
 async def bare_create_order(body: OrderCreate, settings: SettingsDep) -> Response:
     order = paid_order(create_order_request(body))
-    response = order_response(order, settings, status=201)
-    response.headers["Location"] = f"/v1/orders/{order.id}"
-    return response
+    return order_response(order, settings.gateway_public_url, created=True)
 
 
 def bench_app(settings: GatewaySettings) -> FastAPI:

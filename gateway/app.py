@@ -25,7 +25,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.backends = Backends.open(
-            settings.order_service_target, settings.payment_service_target, settings.grpc_tls
+            settings.order_service_target,
+            settings.payment_service_target,
+            settings.gateway_deadline_s,
+            settings.grpc_tls,
         )
         app.state.hub = Hub(app.state.backends.orders, settings.gateway_public_url, settings.gateway_deadline_s)
         app.state.hub.start()

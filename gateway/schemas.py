@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Literal, NotRequired, TypeVar
+from typing import Annotated, Any, Literal, NotRequired, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 
@@ -177,3 +177,12 @@ class Problem(TypedDict):
     code: str
     request_id: str | None
     errors: NotRequired[list[FieldError]]
+
+
+# For OpenAPI: the problems any /v1 operation may answer, and a change's (with an Idempotency-Key
+# reused for another request: 422).
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {"application/problem+json": {}}}
+    for status in (400, 401, 403, 404, 409, 429, 503, 504)
+}
+CHANGE_PROBLEMS = {**PROBLEMS, 422: PROBLEMS[400]}
