@@ -1,24 +1,20 @@
-"""The gateway application: routers, error handlers, middleware, and the gRPC channels that
-live as long as the application (opened in the lifespan, shared by all requests)."""
+"""The gateway application: its request pipeline (gateway/pipeline.py), routers, error handlers,
+and the gRPC channels that live as long as the application (opened in the lifespan, shared by
+all requests)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from starlette.responses import Response
+from fastapi import FastAPI
 
 from common import tracing
-from gateway import docs, errors, openapi
-from gateway.auth import Authentication
+from gateway import docs, errors, openapi, pipeline
 from gateway.backends import Backends
-from gateway.head import HeadAsGet
-from gateway.middleware import BodyGuard, BodyTooLarge, HeaderGuard, RequestContext
 from gateway.push import Hub
 from gateway.routers import demo, health, orders, pages, payments, push, qr
 from gateway.settings import GatewaySettings
-from gateway.tracing import TraceRequests
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -44,10 +40,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         version="1.0.0",
         summary="REST in front of two gRPC services (orders, payments), with four ways to follow an order.",
         lifespan=lifespan,
+        middleware=pipeline.middleware(settings),
         # FastAPI's own OpenTelemetry hooks stay off: they ask the OTel API for its providers on
         # every request even when nothing is configured, and once tracing is on they record the
         # query string (where `client_secret` travels) and last as long as an SSE stream.
-        # gateway/tracing.py makes the HTTP spans instead.
+        # gateway/middleware/tracing.py makes the HTTP spans instead.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         # `/v1/orders/` is 404, as any unknown path: a redirect would point at whatever Host
         # the client sent, and a POST that follows it may be sent again.
@@ -60,10 +57,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     errors.install(app)
     openapi.install(app)
 
-    @app.exception_handler(BodyTooLarge)
-    async def _too_large(request: Request, exc: BodyTooLarge) -> Response:
-        return errors.problem(413, "the request body is over 64 KiB")
-
     app.include_router(orders.router)
     app.include_router(payments.router)
     app.include_router(push.router)
@@ -73,20 +66,4 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(docs.router)
     if settings.gateway_demo_account is not None:
         app.include_router(demo.router)
-    # Added innermost first: the request id must exist before anything can fail; who is calling
-    # is settled before the body is looked at (nobody without a key learns from a 413); HEAD is
-    # routed as GET only after the guards have seen the request as it came.
-    app.add_middleware(HeadAsGet)
-    app.add_middleware(BodyGuard)
-    app.add_middleware(
-        Authentication,
-        keys=settings.gateway_api_keys,
-        rate=settings.gateway_rate_limit,
-        failure_rate=settings.gateway_auth_failure_limit,
-    )
-    app.add_middleware(HeaderGuard)
-    app.add_middleware(RequestContext)
-    if (tracer := tracing.tracer()) is not None:
-        # Outside RequestContext, so that the span is current in the access log line too.
-        app.add_middleware(TraceRequests, tracer=tracer)
     return app

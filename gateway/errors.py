@@ -199,7 +199,7 @@ def _message(error: dict[str, Any]) -> str:
     return str(error["msg"])
 
 
-# What a 405's Allow header can name; HEAD goes with GET (gateway/head.py).
+# What a 405's Allow header can name; HEAD goes with GET (gateway/middleware/head.py).
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # The parts of a request's scope that routing reads.
 _ROUTING_KEYS = ("type", "path", "root_path", "headers", "query_string")
