@@ -9,10 +9,10 @@
     : keep-alive
 
 Why not sse-starlette, which we used first: it runs an anyio task group with four tasks for
-every open stream, about 17 KiB per idle client (measured with tracemalloc), and a stream
-answered through FastAPI's routing keeps another ~10 KiB of per-request state alive for as long
-as it is open — together well past the 20 KiB per idle watcher we aim for. Here a stream is the
-request's own task, which sends, plus one small task that waits for the client to leave.
+every open stream, and a stream answered through FastAPI's routing keeps its per-request state
+alive for as long as it is open; an idle watcher must stay small (bench/README.md has the
+figures). Here a stream is the request's own task, which sends, plus one small task that waits
+for the client to leave.
 """
 
 from __future__ import annotations
