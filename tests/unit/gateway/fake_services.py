@@ -4,6 +4,7 @@ what the test set and remember what they were asked."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,39 +45,26 @@ class Answers:
             context.set_trailing_metadata(((REPLAYED_KEY, "true"),))
         return self.messages[method]
 
+    def reset(self) -> Answers:
+        self.messages.clear()
+        self.errors.clear()
+        self.asked.clear()
+        self.replayed = False
+        return self
+
     def last(self, method: str) -> Asked:
         return [asked for asked in self.asked if asked.method == method][-1]
 
 
-class FakeOrders(order_pb2_grpc.OrderServiceServicer):
-    def __init__(self, answers: Answers) -> None:
-        self.answers = answers
-
-    async def CreateOrder(self, request: Any, context: Any) -> Any:
-        return await self.answers.answer("CreateOrder", request, context)
-
-    async def GetOrder(self, request: Any, context: Any) -> Any:
-        return await self.answers.answer("GetOrder", request, context)
-
-    async def ListOrders(self, request: Any, context: Any) -> Any:
-        return await self.answers.answer("ListOrders", request, context)
-
-    async def CancelOrder(self, request: Any, context: Any) -> Any:
-        return await self.answers.answer("CancelOrder", request, context)
-
-    async def RefundOrder(self, request: Any, context: Any) -> Any:
-        return await self.answers.answer("RefundOrder", request, context)
-
-    async def ConfirmPayment(self, request: Any, context: Any) -> Any:
-        return await self.answers.answer("ConfirmPayment", request, context)
+ORDER_METHODS = ("CreateOrder", "GetOrder", "ListOrders", "CancelOrder", "RefundOrder", "ConfirmPayment")
+PAYMENT_METHODS = ("GetPayment",)
 
 
-class FakePayments(payment_pb2_grpc.PaymentServiceServicer):
-    def __init__(self, answers: Answers) -> None:
-        self.answers = answers
-
-    async def GetPayment(self, request: Any, context: Any) -> Any:
-        return await self.answers.answer("GetPayment", request, context)
+def _answering(servicer: Any, answers: Answers, methods: tuple[str, ...]) -> Any:
+    """`servicer` with `methods` answered from `answers`; its others stay UNIMPLEMENTED."""
+    for method in methods:
+        setattr(servicer, method, functools.partial(answers.answer, method))
+    return servicer
 
 
 @dataclass
@@ -89,9 +77,11 @@ async def serve() -> AsyncIterator[Services]:
     """Both fake services on one server (which says it is SERVING), until the caller is done."""
     answers = Answers()
     server = grpc.aio.server()
-    # Only the methods the routers call: any other is UNIMPLEMENTED, as gRPC answers it.
-    order_pb2_grpc.add_OrderServiceServicer_to_server(FakeOrders(answers), server)  # type: ignore[abstract]
-    payment_pb2_grpc.add_PaymentServiceServicer_to_server(FakePayments(answers), server)  # type: ignore[abstract]
+    # The generated servicers answer UNIMPLEMENTED for every method not given an answer.
+    orders = _answering(order_pb2_grpc.OrderServiceServicer(), answers, ORDER_METHODS)  # type: ignore[abstract]
+    payments = _answering(payment_pb2_grpc.PaymentServiceServicer(), answers, PAYMENT_METHODS)  # type: ignore[abstract]
+    order_pb2_grpc.add_OrderServiceServicer_to_server(orders, server)
+    payment_pb2_grpc.add_PaymentServiceServicer_to_server(payments, server)
     health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(), server)
     port = free_port()
     server.add_insecure_port(f"127.0.0.1:{port}")

@@ -10,33 +10,17 @@ from common.scope import Scope
 from gateway.backends import Backends
 from shop.order.v1 import order_pb2
 from tests.harness import free_port
-from tests.unit.gateway.fake_services import Answers, serve
+from tests.unit.gateway.fake_services import Answers, Services
 from tests.unit.gateway.messages import SECRET, order
 
 GET = order_pb2.GetOrderRequest(order_id="ord_1")
 
 
 @pytest.fixture(scope="module")
-async def services() -> AsyncIterator[tuple[Answers, Backends]]:
-    async for running in serve():
-        backends = Backends.open(running.target, running.target, deadline_s=5)
-        yield running.answers, backends
-        await backends.close()
-
-
-@pytest.fixture
-def answers(services: tuple[Answers, Backends]) -> Answers:
-    answers, _ = services
-    answers.messages.clear()
-    answers.errors.clear()
-    answers.asked.clear()
-    answers.replayed = False
-    return answers
-
-
-@pytest.fixture
-def backends(services: tuple[Answers, Backends]) -> Backends:
-    return services[1]
+async def backends(services: Services) -> AsyncIterator[Backends]:
+    opened = Backends.open(services.target, services.target, deadline_s=5)
+    yield opened
+    await opened.close()
 
 
 def calls(method: str, code: str) -> float:

@@ -1,5 +1,6 @@
-"""The gateway's application in front of the fake services (tests/unit/gateway/fake_services.py),
-called in process through httpx's ASGI transport with an API key of the account `acct_shop`."""
+"""The gateway's application in front of the fake services (tests/unit/gateway/conftest.py),
+called in process through httpx's ASGI transport, with an API key of the account `acct_shop`
+(`client`) or without (`anonymous`)."""
 
 from __future__ import annotations
 
@@ -13,31 +14,15 @@ from gateway.app import create_app
 from gateway.backends import Backends
 from gateway.push import Hub
 from gateway.settings import GatewaySettings
-from tests.unit.gateway.fake_services import Answers, serve
+from tests.unit.gateway.fake_services import Services
 
 KEY = "sk_test_routers_0123456789abc"
 PUBLIC_URL = "http://gateway.test"
 
 
-@pytest.fixture(scope="module")
-async def services() -> AsyncIterator[tuple[Answers, str]]:
-    async for running in serve():
-        yield running.answers, running.target
-
-
 @pytest.fixture
-def answers(services: tuple[Answers, str]) -> Answers:
-    answers, _ = services
-    answers.messages.clear()
-    answers.errors.clear()
-    answers.asked.clear()
-    answers.replayed = False
-    return answers
-
-
-@pytest.fixture
-async def app(services: tuple[Answers, str]) -> AsyncIterator[FastAPI]:
-    _, target = services
+async def app(services: Services) -> AsyncIterator[FastAPI]:
+    target = services.target
     settings = GatewaySettings.model_validate(
         {
             "gateway_api_keys": f"acct_shop:{KEY}",

@@ -14,11 +14,11 @@ async def test_the_pay_page_shows_the_payment_to_the_holder_of_the_secret(
     anonymous: httpx.AsyncClient, answers: Answers
 ) -> None:
     answers.messages["GetPayment"] = payment(payment_pb2.PAYMENT_STATUS_REQUIRES_ACTION)
-    reply = await anonymous.get("/pay/pay_1", params={"client_secret": SECRET})
-    assert reply.status_code == 200
-    assert "25.98 EUR" in reply.text
-    assert reply.headers["content-security-policy"].startswith("default-src 'self'")
-    assert answers.last("GetPayment").metadata["x-client-secret"] == SECRET
+    page = await anonymous.get(f"/pay/pay_1?client_secret={SECRET}")
+    assert (page.status_code, page.headers["content-type"]) == (200, "text/html; charset=utf-8")
+    assert "25.98 EUR" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert answers.last("GetPayment").metadata["x-client-secret"] == SECRET  # the page acts for it
 
 
 @pytest.mark.parametrize("query", [{}, {"client_secret": "short"}])
