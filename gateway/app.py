@@ -10,10 +10,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from common import tracing
-from gateway import docs, errors, openapi, pipeline
+from gateway import errors, openapi, pipeline
 from gateway.backends import Backends
 from gateway.push import Hub
-from gateway.routers import demo, health, orders, pages, payments, push, qr
+from gateway.routers import demo, docs, health, orders, pages, payments, push, qr
 from gateway.settings import GatewaySettings
 
 
@@ -49,7 +49,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         # `/v1/orders/` is 404, as any unknown path: a redirect would point at whatever Host
         # the client sent, and a POST that follows it may be sent again.
         redirect_slashes=False,
-        # Served by gateway/docs.py from local files: FastAPI's pages load them from a CDN.
+        # Served by gateway/routers/docs.py from local files: FastAPI's pages load them from a CDN.
         docs_url=None,
         redoc_url=None,
     )

@@ -8,7 +8,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from common.scope import ACCOUNT_ID_RE
 from common.settings import CommonSettings
 from common.tls import TlsSettings
-from gateway.api_keys import KeyRing, parse_keys
+from gateway.api_keys import ACCOUNT_ID_RULE, KeyRing, parse_keys
 from gateway.ratelimit import Rate
 
 
@@ -67,5 +67,5 @@ class GatewaySettings(CommonSettings, TlsSettings):
     @classmethod
     def _account(cls, value: str | None) -> str | None:
         if value is not None and not ACCOUNT_ID_RE.match(value):
-            raise ValueError("must be 1-64 characters of [A-Za-z0-9_]")
+            raise ValueError(ACCOUNT_ID_RULE)
         return value
