@@ -1,20 +1,22 @@
 """The gateway's request pipeline: what every HTTP request and WebSocket goes through around its
 route, outermost first.
 
-    middleware                             its job                                  answers itself
-    ─────────────────────────────────────  ───────────────────────────────────────  ─────────────
-    1 TraceRequests  middleware/tracing.py  the request's SERVER span, current in    —
-                                            all that follows (only with tracing on)
-    2 RequestContext middleware/context.py  X-Request-ID adopted or made, returned   431 headers
-                                            and logged; the access log and metrics;  over 16 KiB
-                                            the limit on the headers
-    3 Authentication auth.py                API key or client secret, rate limits,   401, 403, 429
-                                            failed authentications; the Caller left  (404: a
-                                            in the scope for the routes              malformed secret)
-    4 BodyGuard      middleware/body.py     a POST/PUT/PATCH body: JSON, not         400, 413, 415
-                                            compressed, ≤ 64 KiB, one Content-Type
-                                            and one Idempotency-Key
-    5 HeadAsGet      middleware/head.py     HEAD routed as GET, answered bodiless    —
+    #  middleware      module                 its job                              answers by itself
+    ─  ──────────────  ─────────────────────  ───────────────────────────────────  ─────────────────
+    1  TraceRequests   middleware/tracing.py  the request's SERVER span, current   —
+                                              in all that follows; only when
+                                              tracing is on
+    2  RequestContext  middleware/context.py  X-Request-ID adopted or made and     431: headers over
+                                              returned; the access log, metrics;   16 KiB
+                                              the limit on the headers
+    3  Authentication  auth.py                API key or client secret, rate       401, 403, 429;
+                                              limits, failed authentications; the  404 for a malformed
+                                              Caller left in the scope             client secret
+    4  BodyGuard       middleware/body.py     a POST/PUT/PATCH body: JSON, not     400, 413, 415
+                                              compressed, ≤ 64 KiB, one
+                                              Content-Type, one Idempotency-Key
+    5  HeadAsGet       middleware/head.py     HEAD routed as GET, answered         —
+                                              without a body
 
 Then FastAPI's own: routing (404, 405), the body and parameter models (400), the route, and
 every error turned into problem+json (gateway/errors.py).
