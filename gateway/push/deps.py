@@ -10,10 +10,8 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
-from gateway.deps import RESOURCE_ID_PATTERN, RESOURCE_ID_RE
+from gateway.deps import RESOURCE_ID_RE
 from gateway.push.hub import Hub
-
-ORDER_ID_PATTERN = RESOURCE_ID_PATTERN
 
 
 async def _hub(connection: HTTPConnection) -> Hub:

@@ -25,8 +25,9 @@ from starlette.types import Receive, Scope, Send
 
 from common.scope import Scope as CallScope
 from gateway.auth import caller_of
+from gateway.deps import RESOURCE_ID_PATTERN
 from gateway.errors import ApiError
-from gateway.push.deps import ORDER_ID_PATTERN, order_id_of
+from gateway.push.deps import order_id_of
 from gateway.push.hub import Hub, OrderNotFound, PushUnavailable, ResumeAhead
 from gateway.push.subscription import Subscription
 
@@ -146,7 +147,7 @@ class OrderEvents:
             raise ApiError(
                 400,
                 "the request is invalid",
-                errors=[{"field": "order_id", "message": f"must match {ORDER_ID_PATTERN}"}],
+                errors=[{"field": "order_id", "message": f"must match {RESOURCE_ID_PATTERN}"}],
             )
         caller = caller_of(scope)
         if caller is None:  # gateway/auth.py lets nothing else through; refuse rather than assume
