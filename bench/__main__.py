@@ -2,8 +2,8 @@
 `latest.json`, `latest.md` and PNG plots.
 
 It starts what it needs itself, on free ports with temporary databases: the hop servers
-(bench/hop_server.py), the three services on SQLite (tests/harness.Stack, with
-GATEWAY_BENCH_ROUTES on) with a plain FastAPI app and the gateway under two HTTP servers beside
+(bench/hop_server.py), the three services on SQLite (tests/harness.Stack) with a plain FastAPI
+app and the gateway with a bare route (bench/bare_gateway.py) under two HTTP servers beside
 them, two more of the SQLite stack with tracing on (bench/tracing_cost.py), and a PostgreSQL
 server with a cluster of 1 and one of 2 replicas of each gRPC service.
 A section that fails is recorded with its error and the run goes on; the exit status is then 1.
@@ -103,7 +103,7 @@ def run(plan: Plan, sections: list[str], workdir: Path, http_load: str = "auto")
 
 
 def _on_stack(results: dict[str, Any], plan: Plan, sections: list[str], workdir: Path, tool: str) -> None:
-    stack = Stack(workdir / "stack", env={"GATEWAY_BENCH_ROUTES": "true", **tracing_cost.UNTRACED_ENV}, keys=auth.KEYS)
+    stack = Stack(workdir / "stack", env=tracing_cost.UNTRACED_ENV, keys=auth.KEYS)
     try:
         stack.start()
         if "e2e" in sections:

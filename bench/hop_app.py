@@ -24,7 +24,7 @@ from common.db import Database
 from common.ids import new_id
 from common.limits import IDENTIFIER_PATTERN, MAX_ORDER_AMOUNT
 from common.timestamps import now_us, rfc3339, timestamp_us, to_timestamp, utcnow
-from gateway.deps import JSONResponse
+from gateway.responses import JSONResponse
 from gateway.schemas import Currency, OrderCreate, PaymentMethod
 from order_service.domain import validate_create
 from payment_service.processor import Processor

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 from common.scope import ACCOUNT_ID_RE
 
+# An account id: common.scope.ACCOUNT_ID_RE, which the services check in every call's metadata.
+ACCOUNT_ID_RULE = "must be 1-64 characters of [A-Za-z0-9_]"
 KEY_RE = re.compile(r"(sk|rk)_[A-Za-z0-9_]{21,252}\Z")
 MIN_KEY_LENGTH = 24
 READ_ONLY_PREFIX = "rk_"
@@ -100,7 +102,7 @@ def parse_keys(text: str) -> KeyRing:
         if not colon:
             raise KeyListError(f"{where} is not `<account_id>:<key>`")
         if not ACCOUNT_ID_RE.match(account_id):
-            raise KeyListError(f"{where}: the account id must be 1-64 characters of [A-Za-z0-9_]")
+            raise KeyListError(f"{where}: the account id {ACCOUNT_ID_RULE}")
         if len(key) < MIN_KEY_LENGTH or not KEY_RE.match(key):
             raise KeyListError(
                 f"{where}: the key must start with sk_ or rk_ and have {MIN_KEY_LENGTH}-255 characters of [A-Za-z0-9_]"

@@ -38,7 +38,8 @@ from common.scope import CLIENT_SECRET_RE
 from common.scope import Scope as CallScope
 from gateway.api_keys import KeyRing
 from gateway.errors import ApiError, problem
-from gateway.middleware import MAX_BODY_BYTES, header
+from gateway.middleware.body import MAX_BODY_BYTES, replay
+from gateway.middleware.headers import request_headers
 from gateway.ratelimit import Rate, RateStorage, retry_after
 
 CALLER = "shop.caller"
@@ -110,7 +111,7 @@ class Authentication:
             await self.app(scope, receive, send)
 
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authorization = header(scope, b"authorization")
+        authorization = request_headers(scope).get(b"authorization")
         if authorization is None:
             await self._without_key(scope, receive, send)
             return
@@ -202,17 +203,12 @@ async def _secret_in_body(receive: Receive) -> tuple[str | None, Receive]:
         if size > MAX_BODY_BYTES or not message.get("more_body", False):
             break
     body = b"".join(chunks)
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def replay() -> Message:
-        return pending.pop() if pending else await receive()
-
     try:
         document = orjson.loads(body) if size <= MAX_BODY_BYTES else None
     except orjson.JSONDecodeError:
         document = None
     secret = document.get("client_secret") if isinstance(document, dict) else None
-    return (secret if isinstance(secret, str) else None), replay
+    return (secret if isinstance(secret, str) else None), replay(body, receive)
 
 
 def _address(scope: Scope) -> str:
@@ -250,9 +246,9 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, error: ApiError) -
 
 def authenticated(request: Request) -> Caller:
     """The caller the middleware let through. A plain function rather than a FastAPI
-    dependency: in this FastAPI a dependency costs about 35 µs a request (solve_dependencies),
-    and the three that documented the schemes cost 110 µs; the schemes are documented by
-    gateway/openapi.py instead, from FastAPI's own security classes."""
+    dependency: the middleware has decided already, and FastAPI would solve a dependency on
+    every request only to read the scope (the schemes are documented by gateway/openapi.py,
+    from FastAPI's own security classes)."""
     caller = caller_of(request.scope)
     if caller is None:  # the middleware lets nothing else through; refuse rather than assume
         raise _unauthenticated("no API key")

@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import problem
-from gateway.middleware import header
+from gateway.middleware.headers import request_headers
 
 METHODS = ("GET", "HEAD", "POST")
 ALLOWED_HEADERS = (
@@ -103,7 +103,7 @@ class BrowserOrigins:
             await self.cors(scope, receive, send)
             return
         if scope["type"] == "websocket":
-            origin = header(scope, b"origin")
+            origin = request_headers(scope).get(b"origin")
             if origin is not None and origin not in self.socket_origins:
                 await _refuse_handshake(scope, receive, send, origin)
                 return

@@ -9,9 +9,9 @@ token bucket kept as one number per key, the time at which the bucket would be f
 `amount` per period on average, and a burst of twice that — `100/second` lets 200 requests
 through at once, then 100 a second.
 
-Why not `limits`' own in-memory storage: measured in this process at 1,000 requests a second,
-its expiry timer (a thread started again every 10 ms, or an asyncio task and a worker thread
-in `limits.aio`) cost 40 µs to 200 µs of CPU per request; this costs about 1 µs.
+Why not `limits`' own in-memory storage: its expiry timer (a thread started again and again, or
+an asyncio task and a worker thread in `limits.aio`) costs CPU on every request, many times
+what one number per key does (bench/README.md has the figures).
 
 In memory each gateway replica counts for itself: with N replicas behind a balancer a key may
 reach up to N times its rate; with Redis a key gets its rate in total.

@@ -8,7 +8,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from common.scope import ACCOUNT_ID_RE
 from common.settings import CommonSettings
 from common.tls import TlsSettings
-from gateway.api_keys import KeyRing, parse_keys
+from gateway.api_keys import ACCOUNT_ID_RULE, KeyRing, parse_keys
 from gateway.origins import origin_of, parse_origins
 from gateway.ratelimit import MEMORY, Rate, parse_storage_url
 
@@ -59,8 +59,6 @@ class GatewaySettings(CommonSettings, TlsSettings):
     gateway_cors_origins: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_origins)] = ()
     # The account the demo routes (POST /demo/orders, …) create orders for; unset: no demo routes.
     gateway_demo_account: str | None = None
-    # `make bench` only: mounts POST /v1/bench/orders (gateway/routers/bench.py).
-    gateway_bench_routes: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -82,5 +80,5 @@ class GatewaySettings(CommonSettings, TlsSettings):
     @classmethod
     def _account(cls, value: str | None) -> str | None:
         if value is not None and not ACCOUNT_ID_RE.match(value):
-            raise ValueError("must be 1-64 characters of [A-Za-z0-9_]")
+            raise ValueError(ACCOUNT_ID_RULE)
         return value
