@@ -85,7 +85,7 @@ def origin_of(url: str, *, exact: bool = False) -> str:
     except ValueError:
         raise ValueError("the port is not a number from 1 to 65535") from None
     host = parts.hostname
-    if not host or port == 0:
+    if not host:
         raise ValueError("names no host")
     if ":" in host:
         host = f"[{host}]"
