@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from common import tracing
+from common.loop_lag import monitor_loop_lag
 from gateway import docs, errors, openapi
 from gateway.auth import Authentication
 from gateway.backends import Backends
@@ -29,9 +30,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
         app.state.hub = Hub(app.state.backends.orders, settings.gateway_public_url, settings.gateway_deadline_s)
         app.state.hub.start()
+        lag = monitor_loop_lag()
         try:
             yield
         finally:
+            lag.cancel()
             await app.state.hub.close()
             await app.state.backends.close()
             tracing.flush()

@@ -90,9 +90,15 @@ class LocalChanges:
 
 
 class PostgresChanges(LocalChanges):
-    def __init__(self, dsn: str, versions: Callable[[Sequence[str]], Awaitable[dict[str, int]]]) -> None:
+    def __init__(
+        self,
+        connect: Callable[..., Awaitable[asyncpg.Connection]],
+        versions: Callable[[Sequence[str]], Awaitable[dict[str, int]]],
+    ) -> None:
+        """`connect`: a new connection to the primary (common/db/hosts.py: after a failover, the
+        new one)."""
         super().__init__()
-        self._dsn = dsn
+        self._connect = connect
         self._versions = versions
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
@@ -125,7 +131,7 @@ class PostgresChanges(LocalChanges):
             await self._poll_for(RECONNECT_S)
 
     async def _listen(self) -> None:
-        conn = await asyncpg.connect(self._dsn, server_settings={"application_name": LISTENER_NAME})
+        conn = await self._connect(server_settings={"application_name": LISTENER_NAME})
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
         try:
