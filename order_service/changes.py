@@ -23,6 +23,8 @@ from contextlib import contextmanager
 import asyncpg
 
 from common.db import Tx
+from common.db.hosts import CONNECT_ERRORS
+from common.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +126,10 @@ class PostgresChanges(LocalChanges):
         while not self.closed:
             try:
                 await self._listen()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except (*CONNECT_ERRORS, Unavailable) as exc:  # the listening connection lost: ConnectionError
                 log.warning("order change listener lost; polling until it is back", extra={"error": str(exc)})
+            except Exception:  # whatever it was, the replica must not stop listening for good
+                log.exception("order change listener failed; polling until it is back")
             self.listening.clear()
             self.wake_all()  # whatever was announced meanwhile is in the log
             await self._poll_for(RECONNECT_S)

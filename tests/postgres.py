@@ -44,7 +44,12 @@ def available() -> bool:
     return shutil.which("initdb") is not None and shutil.which("pg_ctl") is not None
 
 
-def _tool(name: str) -> str:
+def standby_available() -> bool:
+    """The tools of `primary_and_standby` too (pg_basebackup)."""
+    return available() and (Path(tool("pg_basebackup")).exists() or shutil.which("pg_basebackup") is not None)
+
+
+def tool(name: str) -> str:
     """A server tool of the same installation as initdb (Debian keeps them off PATH)."""
     initdb = shutil.which("initdb")
     assert initdb is not None
@@ -163,7 +168,7 @@ def primary_and_standby(timeout: float = 60) -> Iterator[tuple[Server, Server]]:
             shutil.chown(standby.folder, standby.owner)
         # -R: a standby.signal and primary_conninfo (the walreceiver's application_name is the
         # standby's cluster_name, which the primary waits for).
-        standby.run(_tool("pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", primary.user,
+        standby.run(tool("pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", primary.user,
                     "-D", str(standby.data), "-R", "-X", "stream", "--no-sync")  # fmt: skip
         standby.start()
         _wait_for_sync_standby(primary, timeout)

@@ -29,14 +29,15 @@ log = logging.getLogger(__name__)
 # How long one host may take to accept a connection before the next host is tried. A live
 # server on a network answers in milliseconds; a dead one not at all.
 CONNECT_TIMEOUT_S = 2.0
-# Reasons to try the next host: it refuses or does not answer, is starting up or shutting down
-# (a PostgresError before the session exists), or is a standby (TargetServerAttributeNotMatched).
-_NEXT_HOST = (
+# What a failed connection raises, and the reasons to try the next host: it refuses or does not
+# answer, is starting up or shutting down (a PostgresError before the session exists), is a
+# standby (TargetServerAttributeNotMatched, one of asyncpg's InternalClientErrors), or was cut.
+CONNECT_ERRORS = (
     OSError,
     TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
-    asyncpg.exceptions.TargetServerAttributeNotMatched,
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -103,7 +104,7 @@ class Hosts:
                 conn: asyncpg.Connection = await asyncpg.connect(
                     self.dsns[index], timeout=self.connect_timeout_s, **kwargs
                 )
-            except _NEXT_HOST as exc:
+            except CONNECT_ERRORS as exc:
                 failure = exc
                 continue
             if index != self._first:

@@ -33,6 +33,9 @@ _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 # The server or the network failed, or the server is not (or no longer) the primary: the caller
 # may try again later (503), nothing was decided. Class 57 is the operator's: a shutdown, a
 # terminated backend, a server starting up; class 53 its resources (connections, disk).
+# InternalClientError: asyncpg's own, which is what a connection cut in the middle of an
+# operation can leave (a server killed: "cannot switch to state …; another operation is in
+# progress"); TargetServerAttributeNotMatched, no host takes writes, is one too.
 _UNAVAILABLE = (
     OSError,
     TimeoutError,
@@ -41,7 +44,7 @@ _UNAVAILABLE = (
     asyncpg.OperatorInterventionError,
     asyncpg.InsufficientResourcesError,
     asyncpg.ReadOnlySQLTransactionError,
-    asyncpg.exceptions.TargetServerAttributeNotMatched,
+    asyncpg.exceptions.InternalClientError,
 )
 # A statement that has not been answered in this long is given up (503): a server that stops
 # answering without closing its connections (a partition, a frozen host) would otherwise hold

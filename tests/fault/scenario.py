@@ -81,7 +81,8 @@ class Scenario:
             order_id = await self.refunder.create()
             self.watchers["grpc"] = GrpcWatcher(self.order_target, order_id)
             if await gateway_serves_sse(self.urls[0]):
-                self.watchers["sse"] = SseWatcher(self.urls[0], order_id, self.stack.headers)
+                # From version 0 (the whole history), never "the current one": nothing can slip by.
+                self.watchers["sse"] = SseWatcher(self.urls[0], order_id, self.stack.headers, after_version=0)
                 self.watchers["websocket"] = WebSocketWatcher(self.urls[-1], order_id, self.stack.headers)
             self._tasks = [asyncio.create_task(w.run()) for w in self.watchers.values()]
             self._tasks.append(asyncio.create_task(self.refunder.run(self._stop_refunds)))
