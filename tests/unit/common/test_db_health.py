@@ -42,12 +42,12 @@ async def test_sqlite_serves_while_its_file_is_there(db: Database, tmp_path: Pat
     probe = DatabaseHealth(db, health, [SERVICE])
     assert await probe.probe_once()
     assert await status(health) == await status(health, SERVICE) == SERVING
-    assert DB_UP._value.get() == 1  # type: ignore[attr-defined]
+    assert DB_UP._value.get() == 1
 
     (tmp_path / "t.db").rename(tmp_path / "moved.db")  # what it writes now would be lost
     assert not await probe.probe_once()
     assert await status(health) == await status(health, SERVICE) == NOT_SERVING
-    assert DB_UP._value.get() == 0  # type: ignore[attr-defined]
+    assert DB_UP._value.get() == 0
 
     (tmp_path / "moved.db").rename(tmp_path / "t.db")
     assert await probe.probe_once()
