@@ -11,6 +11,11 @@ away, and SERVING within PROBE_INTERVAL_S and a connection of its return.
 
 `db_up` (1 or 0) on the metrics port says the same to Prometheus.
 
+A replica without its database is not ready, but restarting it would not bring the database
+back (and a replica cannot even start without it): so one health entry, LIVENESS, does not
+follow the database — SERVING while the process runs, NOT_SERVING from SIGTERM on — for
+liveness probes (deploy/kubernetes: `grpc: {port, service: liveness}`).
+
 Shutdown wins: after SIGTERM the servicer ignores every change (grpc's
 `enter_graceful_shutdown`), so a probe still running cannot turn NOT_SERVING back; the probe is
 stopped before that anyway.
@@ -31,6 +36,8 @@ from common.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
+# The grpc.health.v1 service name that liveness probes ask for (see the module docstring).
+LIVENESS = "liveness"
 PROBE_INTERVAL_S = 0.5
 # A database that takes longer than this for `SELECT 1` is as good as gone.
 PROBE_TIMEOUT_S = 1.0

@@ -17,7 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from common.db import Database
-from common.db_health import DatabaseHealth
+from common.db_health import LIVENESS, DatabaseHealth
 from common.errors import REPLAYED_KEY, STATUS_DETAILS_KEY, ServiceError
 from common.grpc_client import CONNECTION_AGE_SERVER_OPTIONS, KEEPALIVE_SERVER_OPTIONS, MAX_MESSAGE_BYTES
 from common.grpc_tracing import status_code, trace_handler
@@ -210,7 +210,7 @@ async def run_until_signalled(
     Meanwhile the health follows `database` (common/db_health.py)."""
     await server.start()
     names = list(service_names)
-    for name in [*names, ""]:
+    for name in [*names, "", LIVENESS]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     probe = DatabaseHealth(database, health_servicer, names) if database is not None else None
     if probe is not None:

@@ -52,10 +52,11 @@ def pg_stack(tmp_path: Path) -> Iterator[tuple[Stack, postgres.Server]]:
             stack.stop()
 
 
-async def _grpc_health(target: str) -> str:
+async def _grpc_health(target: str, service: str = "") -> str:
     async with grpc.aio.insecure_channel(target) as channel:
+        request = health_pb2.HealthCheckRequest(service=service)
         try:
-            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            reply = await health_pb2_grpc.HealthStub(channel).Check(request, timeout=1)
         except grpc.aio.AioRpcError as exc:
             return exc.code().name
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
@@ -111,6 +112,9 @@ async def test_health_and_answers_follow_the_database(pg_stack: tuple[Stack, pos
         await asyncio.to_thread(server.stop, "fast")
         stopped = time.monotonic()
         down = await until_all(checks, "NOT_SERVING", stopped)
+        # Liveness does not follow the database: restarting the replica would not bring it back.
+        for target in (stack.order_target, stack.payment_target):
+            assert await _grpc_health(target, "liveness") == "SERVING"
 
         # Every call that needs a database: 503 problem+json with Retry-After, within the deadline.
         calls = {
