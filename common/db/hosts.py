@@ -94,6 +94,11 @@ class Hosts:
         self.connect_timeout_s = connect_timeout_s
         self._first = 0  # the host that last took a connection
 
+    @property
+    def preferred(self) -> int:
+        """The index of the host tried first: the one that last took a connection."""
+        return self._first
+
     async def connect(self, *_args: object, **kwargs: Any) -> asyncpg.Connection:
         """A new connection; `kwargs` as for `asyncpg.connect` (so it serves as a pool's
         `connect`). Raises the last host's error when none takes it."""
