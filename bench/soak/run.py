@@ -81,10 +81,12 @@ class Soak:
         self.stop.set()
         await asyncio.gather(*tasks)
         books = await self._settled_books()
-        return figures(plan, self.sampler.samples, self.tally, self.watchers, books, self.channel_states)
+        found = figures(plan, self.sampler.samples, self.tally, self.watchers, books, self.channel_states)
+        return {**found, "metrics_scrape_failures": self.sampler.scrape_failures}
 
     async def _sample_until(self, end: float) -> None:
-        async with httpx.AsyncClient(timeout=10) as http:
+        # A new connection for every scrape: prometheus-client's server may close an idle one.
+        async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as http:
             while time.monotonic() < end:
                 next_at = time.monotonic() + self.plan.sample_s
                 await self.sampler.sample(http)

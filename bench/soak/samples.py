@@ -97,6 +97,7 @@ class Sampler:
         self.server_url = server_url
         self.databases = databases  # database name → what to call it in the figures
         self.samples: list[Sample] = []
+        self.scrape_failures = 0
         self.started = time.monotonic()
 
     async def sample(self, http: httpx.AsyncClient) -> Sample:
@@ -105,7 +106,11 @@ class Sampler:
             taken.rss_kib[name] = rss_kib(pid)
             taken.open_files[name] = open_files(pid)
         for name, url in self.metrics.items():
-            lag = parse_lag((await http.get(url)).text)
+            try:
+                lag = parse_lag((await http.get(url)).text)
+            except httpx.HTTPError:
+                self.scrape_failures += 1  # this interval's lag of that process is not known
+                continue
             if lag is not None:
                 taken.lag[name] = lag
         conn = await asyncpg.connect(self.server_url)
