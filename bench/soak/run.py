@@ -79,7 +79,9 @@ class Soak:
         started = time.monotonic()
         await self._sample_until(started + plan.seconds)
         self.stop.set()
-        await asyncio.gather(*tasks)
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, BaseException):  # a client that crashed: an error of the run
+                self.tally.error(f"client crashed: {type(outcome).__name__} {outcome}")
         books = await self._settled_books()
         found = figures(plan, self.sampler.samples, self.tally, self.watchers, books, self.channel_states)
         return {**found, "metrics_scrape_failures": self.sampler.scrape_failures}
