@@ -11,7 +11,7 @@ TOOLS_STAMP := $(TOOLS)/.installed-stamp
 TOOLS_REQS  := deploy/tools/requirements.txt
 TOOLS_LOCK  := deploy/tools/requirements.lock
 
-.PHONY: run test test-fast lint fmt proto bench bench-quick trace clean lock install reset-data deploy-tools deploy-tools-lock certs api-baseline
+.PHONY: run test test-fast lint fmt proto bench bench-quick soak trace clean lock install reset-data deploy-tools deploy-tools-lock certs api-baseline
 
 install: $(STAMP)
 
@@ -74,6 +74,12 @@ bench: proto
 
 bench-quick: proto
 	$(BIN)/python -m bench --quick
+
+# The PostgreSQL set-up (two replicas of each service) under a steady mixed load for SOAK_SECONDS;
+# memory, open files, connections and event loop lag sampled; bench/results/soak.{json,md,png}.
+SOAK_SECONDS ?= 600
+soak: proto
+	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS)
 
 # One order on a throw-away stack, its trace printed as a tree of the three processes' spans.
 trace: proto

@@ -204,6 +204,35 @@ def variants(results: Results, path: Path) -> None:
     _finish(fig, results, path)
 
 
+def soak(results: Results, path: Path) -> None:
+    """The soak (bench/soak): each process's memory and open files, the database connections and
+    each process's event loop lag over the run; the warm-up shaded."""
+    series = results["soak"]["series"]
+    at = series["at_s"]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 7.5), sharex=True)
+    panels = (
+        (axes[0][0], series["rss_mib"], "resident memory (MiB)"),
+        (axes[0][1], series["open_files"], "open files"),
+        (axes[1][0], series["db_connections"], "PostgreSQL connections"),
+    )
+    for ax, lines, label in panels:
+        for name, values in lines.items():
+            ax.plot(at, values, label=name, linewidth=1.2)
+        ax.set_ylabel(label)
+    lag = axes[1][1]
+    for name, points in series["loop_lag_p99_ms"].items():
+        lag.plot([t for t, _ in points], [v for _, v in points], label=name, linewidth=1.2)
+    lag.set_ylabel("event loop lag, p99 per interval (ms)")
+    lag.set_yscale("log")
+    for ax in (*axes[0], *axes[1]):
+        ax.axvspan(0, results["soak"]["warm_up_s"], color="#ddd", alpha=0.5, lw=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[1]:
+        ax.set_xlabel("seconds")
+    _finish(fig, results, path)
+
+
 def _has_variants(results: Results) -> bool:
     return any(isinstance(results.get(k), dict) and results[k].get(p) for k, p in _VARIANT_PARTS)
 

@@ -100,7 +100,21 @@ class Aborted(ServiceError):
 
 
 class Unavailable(ServiceError):
+    """Nothing was decided; try again shortly. Says when (RetryInfo: the gateway's Retry-After),
+    one second unless told otherwise: an outage of a database or a service is seconds long, and
+    a client that waits for it should not wait much longer than it."""
+
     code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        violations: Sequence[tuple[str, str]] = (),
+        reason: str | None = None,
+        retry_after_s: int | None = 1,
+    ) -> None:
+        super().__init__(message, violations=violations, reason=reason, retry_after_s=retry_after_s)
 
 
 class DeadlineExceeded(ServiceError):

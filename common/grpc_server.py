@@ -16,11 +16,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
+from common.db import Database
+from common.db_health import LIVENESS, DatabaseHealth
 from common.errors import REPLAYED_KEY, STATUS_DETAILS_KEY, ServiceError
 from common.grpc_client import CONNECTION_AGE_SERVER_OPTIONS, KEEPALIVE_SERVER_OPTIONS, MAX_MESSAGE_BYTES
 from common.grpc_tracing import status_code, trace_handler
 from common.interceptors import Handler, WrappingInterceptor
 from common.logs import adopt_request_id, request_id_var
+from common.loop_lag import monitor_loop_lag
 from common.reflection import enable_reflection
 from common.service_metrics import meter_handler
 from common.tls import TlsFiles
@@ -200,18 +203,28 @@ async def run_until_signalled(
     service_names: Iterable[str],
     on_stop: Callable[[], Awaitable[None]] | None = None,
     on_draining: Callable[[], None] | None = None,
+    database: Database | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT; then say NOT_SERVING, let calls in flight finish, stop.
-    `on_draining` runs before the grace period, to end calls that would never finish (streams)."""
+    `on_draining` runs before the grace period, to end calls that would never finish (streams).
+    Meanwhile the health follows `database` (common/db_health.py)."""
     await server.start()
-    for name in [*service_names, ""]:
+    names = list(service_names)
+    for name in [*names, "", LIVENESS]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    probe = DatabaseHealth(database, health_servicer, names) if database is not None else None
+    if probe is not None:
+        probe.start()
+    lag = monitor_loop_lag()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down", extra={"grace_s": SHUTDOWN_GRACE_S})
+    if probe is not None:
+        await probe.stop()
+    lag.cancel()
     await health_servicer.enter_graceful_shutdown()
     # Logged after the change, so that the log proves the order: NOT_SERVING, then refusals.
     log.info("health NOT_SERVING; draining calls in flight")

@@ -30,7 +30,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from common.db import SQLITE_SCHEMES
+from common.db import is_sqlite
+from common.db.hosts import Hosts
 from common.db.postgres import asyncpg_dsn
 
 
@@ -82,7 +83,7 @@ _ONE_AT_A_TIME = threading.Lock()
 
 async def upgrade(history: History, url: str) -> str:
     """Migrate to the newest revision; return it. Raises SchemaError."""
-    if make_url(url).drivername in SQLITE_SCHEMES:
+    if is_sqlite(url):
         return await asyncio.to_thread(_upgrade_sqlite, history, url)
     async with _serialised():
         return await _upgrade_postgres(history, url)
@@ -98,7 +99,10 @@ async def _serialised() -> AsyncIterator[None]:
 
 
 async def _upgrade_postgres(history: History, url: str) -> str:
-    engine = create_async_engine(_sqlalchemy_postgres_url(url), poolclass=NullPool)
+    # Connected by the services' own connect (common/db/hosts.py): the URL may name a primary and
+    # its standbys, a form SQLAlchemy's URLs cannot hold.
+    hosts = Hosts(asyncpg_dsn(url))
+    engine = create_async_engine("postgresql+asyncpg://", async_creator=hosts.connect, poolclass=NullPool)
     try:
         async with engine.connect() as conn:
             # A session-level lock on this connection, held across the migration's own commit.
@@ -147,10 +151,6 @@ def _upgrade(history: History, conn: Connection) -> str:
 def current_revision(history: History, conn: Connection) -> str | None:
     context = MigrationContext.configure(conn, opts={"version_table": history.version_table})
     return context.get_current_revision()
-
-
-def _sqlalchemy_postgres_url(url: str) -> str:
-    return "postgresql+asyncpg://" + asyncpg_dsn(url).split("://", 1)[1]
 
 
 def run_env() -> None:

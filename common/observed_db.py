@@ -79,6 +79,9 @@ class ObservedDatabase:
     async def close(self) -> None:
         await self.inner.close()
 
+    async def check(self, timeout_s: float) -> None:
+        await self.inner.check(timeout_s)  # the health probe: neither a transaction nor timed as one
+
     async def write(self, body: Body[T]) -> T:
         return await self._observed("write", self.inner.write, body)
 

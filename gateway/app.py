@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from common import tracing
+from common.loop_lag import monitor_loop_lag
 from gateway import errors, openapi, pipeline
 from gateway.backends import Backends
 from gateway.push import Hub
@@ -31,9 +32,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
         app.state.hub = Hub(app.state.backends.orders, settings.gateway_public_url, settings.gateway_deadline_s)
         app.state.hub.start()
+        lag = monitor_loop_lag()
         try:
             yield
         finally:
+            lag.cancel()
             await app.state.hub.close()
             await app.state.backends.close()
             await rates.close()

@@ -81,6 +81,9 @@ _HTTP_TO_CODE = {
     504: "DEADLINE_EXCEEDED",
 }
 
+# Retry-After of a 503 whose cause did not say when to come back (no service could be reached):
+# an outage is seconds long, and a client should learn of its end soon after.
+UNAVAILABLE_RETRY_AFTER_S = 1
 _LIBRARY_DETAILS = {
     grpc.StatusCode.UNAVAILABLE: "the service is unavailable; try again shortly",
     grpc.StatusCode.DEADLINE_EXCEEDED: "the request did not finish within its deadline",
@@ -128,6 +131,8 @@ def problem(
     }
     if errors:
         body["errors"] = errors
+    if status == 503 and not (headers and "Retry-After" in headers):
+        headers = {**(headers or {}), "Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)}
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

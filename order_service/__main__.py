@@ -20,7 +20,12 @@ async def serve(settings: OrderSettings) -> None:
     service.reconciler.start()
     await service.health_port.start()
     await run_until_signalled(
-        service.server, service.health, [SERVICE_NAME], on_stop=service.close, on_draining=service.changes.close
+        service.server,
+        service.health,
+        [SERVICE_NAME],
+        on_stop=service.close,
+        on_draining=service.changes.close,
+        database=service.db,
     )
 
 

@@ -23,6 +23,8 @@ from contextlib import contextmanager
 import asyncpg
 
 from common.db import Tx
+from common.db.hosts import CONNECT_ERRORS
+from common.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +92,15 @@ class LocalChanges:
 
 
 class PostgresChanges(LocalChanges):
-    def __init__(self, dsn: str, versions: Callable[[Sequence[str]], Awaitable[dict[str, int]]]) -> None:
+    def __init__(
+        self,
+        connect: Callable[..., Awaitable[asyncpg.Connection]],
+        versions: Callable[[Sequence[str]], Awaitable[dict[str, int]]],
+    ) -> None:
+        """`connect`: a new connection to the primary (common/db/hosts.py: after a failover, the
+        new one)."""
         super().__init__()
-        self._dsn = dsn
+        self._connect = connect
         self._versions = versions
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
@@ -118,14 +126,16 @@ class PostgresChanges(LocalChanges):
         while not self.closed:
             try:
                 await self._listen()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except (*CONNECT_ERRORS, Unavailable) as exc:  # the listening connection lost: ConnectionError
                 log.warning("order change listener lost; polling until it is back", extra={"error": str(exc)})
+            except Exception:  # whatever it was, the replica must not stop listening for good
+                log.exception("order change listener failed; polling until it is back")
             self.listening.clear()
             self.wake_all()  # whatever was announced meanwhile is in the log
             await self._poll_for(RECONNECT_S)
 
     async def _listen(self) -> None:
-        conn = await asyncpg.connect(self._dsn, server_settings={"application_name": LISTENER_NAME})
+        conn = await self._connect(server_settings={"application_name": LISTENER_NAME})
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
         try:

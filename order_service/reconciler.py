@@ -81,6 +81,9 @@ class Reconciler:
                 worked = await self.run_once()
                 if rounds % _PURGE_EVERY == 0:
                     await self.orders.db.write(idempotency.purge)
+            except ServiceError as exc:  # the database is away: the next round will do
+                log.warning("reconciler round failed", extra={"error": exc.message})
+                worked = 0
             except Exception:
                 log.exception("reconciler round failed")
                 worked = 0

@@ -64,7 +64,9 @@ async def create_server(settings: OrderSettings) -> OrderServer:
     db = observe(opened)  # timed, and traced inside a trace
     # SQLite is one process: its watchers are woken in-process. PostgreSQL may have many replicas.
     changes = (
-        PostgresChanges(opened.dsn, OrderReads(db).versions) if isinstance(opened, PostgresDatabase) else LocalChanges()
+        PostgresChanges(opened.hosts.connect, OrderReads(db).versions)
+        if isinstance(opened, PostgresDatabase)
+        else LocalChanges()
     )
     await changes.start()
     tls = settings.grpc_tls

@@ -16,7 +16,9 @@ async def serve(settings: PaymentSettings) -> None:
     metrics = serve_metrics(settings.payment_service_host, settings.payment_metrics_port, "PAYMENT_METRICS_PORT")
     logging.getLogger(__name__).info("listening", extra={"port": service.port, "metrics_port": metrics})
     await service.health_port.start()
-    await run_until_signalled(service.server, service.health, [SERVICE_NAME], on_stop=service.close)
+    await run_until_signalled(
+        service.server, service.health, [SERVICE_NAME], on_stop=service.close, database=service.db
+    )
 
 
 if __name__ == "__main__":

@@ -102,6 +102,11 @@ class Database(Protocol):
         """Run `body` on a read-only view (it must not write)."""
         ...
 
+    async def check(self, timeout_s: float) -> None:
+        """Raise Unavailable unless the database can be used now, within `timeout_s` (the
+        health probe's question, common/db_health.py)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -109,21 +114,34 @@ class DatabaseUrlError(ValueError):
     pass
 
 
+def is_sqlite(url: str) -> bool:
+    return url.partition("://")[0] in SQLITE_SCHEMES
+
+
 def check_url(url: str) -> str:
-    """The URL if this layer can open it, else a DatabaseUrlError saying what is accepted."""
+    """The URL if this layer can open it, else a DatabaseUrlError saying what is accepted.
+    A PostgreSQL URL may name several hosts (common/db/hosts.py)."""
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        raise DatabaseUrlError("is not a database URL (sqlite:///path or postgresql://…)")
+    if scheme in POSTGRES_SCHEMES:
+        from common.db.hosts import PostgresUrl
+
+        PostgresUrl.parse(url)
+        return url
+    if scheme not in SQLITE_SCHEMES:
+        raise DatabaseUrlError(f"{scheme}:// is not supported: use sqlite:///path or postgresql://…")
     try:
-        scheme = make_url(url).drivername
+        make_url(url)
     except Exception:
         raise DatabaseUrlError("is not a database URL (sqlite:///path or postgresql://…)") from None
-    if scheme not in (*SQLITE_SCHEMES, *POSTGRES_SCHEMES):
-        raise DatabaseUrlError(f"{scheme}:// is not supported: use sqlite:///path or postgresql://…")
     return url
 
 
 def open_database(url: str, *, pool_size: int = 10) -> Database:
     """A database for `url` (validated by `check_url`); call `start()` before use."""
     check_url(url)
-    if make_url(url).drivername in SQLITE_SCHEMES:
+    if is_sqlite(url):
         from common.db.sqlite import SqliteDatabase
 
         return SqliteDatabase(url)

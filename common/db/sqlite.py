@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Coroutine, Sequence
@@ -45,6 +46,7 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 1000
 # The checkpointer moves the write-ahead log into the database this often (and when asked to).
 CHECKPOINT_EVERY_S = 1.0
+_CHECK = "SELECT count(*) FROM sqlite_master"
 
 
 class SqliteDatabase:
@@ -58,6 +60,7 @@ class SqliteDatabase:
         self._queue: list[_Job] = []
         self._flush_scheduled = False
         self._checkpointer: _Checkpointer | None = None
+        self._inode: int | None = None
 
     async def start(self) -> None:
         in_memory = self.path == ":memory:"
@@ -68,6 +71,19 @@ class SqliteDatabase:
         self._reader = self._writer if in_memory else _connect(self.path, readonly=True)
         if not in_memory:
             self._checkpointer = _Checkpointer(self.path)
+            self._inode = os.stat(self.path).st_ino
+
+    async def check(self, timeout_s: float) -> None:
+        """Unavailable when the file cannot be read, or is no longer the file this process
+        opened (removed or replaced: what it writes would be lost at the next start). One
+        process and a local file: there is no outage to wait out, so nothing else."""
+        assert self._reader is not None, "start() the database first"
+        try:
+            if self._inode is not None and os.stat(self.path).st_ino != self._inode:
+                raise FileNotFoundError(f"{self.path} was replaced")
+            self._reader.execute(_CHECK).fetchone()
+        except (OSError, sqlite3.Error) as exc:
+            raise Unavailable("the database is unavailable") from exc
 
     async def read(self, body: Body[T]) -> T:
         assert self._reader is not None, "start() the database first"

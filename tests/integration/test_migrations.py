@@ -21,7 +21,7 @@ from order_service.server import HISTORY as ORDER_HISTORY
 from payment_service import schema as payment_schema
 from payment_service.server import HISTORY as PAYMENT_HISTORY
 from tests import postgres
-from tests.harness import ROOT
+from tests.harness import ROOT, free_port
 
 SERVICES = [(ORDER_HISTORY, order_schema.metadata), (PAYMENT_HISTORY, payment_schema.metadata)]
 
@@ -131,3 +131,17 @@ def test_migrate_only_migrates_and_exits(tmp_path: Path) -> None:
     done = run_service("order_service", "migrate", env={"ORDER_DATABASE_URL": url, "ORDER_SERVICE_PORT": "1"})
     assert done.returncode == 0, done.stderr
     assert differences(url, ORDER_HISTORY, order_schema.metadata) == []
+
+
+@pytest.mark.postgres
+def test_no_host_that_takes_writes_stops_the_start_with_one_line(postgres_server: str) -> None:
+    """Every host of the URL down, or a standby: one line, not a traceback (`serve` migrates
+    first, the same way)."""
+    standby_only = postgres_server + "?target_session_attrs=standby"  # the one server is a primary
+    down = f"postgresql://u@127.0.0.1:{free_port()},127.0.0.1:{free_port()}/db"
+    for url in (standby_only, down):
+        done = run_service("payment_service", "migrate", env={"PAYMENT_DATABASE_URL": url, "PATH": "/usr/bin:/bin"})
+        assert done.returncode == 1
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert "cannot use the database" in lines[0]

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from common.db.hosts import Hosts
 from tests import postgres
 from tests.conftest import require_tool
-from tests.harness import Stack
+from tests.harness import Stack, free_port
 from tests.integration.helpers import create_order, order_body
 
 pytestmark = pytest.mark.postgres
@@ -52,3 +53,20 @@ async def test_flows_on_postgres(pg_stack: Stack) -> None:
 
         many = await asyncio.gather(*(client.post("/v1/orders", json=order_body()) for _ in range(50)))
         assert {r.json()["status"] for r in many} == {"paid"}
+
+
+async def test_a_url_whose_first_host_is_down_connects_to_the_next(postgres_server: str) -> None:
+    """common/db/hosts.py: the hosts of a URL in turn, each with its own timeout; the one that
+    worked is tried first next time (only the first connection after a failover waits)."""
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+    url = postgres_server.replace("@", f"@{dead},", 1) + "?target_session_attrs=read-write"
+    hosts = Hosts(url)
+    for _ in range(2):
+        conn = await hosts.connect()
+        try:
+            assert await conn.fetchval("SELECT NOT pg_is_in_recovery()")
+        finally:
+            await conn.close()
+        assert hosts.preferred == 1
+    with pytest.raises(ConnectionRefusedError):
+        await Hosts(f"postgresql://u@{dead}/postgres").connect()

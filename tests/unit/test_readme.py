@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from bench import report
+from bench.soak import report as soak_report
 from tests.harness import ROOT
 from tests.markdown import broken_links
 
 README = ROOT / "README.md"
 BENCH_README = ROOT / "bench" / "README.md"
+DATABASE_FAILURES = ROOT / "docs" / "database-failures.md"
 RESULTS = ROOT / "bench" / "results"
 # What a terminal shows before one scrolls.
 FIRST_SCREEN_LINES = 24
@@ -43,6 +45,11 @@ def test_latest_md_is_what_the_report_makes_of_latest_json() -> None:
     assert (RESULTS / "latest.md").read_text(encoding="utf-8") == report.markdown(results)
 
 
+def test_soak_md_is_what_the_report_makes_of_soak_json() -> None:
+    results = json.loads((RESULTS / "soak.json").read_text(encoding="utf-8"))
+    assert (RESULTS / "soak.md").read_text(encoding="utf-8") == soak_report.markdown(results)
+
+
 def test_the_findings_name_the_run_they_read() -> None:
     started = json.loads((RESULTS / "latest.json").read_text(encoding="utf-8"))["started_at"]
     assert f"## What the numbers say (the run started {started})" in BENCH_README.read_text(encoding="utf-8")
@@ -55,6 +62,6 @@ def test_the_readme_is_a_guide_that_leads_into_docs() -> None:
     assert linked == {f"docs/{page.name}" for page in (ROOT / "docs").glob("*.md")}
 
 
-@pytest.mark.parametrize("document", [README, BENCH_README], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("document", [README, BENCH_README, DATABASE_FAILURES], ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_link_leads_somewhere(document: Path) -> None:
     assert broken_links(document) == []
