@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from common.db import Database
 from common.ids import new_id
-from common.limits import IDENTIFIER_PATTERN, MAX_ORDER_AMOUNT
+from common.input_limits import IDENTIFIER_PATTERN, MAX_ORDER_AMOUNT
 from common.timestamps import now_us, rfc3339, timestamp_us, to_timestamp, utcnow
 from gateway.deps import JSONResponse
 from gateway.schemas import Currency, OrderCreate, PaymentMethod

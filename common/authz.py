@@ -10,7 +10,7 @@ run` works):
         method that no rule names. A method that no rule covers may be called by any
         certificate the CA signed; the health check and reflection always may.
     GRPC_TLS_SCOPE_SENDERS="gateway"
-        the names that may send `x-account-id` or `x-client-secret` (common/scope.py). From any
+        the names that may send `x-account-id` or `x-client-secret` (common/caller.py). From any
         other caller such a call is PERMISSION_DENIED: were it dropped instead, the call would
         become internal, which may see more, not less.
 
@@ -30,9 +30,9 @@ from typing import Any
 import grpc
 from pydantic_settings import BaseSettings
 
+from common.caller import SCOPE_KEYS
 from common.errors import PermissionDenied
 from common.interceptors import INFRASTRUCTURE_PREFIXES, Handler, WrappingInterceptor
-from common.scope import SCOPE_KEYS
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from common.scope import ACCOUNT_ID_RE
+from common.input_limits import ACCOUNT_ID_RE
 
 KEY_RE = re.compile(r"(sk|rk)_[A-Za-z0-9_]{21,252}\Z")
 MIN_KEY_LENGTH = 24

@@ -14,9 +14,9 @@ import orjson
 from fastapi import Depends, Header, Path, Request
 from starlette.responses import Response
 
+from common.caller import CallerScope
 from common.errors import REPLAYED_KEY, metadata_value
-from common.limits import IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_KEY_RE
-from common.scope import Scope
+from common.input_limits import IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_KEY_RE
 from gateway.backends import Backends
 from gateway.errors import ApiError
 from gateway.metrics import GRPC_CALLS, GRPC_LATENCY
@@ -68,7 +68,7 @@ async def call(
     method: grpc.aio.UnaryUnaryMultiCallable[Any, Any],
     request: Any,
     settings: GatewaySettings,
-    scope: Scope,
+    scope: CallerScope,
     idempotency_key: str | None = None,
 ) -> tuple[Any, bool]:
     """One unary call with the gateway's deadline, acting for `scope` (the caller's account or

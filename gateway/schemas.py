@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 
-from common.limits import (
+from common.input_limits import (
+    CLIENT_SECRET_PATTERN,
     CURRENCIES,
     IDENTIFIER_PATTERN,
     MAX_ITEMS,
@@ -16,7 +17,6 @@ from common.limits import (
     MAX_UNIT_PRICE,
 )
 from common.payment_methods import PAYMENT_METHODS
-from common.scope import CLIENT_SECRET_PATTERN
 
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 # Literal types (not Enum): strict validation accepts them from parsed JSON, and OpenAPI lists them.

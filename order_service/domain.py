@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import TypeAlias
 
 from common.errors import InvalidArgument
-from common.limits import (
+from common.input_limits import (
     CURRENCIES,
+    CURRENCY_RULE,
     IDENTIFIER_RE,
+    IDENTIFIER_RULE,
     MAX_ITEMS,
     MAX_ORDER_AMOUNT,
     MAX_QUANTITY,
     MAX_UNIT_PRICE,
     MIN_ORDER_AMOUNT,
+    PAYMENT_METHOD_RULE,
 )
 from common.payment_methods import PAYMENT_METHODS
 from shop.order.v1 import order_pb2 as pb
@@ -68,16 +71,16 @@ def validate_create(request: pb.CreateOrderRequest) -> int:
     """Check a CreateOrderRequest against the limits of CONTRACT §3; return its amount."""
     violations: list[tuple[str, str]] = []
     if not IDENTIFIER_RE.match(request.customer_id):
-        violations.append(("customer_id", "must be 1-64 characters of [A-Za-z0-9_.:-]"))
+        violations.append(("customer_id", IDENTIFIER_RULE))
     if request.currency not in CURRENCIES:
-        violations.append(("currency", "must be an upper-case ISO 4217 currency code"))
+        violations.append(("currency", CURRENCY_RULE))
     if request.payment_method not in PAYMENT_METHODS:
-        violations.append(("payment_method", "unknown payment method"))
+        violations.append(("payment_method", PAYMENT_METHOD_RULE))
     if not 1 <= len(request.items) <= MAX_ITEMS:
         violations.append(("items", f"must hold 1 to {MAX_ITEMS} items"))
     for index, item in enumerate(request.items[:MAX_ITEMS]):
         if not IDENTIFIER_RE.match(item.sku):
-            violations.append((f"items.{index}.sku", "must be 1-64 characters of [A-Za-z0-9_.:-]"))
+            violations.append((f"items.{index}.sku", IDENTIFIER_RULE))
         if not 1 <= item.quantity <= MAX_QUANTITY:
             violations.append((f"items.{index}.quantity", f"must be between 1 and {MAX_QUANTITY}"))
         if not 0 <= item.unit_price <= MAX_UNIT_PRICE:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
+from common.caller import INTERNAL, CallerScope
 from common.db import Database, Tx
 from common.errors import (
     DeadlineExceeded,
@@ -36,13 +37,12 @@ from common.errors import (
     Unavailable,
 )
 from common.ids import new_id
-from common.scope import INTERNAL, Scope
 from common.timestamps import now_us, timestamp_us, us_of
 from order_service import idempotency, store
 from order_service.changes import LocalChanges
 from order_service.domain import can_move, status_for_payment, status_name, validate_create
 from order_service.idempotency import Claim, Stored
-from order_service.payments import PaymentClient
+from order_service.payment_client import PaymentClient
 from order_service.store import CHARGE_CHECK, EXPIRY_CHECK, OrderReads
 from shop.order.v1 import order_pb2 as pb
 from shop.payment.v1 import payment_pb2
@@ -76,7 +76,7 @@ class Orders:
         self.payments = payments
         self.changes = changes
 
-    async def get(self, order_id: str, scope: Scope = INTERNAL) -> pb.Order:
+    async def get(self, order_id: str, scope: CallerScope = INTERNAL) -> pb.Order:
         """The order; NOT_FOUND also when it is outside `scope`, exactly as for an order that does
         not exist, so that another account learns nothing about it."""
         order = await self.reads.get(order_id)
@@ -87,7 +87,7 @@ class Orders:
     # -- creating and charging ---------------------------------------------------------------
 
     async def create(
-        self, request: pb.CreateOrderRequest, key: str | None, timeout: float, scope: Scope = INTERNAL
+        self, request: pb.CreateOrderRequest, key: str | None, timeout: float, scope: CallerScope = INTERNAL
     ) -> tuple[pb.Order, bool]:
         amount = validate_create(request)
         scope.require_account("create an order")
@@ -146,7 +146,7 @@ class Orders:
     # -- the customer's answer, cancel, refund -----------------------------------------------
 
     async def confirm(
-        self, request: pb.ConfirmPaymentRequest, key: str | None, timeout: float, scope: Scope = INTERNAL
+        self, request: pb.ConfirmPaymentRequest, key: str | None, timeout: float, scope: CallerScope = INTERNAL
     ) -> tuple[payment_pb2.Payment, bool]:
         approve = request.approve if request.HasField("approve") else True
 
@@ -162,7 +162,7 @@ class Orders:
         return await self._once(scope_name, key, request, payment_pb2.Payment, run, timeout)
 
     async def cancel(
-        self, request: pb.CancelOrderRequest, key: str | None, timeout: float, scope: Scope = INTERNAL
+        self, request: pb.CancelOrderRequest, key: str | None, timeout: float, scope: CallerScope = INTERNAL
     ) -> tuple[pb.Order, bool]:
         scope.require_account("cancel an order")
 
@@ -187,7 +187,7 @@ class Orders:
         return await self._once(scope_name, key, request, pb.Order, run, timeout)
 
     async def refund(
-        self, request: pb.RefundOrderRequest, key: str | None, timeout: float, scope: Scope = INTERNAL
+        self, request: pb.RefundOrderRequest, key: str | None, timeout: float, scope: CallerScope = INTERNAL
     ) -> tuple[pb.Order, bool]:
         amount = request.amount if request.HasField("amount") else None
         if amount is not None and amount < 1:

@@ -60,7 +60,7 @@ order_events = Table(
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
-    # "<account>/<method>:<id>" (common.scope.Scope.idempotency_prefix): keys are per account.
+    # "<account>/<method>:<id>" (common.caller.Scope.idempotency_prefix): keys are per account.
     Column("scope", String(200), nullable=False),
     Column("key", String(255), nullable=False),
     Column("fingerprint", String(64), nullable=False),

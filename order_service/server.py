@@ -17,7 +17,7 @@ from common.migrations import History, upgrade
 from common.observed_db import observe
 from order_service.changes import LocalChanges, PostgresChanges
 from order_service.orders import Orders
-from order_service.payments import PaymentClient
+from order_service.payment_client import PaymentClient
 from order_service.reconciler import Reconciler
 from order_service.servicer import OrderServicer
 from order_service.settings import OrderSettings

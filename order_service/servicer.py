@@ -9,9 +9,15 @@ from typing import Any
 
 import grpc
 
+from common.caller import CallerScope, caller_scope
 from common.errors import REPLAYED_KEY, InvalidArgument
-from common.limits import DEFAULT_PAGE_SIZE, IDEMPOTENCY_KEY_RE, MAX_PAGE_SIZE, check_identifier
-from common.scope import Scope, scope_of
+from common.input_limits import (
+    DEFAULT_PAGE_SIZE,
+    IDEMPOTENCY_KEY_RE,
+    IDEMPOTENCY_KEY_RULE,
+    MAX_PAGE_SIZE,
+    check_identifier,
+)
 from order_service.domain import status_name
 from order_service.orders import Orders
 from order_service.watch import watch_order
@@ -30,15 +36,15 @@ def _idempotency_key(context: Context) -> str | None:
             if not isinstance(value, str) or not IDEMPOTENCY_KEY_RE.match(value):
                 raise InvalidArgument(
                     "invalid idempotency key",
-                    violations=[("Idempotency-Key", "must be 1-255 visible ASCII characters")],
+                    violations=[("Idempotency-Key", IDEMPOTENCY_KEY_RULE)],
                 )
             return value
     return None
 
 
-def _scope(context: Context) -> Scope:
-    """Whom the call acts for (common/scope.py): an account, a client secret, or nobody (internal)."""
-    return scope_of(context.invocation_metadata())
+def _scope(context: Context) -> CallerScope:
+    """Whom the call acts for (common/caller.py): an account, a client secret, or nobody (internal)."""
+    return caller_scope(context.invocation_metadata())
 
 
 def _encode_token(order_id: str) -> str:

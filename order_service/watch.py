@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from common.caller import INTERNAL, CallerScope
 from common.errors import NotFound, OutOfRange, Unavailable
-from common.scope import INTERNAL, Scope
 from order_service.changes import LocalChanges
 from order_service.domain import FINAL
 from order_service.store import OrderReads
@@ -24,7 +24,7 @@ async def watch_order(
     changes: LocalChanges,
     order_id: str,
     after_version: int | None,
-    scope: Scope = INTERNAL,
+    scope: CallerScope = INTERNAL,
 ) -> AsyncIterator[pb.OrderEvent]:
     """`after_version` None: the current version, then each new one. v ≥ 0: every version after
     v (0 replays the whole history). Ahead of the current version: OUT_OF_RANGE. An order outside

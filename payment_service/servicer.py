@@ -11,12 +11,22 @@ from typing import Any
 
 import grpc
 
+from common.caller import CallerScope, caller_scope
 from common.db import Database, Tx
 from common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, OutOfRange
 from common.ids import new_id
-from common.limits import CURRENCIES, IDENTIFIER_RE, MAX_ORDER_AMOUNT, check_identifier
+from common.input_limits import (
+    CLIENT_SECRET_RE,
+    CLIENT_SECRET_RULE,
+    CURRENCIES,
+    CURRENCY_RULE,
+    IDENTIFIER_RE,
+    IDENTIFIER_RULE,
+    MAX_ORDER_AMOUNT,
+    PAYMENT_METHOD_RULE,
+    check_identifier,
+)
 from common.payment_methods import PAYMENT_METHODS
-from common.scope import CLIENT_SECRET_RE, Scope, scope_of
 from common.timestamps import now_us
 from payment_service import store
 from payment_service.processor import Processor
@@ -33,16 +43,16 @@ KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 def _validate_charge(request: pb.ChargeRequest) -> None:
     violations: list[tuple[str, str]] = []
     if not IDENTIFIER_RE.match(request.order_id):
-        violations.append(("order_id", "must be 1-64 characters of [A-Za-z0-9_.:-]"))
+        violations.append(("order_id", IDENTIFIER_RULE))
     if not 1 <= request.amount <= MAX_ORDER_AMOUNT:
         violations.append(("amount", f"must be between 1 and {MAX_ORDER_AMOUNT}"))
     if request.currency not in CURRENCIES:
-        violations.append(("currency", "must be an ISO 4217 currency code"))
+        violations.append(("currency", CURRENCY_RULE))
     if request.payment_method not in PAYMENT_METHODS:
-        violations.append(("payment_method", "unknown payment method"))
+        violations.append(("payment_method", PAYMENT_METHOD_RULE))
     _check_key(request.idempotency_key, violations)
     if request.client_secret and not CLIENT_SECRET_RE.match(request.client_secret):
-        violations.append(("client_secret", "must be 16-200 characters of [A-Za-z0-9_-]"))
+        violations.append(("client_secret", CLIENT_SECRET_RULE))
     if violations:
         raise InvalidArgument("invalid charge request", violations=violations)
 
@@ -52,8 +62,8 @@ def _check_key(key: str, violations: list[tuple[str, str]]) -> None:
         violations.append(("idempotency_key", "is required (1-255 characters)"))
 
 
-def _scope(context: Context) -> Scope:
-    return scope_of(context.invocation_metadata())
+def _scope(context: Context) -> CallerScope:
+    return caller_scope(context.invocation_metadata())
 
 
 class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
@@ -251,11 +261,11 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
         return await self.db.write(expire)
 
 
-def _in_scope(payment: PaymentRecord, scope: Scope) -> bool:
+def _in_scope(payment: PaymentRecord, scope: CallerScope) -> bool:
     return scope.may_see(payment.account_id or "", payment.client_secret or "")
 
 
-async def _locked(tx: Tx, payment_id: str, scope: Scope | None = None) -> PaymentRecord:
+async def _locked(tx: Tx, payment_id: str, scope: CallerScope | None = None) -> PaymentRecord:
     """The payment, its row locked; NOT_FOUND when there is none or it is outside `scope` (as
     if it did not exist: another account learns nothing about it)."""
     payment = await store.by_id(tx, payment_id, lock=True)

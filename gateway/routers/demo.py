@@ -20,7 +20,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from common.scope import CLIENT_SECRET_PATTERN, Scope
+from common.caller import CallerScope
+from common.input_limits import CLIENT_SECRET_PATTERN
 from gateway.auth import CHALLENGE
 from gateway.deps import BackendsDep, IdempotencyKey, ResourceId, SettingsDep, call
 from gateway.errors import ApiError
@@ -33,9 +34,9 @@ router = APIRouter(prefix="/demo/orders", tags=["demo"], include_in_schema=False
 ClientSecret = Annotated[str | None, Query(pattern=CLIENT_SECRET_PATTERN)]
 
 
-def _demo(settings: SettingsDep) -> Scope:
+def _demo(settings: SettingsDep) -> CallerScope:
     assert settings.gateway_demo_account is not None  # the router is mounted only then
-    return Scope(account_id=settings.gateway_demo_account)
+    return CallerScope(account_id=settings.gateway_demo_account)
 
 
 async def _check_secret(order_id: str, client_secret: str | None, backends: BackendsDep, settings: SettingsDep) -> None:
@@ -43,7 +44,7 @@ async def _check_secret(order_id: str, client_secret: str | None, backends: Back
     if client_secret is None:
         raise ApiError(401, "the order's client_secret is required", code="UNAUTHENTICATED", headers=CHALLENGE)
     request = order_pb2.GetOrderRequest(order_id=order_id)
-    await call("GetOrder", backends.orders.GetOrder, request, settings, Scope(client_secret=client_secret))
+    await call("GetOrder", backends.orders.GetOrder, request, settings, CallerScope(client_secret=client_secret))
 
 
 @router.post("", status_code=201)

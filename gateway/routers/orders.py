@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
-from common.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from common.scope import Scope
+from common.caller import CallerScope
+from common.input_limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from gateway.auth import authenticated
 from gateway.convert import order_json
 from gateway.deps import BackendsDep, IdempotencyKey, JSONResponse, ResourceId, SettingsDep, call
@@ -55,7 +55,7 @@ async def create_order(
 
 
 async def create(
-    body: OrderCreate, backends: BackendsDep, settings: SettingsDep, idempotency_key: str | None, scope: Scope
+    body: OrderCreate, backends: BackendsDep, settings: SettingsDep, idempotency_key: str | None, scope: CallerScope
 ) -> Response:
     request = order_pb2.CreateOrderRequest(
         customer_id=body.customer_id,
@@ -140,7 +140,7 @@ async def cancel_order(
 
 
 async def cancel(
-    order_id: str, backends: BackendsDep, settings: SettingsDep, idempotency_key: str | None, scope: Scope
+    order_id: str, backends: BackendsDep, settings: SettingsDep, idempotency_key: str | None, scope: CallerScope
 ) -> Response:
     request = order_pb2.CancelOrderRequest(order_id=order_id)
     stub = backends.orders
@@ -167,7 +167,7 @@ async def refund(
     backends: BackendsDep,
     settings: SettingsDep,
     idempotency_key: str | None,
-    scope: Scope,
+    scope: CallerScope,
 ) -> Response:
     request = order_pb2.RefundOrderRequest(order_id=order_id)
     if body is not None and body.amount is not None:

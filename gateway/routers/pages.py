@@ -15,7 +15,8 @@ import grpc
 from fastapi import APIRouter, Query
 from starlette.responses import FileResponse, HTMLResponse, Response
 
-from common.scope import CLIENT_SECRET_RE, Scope
+from common.caller import CallerScope
+from common.input_limits import CLIENT_SECRET_RE
 from common.timestamps import rfc3339
 from gateway.deps import BackendsDep, ResourceId, SettingsDep, call
 from gateway.errors import problem
@@ -75,7 +76,7 @@ async def pay_page(
     request = payment_pb2.GetPaymentRequest(payment_id=payment_id)
     try:
         payment, _ = await call(
-            "GetPayment", backends.payments.GetPayment, request, settings, Scope(client_secret=client_secret)
+            "GetPayment", backends.payments.GetPayment, request, settings, CallerScope(client_secret=client_secret)
         )
     except grpc.aio.AioRpcError as exc:
         if exc.code() != grpc.StatusCode.NOT_FOUND:

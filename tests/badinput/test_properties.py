@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from common.errors import InvalidArgument
-from common.limits import (
+from common.input_limits import (
     CURRENCIES,
     IDEMPOTENCY_KEY_RE,
     MAX_ITEMS,
