@@ -18,13 +18,24 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
+
+import grpc
 
 from common.errors import InvalidArgument, PermissionDenied
-from common.input_limits import ACCOUNT_ID_RE, ACCOUNT_ID_RULE, CLIENT_SECRET_RE, CLIENT_SECRET_RULE
+from common.input_limits import (
+    ACCOUNT_ID_RE,
+    ACCOUNT_ID_RULE,
+    CLIENT_SECRET_RE,
+    CLIENT_SECRET_RULE,
+    IDEMPOTENCY_KEY_RE,
+    IDEMPOTENCY_KEY_RULE,
+)
 
 ACCOUNT_KEY = "x-account-id"
 CLIENT_SECRET_KEY = "x-client-secret"
 SCOPE_KEYS = frozenset({ACCOUNT_KEY, CLIENT_SECRET_KEY})
+IDEMPOTENCY_KEY = "idempotency-key"
 
 
 def secrets_equal(given: str, expected: str) -> bool:
@@ -99,3 +110,30 @@ def caller_scope(metadata: Iterable[tuple[str, str | bytes]] | None) -> CallerSc
     if account_id is None and client_secret is None:
         return INTERNAL
     return CallerScope(account_id, client_secret)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a handler reads of its call besides the request: whom it acts for, how long it may
+    take (what is left of the caller's deadline, passed on to the next service), and the REST
+    Idempotency-Key the gateway forwarded, if any."""
+
+    caller: CallerScope
+    timeout: float
+    idempotency_key: str | None = None
+
+    @classmethod
+    def of(cls, context: grpc.aio.ServicerContext[Any, Any], default_timeout: float) -> Call:
+        metadata = context.invocation_metadata()
+        remaining = context.time_remaining()
+        timeout = default_timeout if remaining is None else max(remaining, 0.001)
+        return cls(caller_scope(metadata), timeout, _idempotency_key(metadata))
+
+
+def _idempotency_key(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+    for key, value in metadata or ():
+        if key == IDEMPOTENCY_KEY:
+            if not isinstance(value, str) or not IDEMPOTENCY_KEY_RE.match(value):
+                raise InvalidArgument("invalid idempotency key", violations=[("Idempotency-Key", IDEMPOTENCY_KEY_RULE)])
+            return value
+    return None

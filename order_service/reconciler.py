@@ -17,7 +17,7 @@ from collections import defaultdict
 
 from common import tracing
 from common.errors import ServiceError
-from order_service import idempotency
+from common.timestamps import now_us
 from order_service.metrics import RECONCILER_BACKLOG, RECONCILER_CHECKS, check_kind
 from order_service.orders import Orders
 
@@ -48,7 +48,7 @@ class Reconciler:
     async def run_once(self, at_us: int | None = None) -> int:
         """One round, for the checks due by `at_us` (now); returns how many it claimed."""
         lease_us = round((self.deadline_s + 1) * 1_000_000)
-        claimed = await self.orders.reads.claim_checks(lease_us, _CLAIM_LIMIT, at_us)
+        claimed = await self.orders.store.claim_checks(lease_us, _CLAIM_LIMIT, now_us() if at_us is None else at_us)
         by_order: dict[str, list[str]] = defaultdict(list)
         for order_id, check in claimed:
             by_order[order_id].append(check)
@@ -77,10 +77,10 @@ class Reconciler:
         rounds = 0
         while True:
             try:
-                RECONCILER_BACKLOG.set(await self.orders.reads.backlog())
+                RECONCILER_BACKLOG.set(await self.orders.store.checks_backlog())
                 worked = await self.run_once()
                 if rounds % _PURGE_EVERY == 0:
-                    await self.orders.db.write(idempotency.purge)
+                    await self.orders.store.purge_keys()
             except Exception:
                 log.exception("reconciler round failed")
                 worked = 0

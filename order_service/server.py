@@ -16,12 +16,13 @@ from common.health_port import HealthPort
 from common.migrations import History, upgrade
 from common.observed_db import observe
 from order_service.changes import LocalChanges, PostgresChanges
+from order_service.idempotency import Idempotency
 from order_service.orders import Orders
 from order_service.payment_client import PaymentClient
 from order_service.reconciler import Reconciler
 from order_service.servicer import OrderServicer
 from order_service.settings import OrderSettings
-from order_service.store import OrderReads
+from order_service.store import OrderStore
 from shop.order.v1 import order_pb2, order_pb2_grpc
 
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
@@ -63,14 +64,15 @@ async def create_server(settings: OrderSettings) -> OrderServer:
     await opened.start()
     db = observe(opened)  # timed, and traced inside a trace
     # SQLite is one process: its watchers are woken in-process. PostgreSQL may have many replicas.
-    changes = (
-        PostgresChanges(opened.dsn, OrderReads(db).versions) if isinstance(opened, PostgresDatabase) else LocalChanges()
-    )
+    changes: LocalChanges = LocalChanges()
+    store = OrderStore(db, changes)
+    if isinstance(opened, PostgresDatabase):
+        changes = store.changes = PostgresChanges(opened.dsn, store.versions)
     await changes.start()
     tls = settings.grpc_tls
     payments = PaymentClient(settings.payment_service_target, tls)
-    orders = Orders(db, payments, changes)
-    servicer = OrderServicer(orders, settings.order_payment_deadline_s)
+    orders = Orders(store, payments)
+    servicer = OrderServicer(orders, Idempotency(db), settings.order_payment_deadline_s)
     server, health_servicer, port = create_grpc_server(
         [SERVICE_NAME],
         lambda s: order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, s),

@@ -10,13 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from common.caller import INTERNAL, Call
 from common.errors import Aborted, DeadlineExceeded, FailedPrecondition, StoredError, Unavailable
 from common.ids import new_id
 from common.timestamps import now_us, timestamp_us
 from order_service.changes import LocalChanges
+from order_service.idempotency import Idempotency
 from order_service.orders import Orders
 from order_service.reconciler import Reconciler
 from order_service.server import HISTORY
+from order_service.store import OrderStore
 from shop.order.v1 import order_pb2 as pb
 from shop.payment.v1 import payment_pb2
 from tests.unit.databases import migrated
@@ -107,6 +110,21 @@ class Setup:
     orders: Orders
     fake: FakePayments
     reconciler: Reconciler
+    idempotency: Idempotency
+
+    # The changes as the servicer runs them: once per idempotency key (None: no key).
+
+    async def create(self, request: pb.CreateOrderRequest, key: str | None = None) -> tuple[pb.Order, bool]:
+        flow, resume = self.orders.create, self.orders.finish_create
+        return await self.idempotency.run("CreateOrder", _call(key), request, pb.Order, flow, resume)
+
+    async def cancel(self, request: pb.CancelOrderRequest, key: str | None = None) -> tuple[pb.Order, bool]:
+        method = f"CancelOrder:{request.order_id}"
+        return await self.idempotency.run(method, _call(key), request, pb.Order, self.orders.cancel)
+
+    async def refund(self, request: pb.RefundOrderRequest, key: str | None = None) -> tuple[pb.Order, bool]:
+        method = f"RefundOrder:{request.order_id}"
+        return await self.idempotency.run(method, _call(key), request, pb.Order, self.orders.refund)
 
     async def reconcile_later(self, seconds: float = 60) -> int:
         """A reconciler round as it would run `seconds` from now, when every check is due."""
@@ -117,8 +135,12 @@ class Setup:
 async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     async with migrated(HISTORY, tmp_path) as db:
         fake = FakePayments()
-        orders = Orders(db, fake, LocalChanges())  # type: ignore[arg-type]
-        yield Setup(orders, fake, Reconciler(orders, interval_s=1, deadline_s=5))
+        orders = Orders(OrderStore(db, LocalChanges()), fake)  # type: ignore[arg-type]
+        yield Setup(orders, fake, Reconciler(orders, interval_s=1, deadline_s=5), Idempotency(db))
+
+
+def _call(key: str | None) -> Call:
+    return Call(INTERNAL, timeout=5, idempotency_key=key)
 
 
 def create_request(method: str = "pm_card_visa") -> pb.CreateOrderRequest:
@@ -129,37 +151,37 @@ def create_request(method: str = "pm_card_visa") -> pb.CreateOrderRequest:
 
 
 async def pending_ids(orders: Orders) -> list[str]:
-    return [o.id for o in await orders.reads.page(None, "", "pending_payment", 100, None)]
+    return [o.id for o in await orders.store.page(None, "", "pending_payment", 100, None)]
 
 
 async def test_versions_and_event_log(setup: Setup) -> None:
-    order, replayed = await setup.orders.create(create_request(), None, 5)
+    order, replayed = await setup.create(create_request())
     assert not replayed
     assert order.status == pb.ORDER_STATUS_PAID
     assert order.version == 2
-    log = await setup.orders.reads.events_after(order.id, 0)
+    log = await setup.orders.store.events_after(order.id, 0)
     assert [(o.version, o.status) for o in log] == [(1, pb.ORDER_STATUS_PENDING_PAYMENT), (2, pb.ORDER_STATUS_PAID)]
     # Nothing left to check: the charge was answered.
     assert await setup.reconcile_later() == 0
 
 
 async def test_replay_and_mismatch(setup: Setup) -> None:
-    first, _ = await setup.orders.create(create_request(), "k1", 5)
-    again, replayed = await setup.orders.create(create_request(), "k1", 5)
+    first, _ = await setup.create(create_request(), "k1")
+    again, replayed = await setup.create(create_request(), "k1")
     assert replayed
     assert again == first
     assert setup.fake.calls == 1
     with pytest.raises(FailedPrecondition) as mismatch:
-        await setup.orders.create(create_request("pm_card_mastercard"), "k1", 5)
+        await setup.create(create_request("pm_card_mastercard"), "k1")
     assert mismatch.value.reason == "IDEMPOTENCY_KEY_REUSED"
 
 
 async def test_concurrent_same_key_is_aborted_with_a_retry_delay(setup: Setup) -> None:
     setup.fake.gate = asyncio.Event()
-    first = asyncio.create_task(setup.orders.create(create_request(), "k2", 5))
+    first = asyncio.create_task(setup.create(create_request(), "k2"))
     await setup.fake.called.wait()
     with pytest.raises(Aborted) as busy:
-        await setup.orders.create(create_request(), "k2", 5)
+        await setup.create(create_request(), "k2")
     assert busy.value.retry_after_s is not None
     assert 1 <= busy.value.retry_after_s <= 6
     setup.fake.gate.set()
@@ -170,11 +192,11 @@ async def test_concurrent_same_key_is_aborted_with_a_retry_delay(setup: Setup) -
 async def test_retry_after_an_outage_resumes_the_same_order(setup: Setup) -> None:
     setup.fake.down = True
     with pytest.raises(Unavailable):
-        await setup.orders.create(create_request(), "k3", 5)
+        await setup.create(create_request(), "k3")
     (pending_id,) = await pending_ids(setup.orders)
     setup.fake.down = False
     # The key was given up with the 503 (nothing was known yet): the retry takes it at once.
-    order, replayed = await setup.orders.create(create_request(), "k3", 5)
+    order, replayed = await setup.create(create_request(), "k3")
     assert not replayed
     assert order.id == pending_id
     assert order.status == pb.ORDER_STATUS_PAID
@@ -184,59 +206,59 @@ async def test_retry_after_an_outage_resumes_the_same_order(setup: Setup) -> Non
 async def test_reconciler_finishes_a_pending_order_once_and_the_retry_gets_it(setup: Setup) -> None:
     setup.fake.down = True
     with pytest.raises(Unavailable):
-        await setup.orders.create(create_request(), "k4", 5)
+        await setup.create(create_request(), "k4")
     (pending_id,) = await pending_ids(setup.orders)
     setup.fake.down = False
     assert await setup.reconcile_later() == 1
     assert (await setup.orders.get(pending_id)).status == pb.ORDER_STATUS_PAID
     assert await setup.reconcile_later() == 0  # finished: its check is gone
-    order, _ = await setup.orders.create(create_request(), "k4", 5)
+    order, _ = await setup.create(create_request(), "k4")
     assert order.id == pending_id
     assert len(setup.fake.by_key) == 1
-    log = await setup.orders.reads.events_after(pending_id, 0)
+    log = await setup.orders.store.events_after(pending_id, 0)
     assert [o.status for o in log] == [pb.ORDER_STATUS_PENDING_PAYMENT, pb.ORDER_STATUS_PAID]
 
 
 async def test_cancel_rules_and_the_refusal_is_replayed(setup: Setup) -> None:
-    paid, _ = await setup.orders.create(create_request(), None, 5)
+    paid, _ = await setup.create(create_request())
     request = pb.CancelOrderRequest(order_id=paid.id)
     with pytest.raises(FailedPrecondition) as first:
-        await setup.orders.cancel(request, "cancel-1", 5)
+        await setup.cancel(request, "cancel-1")
     assert not first.value.replayed
     # Once a request has started, its answer is stored, errors too: the same key gets it again.
     with pytest.raises(StoredError) as again:
-        await setup.orders.cancel(request, "cancel-1", 5)
+        await setup.cancel(request, "cancel-1")
     assert again.value.replayed
     assert again.value.to_status().message == first.value.message
     assert await setup.orders.get(paid.id) == paid
 
 
 async def test_cancel_of_a_waiting_order(setup: Setup) -> None:
-    waiting, _ = await setup.orders.create(create_request("pm_wallet_qr"), None, 5)
+    waiting, _ = await setup.create(create_request("pm_wallet_qr"))
     assert waiting.status == pb.ORDER_STATUS_REQUIRES_ACTION
-    canceled, _ = await setup.orders.cancel(pb.CancelOrderRequest(order_id=waiting.id), None, 5)
+    canceled, _ = await setup.cancel(pb.CancelOrderRequest(order_id=waiting.id))
     assert canceled.status == pb.ORDER_STATUS_CANCELED
     assert canceled.payment.status == P.PAYMENT_STATUS_CANCELED
 
 
 async def test_a_refund_whose_answer_was_lost_is_not_repeated(setup: Setup) -> None:
-    paid, _ = await setup.orders.create(create_request(), None, 5)
+    paid, _ = await setup.create(create_request())
     setup.fake.lose_next_answer = True
     with pytest.raises(DeadlineExceeded):
-        await setup.orders.refund(pb.RefundOrderRequest(order_id=paid.id, amount=30), "refund-a", 5)
+        await setup.refund(pb.RefundOrderRequest(order_id=paid.id, amount=30), "refund-a")
     # Another refund comes between, then the first is retried with its key.
-    await setup.orders.refund(pb.RefundOrderRequest(order_id=paid.id, amount=20), "refund-b", 5)
-    retried, _ = await setup.orders.refund(pb.RefundOrderRequest(order_id=paid.id, amount=30), "refund-a", 5)
+    await setup.refund(pb.RefundOrderRequest(order_id=paid.id, amount=20), "refund-b")
+    retried, _ = await setup.refund(pb.RefundOrderRequest(order_id=paid.id, amount=30), "refund-a")
     assert sorted(setup.fake.refunds.values()) == [20, 30]
     assert retried.amount_refunded == 50
     assert retried.status == pb.ORDER_STATUS_PARTIALLY_REFUNDED
 
 
 async def test_an_order_catches_up_with_a_refund_whose_answer_was_lost(setup: Setup) -> None:
-    paid, _ = await setup.orders.create(create_request(), None, 5)
+    paid, _ = await setup.create(create_request())
     setup.fake.lose_next_answer = True
     with pytest.raises(DeadlineExceeded):
-        await setup.orders.refund(pb.RefundOrderRequest(order_id=paid.id, amount=30), None, 5)
+        await setup.refund(pb.RefundOrderRequest(order_id=paid.id, amount=30))
     assert (await setup.orders.get(paid.id)).amount_refunded == 0  # behind its payment, for now
     assert await setup.reconcile_later() == 1
     caught_up = await setup.orders.get(paid.id)
@@ -245,14 +267,14 @@ async def test_an_order_catches_up_with_a_refund_whose_answer_was_lost(setup: Se
 
 
 async def test_refunds_without_a_key_are_each_a_refund(setup: Setup) -> None:
-    paid, _ = await setup.orders.create(create_request(), None, 5)
+    paid, _ = await setup.create(create_request())
     for _ in range(2):
-        await setup.orders.refund(pb.RefundOrderRequest(order_id=paid.id, amount=10), None, 5)
+        await setup.refund(pb.RefundOrderRequest(order_id=paid.id, amount=10))
     assert (await setup.orders.get(paid.id)).amount_refunded == 20
 
 
 async def test_an_expired_confirmation_window_is_checked_when_it_ends(setup: Setup) -> None:
-    waiting, _ = await setup.orders.create(create_request("pm_wallet_qr"), None, 5)
+    waiting, _ = await setup.create(create_request("pm_wallet_qr"))
     assert await setup.reconcile_later(seconds=60) == 0  # the window is 15 minutes
     payment = setup.fake._by_id(waiting.payment.id)
     payment.status, payment.failure_code = P.PAYMENT_STATUS_FAILED, "expired"
