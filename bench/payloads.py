@@ -23,8 +23,9 @@ METHOD = "pm_card_visa"
 
 
 def charge_fields(key: str) -> dict[str, Any]:
+    """A charge of an order of its own (the payment service keeps one payment per order)."""
     return {
-        "order_id": "ord_01JDBENCH000000000000000000",
+        "order_id": f"ord_{key}",
         "amount": 2598,
         "currency": CURRENCY,
         "payment_method": METHOD,

@@ -35,8 +35,8 @@ STEPS: dict[tuple[str, str], str] = {
     ("order_service", "write OrderStore.add_pending"): "the order durable (pending_payment) before the charge",
     ("order_service", PAYMENT + "Charge"): "2-5 again: ChargeRequest, encoded, over HTTP/2",
     ("payment_service", PAYMENT + "Charge"): "6-8 decoded, the card charged · 9-11 the Payment encoded, sent back",
-    ("payment_service", "read PaymentServicer.charge_once"): "a charge with this key already? (idempotency)",
-    ("payment_service", "write PaymentServicer.insert"): "the payment stored",
+    ("payment_service", "read Payments.find"): "a charge with this key already? (idempotency)",
+    ("payment_service", "write Payments.insert"): "the payment stored",
     ("order_service", "write OrderStore.record"): "12-13 the Payment decoded, recorded on the order (version + event)",
 }
 KINDS = {"SERVER": "server", "CLIENT": "client"}

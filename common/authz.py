@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from common.caller import SCOPE_KEYS
@@ -90,8 +91,8 @@ class CallerPolicy:
 class CallerPolicySettings(BaseSettings):
     """A mixin for the gRPC services' settings."""
 
-    grpc_tls_allow: str | None = None
-    grpc_tls_scope_senders: str | None = None
+    grpc_tls_allow: str | None = Field(None, validation_alias="GRPC_TLS_ALLOW")
+    grpc_tls_scope_senders: str | None = Field(None, validation_alias="GRPC_TLS_SCOPE_SENDERS")
 
     @property
     def caller_policy(self) -> CallerPolicy:

@@ -109,7 +109,7 @@ async def test_payment_service_counts_its_calls(client: httpx.AsyncClient, stack
     assert value(after, "grpc_server_handling_seconds_count", **charge) > value(
         before, "grpc_server_handling_seconds_count", **charge
     )
-    writes = {"kind": "write", "operation": "PaymentServicer.insert"}
+    writes = {"kind": "write", "operation": "Payments.insert"}
     assert value(after, "db_transaction_duration_seconds_count", **writes) > value(
         before, "db_transaction_duration_seconds_count", **writes
     )

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, OutOfRange
+from payment_service.payments import Payments
 from payment_service.processor import Processor
 from payment_service.server import HISTORY
 from payment_service.servicer import PaymentServicer
@@ -33,7 +34,7 @@ CTX: Any = FakeContext()
 @pytest.fixture
 async def servicer(tmp_path: Path) -> AsyncIterator[PaymentServicer]:
     async with migrated(HISTORY, tmp_path) as db:
-        yield PaymentServicer(db, Processor(latency_ms=0, action_timeout_s=900))
+        yield PaymentServicer(Payments(db, Processor(latency_ms=0, action_timeout_s=900)))
 
 
 def charge(
@@ -139,7 +140,7 @@ async def test_confirmation(servicer: PaymentServicer) -> None:
 
 async def test_unconfirmed_payment_expires(tmp_path: Path) -> None:
     async with migrated(HISTORY, tmp_path) as db:
-        expiring = PaymentServicer(db, Processor(latency_ms=0, action_timeout_s=0.001))
+        expiring = PaymentServicer(Payments(db, Processor(latency_ms=0, action_timeout_s=0.001)))
         waiting = await expiring.Charge(charge("pm_wallet_qr"), CTX)
         await asyncio.sleep(0.002)  # the confirmation window is 1 ms: let it pass
         read = await expiring.GetPayment(pb.GetPaymentRequest(payment_id=waiting.id), CTX)
