@@ -119,7 +119,7 @@ def build_service(
         settings.service_host,
         settings.service_port,
         tls=tls,
-        interceptors=authz.interceptors(settings.caller_policy, tls is not None),
+        hooks=authz.hooks(settings.caller_policy, tls is not None),
     )
     health_port = HealthPort.open(health, settings.service_host, settings.health_port)
     return Service(settings, names, server, health, port, db, health_port, **hooks)

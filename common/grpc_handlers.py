@@ -1,0 +1,261 @@
+"""One way to wrap a gRPC method's handler: the service boundary, and hooks around every call.
+
+grpc.aio calls three kinds of handler (`Kind`): a unary one, which returns its answer; a server
+stream written as an async generator, which yields; and a server stream that writes with
+`context.write` and returns (grpc.health.v1's Watch). `wrap_handler` is the one place that knows
+all three. Around each call it runs:
+
+- the hooks (`Hook`), outermost first: each is told when the call starts (a start may refuse the
+  call by raising a ServiceError), when a stream's first message goes out, and when the call
+  ends, with its status code. The services' hooks, in order: the span (grpc_tracing.py), the
+  metrics (service_metrics.py), the request id and the call's log line (`CallLog`, here), the
+  caller policy (authz.py);
+- the service boundary, the one place between domain and wire: a request whose bytes are not
+  the method's message is INVALID_ARGUMENT (left to grpc, a parse error is UNKNOWN, with the
+  exception's class in its details); a ServiceError becomes its status with rich details
+  (common/errors.py); anything else is INTERNAL, with nothing for the caller and a traceback
+  in the log.
+
+`ServiceInterceptor` wraps each method's handler once, the first time the method is called, and
+keeps it (a wrapper built per call cost a quarter of the payment service's CPU per `Charge`).
+A hook may leave a method alone (`for_method` returns None): nothing of it runs for that method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import suppress
+from enum import Enum
+from typing import Any, Protocol, TypeAlias
+
+import grpc
+
+from common.errors import REPLAYED_KEY, STATUS_DETAILS_KEY, ServiceError
+from common.logs import adopt_request_id, request_id_var
+
+log = logging.getLogger(__name__)
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+# A string: grpc's classes are generic only in its type stubs.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+
+# What every service serves beside its own API: health checks (probes call them every few
+# seconds) and reflection (for people with grpcurl). Open to any caller, and not traced.
+INFRASTRUCTURE_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class Kind(Enum):
+    UNARY = "unary"
+    STREAM = "stream"  # an async generator
+    WRITTEN_STREAM = "written stream"  # writes with context.write, then returns
+
+
+class CallHook(Protocol):
+    """What a hook does around each call of one method. `start`'s value is handed back to the
+    others (a span, a start time)."""
+
+    def start(self, context: Context) -> Any: ...
+
+    def first_message(self, state: Any) -> None: ...
+
+    def end(self, state: Any, context: Context, code: grpc.StatusCode) -> None: ...
+
+
+class Hook(Protocol):
+    def for_method(self, method: str, kind: Kind) -> CallHook | None:
+        """What to do around each call of `method` (`/package.Service/Method`); None: nothing."""
+        ...
+
+
+def status_code(code: object) -> grpc.StatusCode:
+    """What `ServicerContext.code()` said (None until a status is set: OK), as a StatusCode."""
+    if code is None:
+        return grpc.StatusCode.OK
+    if isinstance(code, grpc.StatusCode):
+        return code
+    return _BY_VALUE.get(code, grpc.StatusCode.UNKNOWN) if isinstance(code, int) else grpc.StatusCode.UNKNOWN
+
+
+def kind_of(handler: Handler) -> Kind | None:
+    """None for the kinds no service of ours has (client or bidirectional streaming)."""
+    if handler.unary_unary:
+        return Kind.UNARY
+    if handler.unary_stream:
+        return Kind.STREAM if inspect.isasyncgenfunction(handler.unary_stream) else Kind.WRITTEN_STREAM
+    return None
+
+
+def wrap_handler(handler: Handler | None, method: str, hooks: Sequence[Hook]) -> Handler | None:
+    """The handler that runs for `method` instead of `handler` (None: no such method)."""
+    if handler is None or (kind := kind_of(handler)) is None:
+        return handler
+    around = tuple(h for h in (hook.for_method(method, kind) for hook in hooks) if h is not None)
+    deserializer = _tolerant(handler.request_deserializer)
+    # grpc's stubs type the handlers as sync callables; grpc.aio's are coroutine functions.
+    inner: Any = handler.unary_unary or handler.unary_stream
+    if kind is Kind.STREAM:
+        return grpc.unary_stream_rpc_method_handler(
+            _stream(inner, method, around), deserializer, handler.response_serializer
+        )
+    if kind is Kind.WRITTEN_STREAM:
+        return grpc.unary_stream_rpc_method_handler(
+            _call(inner, method, around), deserializer, handler.response_serializer
+        )
+    return grpc.unary_unary_rpc_method_handler(
+        _call(inner, method, around), deserializer, handler.response_serializer
+    )
+
+
+def _call(inner: Callable[[Any, Context], Awaitable[Any]], method: str, hooks: tuple[CallHook, ...]) -> Any:
+    """A unary handler, or a stream that writes with context.write: one await."""
+
+    async def handle(request: Any, context: Context) -> Any:
+        started: list[tuple[CallHook, Any]] = []
+        cancelled = False
+        try:
+            for hook in hooks:
+                started.append((hook, hook.start(context)))
+            if request is _UNDECODABLE:
+                await _refuse_undecodable(context)
+            return await inner(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except asyncio.CancelledError:
+            cancelled = True  # the caller went away, or its deadline passed
+            raise
+        except Exception as exc:
+            await _abort(context, exc, method)
+        finally:
+            _end(started, context, cancelled)
+
+    return handle
+
+
+def _stream(inner: Callable[[Any, Context], AsyncIterator[Any]], method: str, hooks: tuple[CallHook, ...]) -> Any:
+    async def handle(request: Any, context: Context) -> AsyncIterator[Any]:
+        started: list[tuple[CallHook, Any]] = []
+        cancelled = False
+        try:
+            for hook in hooks:
+                started.append((hook, hook.start(context)))
+            if request is _UNDECODABLE:
+                await _refuse_undecodable(context)
+            first = True
+            async for response in inner(request, context):
+                if first:
+                    first = False
+                    for hook, state in started:
+                        hook.first_message(state)
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        except Exception as exc:
+            await _abort(context, exc, method)
+        finally:
+            _end(started, context, cancelled)
+
+    return handle
+
+
+def _end(started: list[tuple[CallHook, Any]], context: Context, cancelled: bool) -> None:
+    code = grpc.StatusCode.CANCELLED if cancelled else status_code(context.code())
+    for hook, state in reversed(started):
+        hook.end(state, context, code)
+
+
+class _Undecodable:
+    """Stands for a request whose bytes are not the method's message (truncated, not protobuf,
+    or a string field that is not UTF-8)."""
+
+
+_UNDECODABLE = _Undecodable()
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:
+            return _UNDECODABLE
+
+    return parse
+
+
+async def _refuse_undecodable(context: Context) -> None:
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request is not a valid message of this method")
+
+
+async def _abort(context: Context, exc: Exception, method: str) -> None:
+    if isinstance(exc, ServiceError):
+        status = exc.to_status()
+        trailing: tuple[tuple[str, str | bytes], ...] = ((STATUS_DETAILS_KEY, status.SerializeToString()),)
+        if exc.replayed:
+            trailing += ((REPLAYED_KEY, "true"),)
+        await context.abort(exc.code, exc.message, trailing_metadata=trailing)
+    log.exception("unhandled error", extra={"rpc": method})
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+class CallLog:
+    """The call's request id — the caller's `x-request-id` when it is well-formed, else a new
+    one — in every line logged while it runs, and one line when it ends."""
+
+    def for_method(self, method: str, kind: Kind) -> CallHook:
+        # Health checks come every few seconds from every probe: not worth a line each at INFO.
+        return _MethodLog(method, logging.DEBUG if method.startswith("/grpc.health.") else logging.INFO)
+
+
+class _MethodLog:
+    __slots__ = ("level", "method")
+
+    def __init__(self, method: str, level: int) -> None:
+        self.method = method
+        self.level = level
+
+    def start(self, context: Context) -> tuple[Any, float]:
+        given = next((v for k, v in context.invocation_metadata() or () if k == "x-request-id"), None)
+        token = request_id_var.set(adopt_request_id(given if isinstance(given, str) else None))
+        return token, time.perf_counter()
+
+    def first_message(self, state: Any) -> None:
+        return None
+
+    def end(self, state: tuple[Any, float], context: Context, code: grpc.StatusCode) -> None:
+        token, started = state
+        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        log.log(self.level, "rpc", extra={"rpc": self.method, "status": code.name, "duration_ms": duration_ms})
+        # When the caller hangs up, grpc.aio may leave a stream's generator to asyncio's
+        # finalizer, which closes it in a task of its own — another Context, where the token
+        # cannot be reset (ValueError). The call's own Context ends with the call anyway.
+        with suppress(ValueError):
+            request_id_var.reset(token)
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Wraps each method's handler with `hooks` (outermost first), once per method."""
+
+    def __init__(self, hooks: Sequence[Hook]) -> None:
+        self.hooks = tuple(hooks)
+        self._wrapped: dict[str, Handler | None] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler:
+        method = handler_call_details.method
+        if method not in self._wrapped:
+            self._wrapped[method] = wrap_handler(await continuation(handler_call_details), method, self.hooks)
+        return self._wrapped[method]  # type: ignore[return-value]
