@@ -39,8 +39,7 @@ STREAMS_OPEN = Gauge("grpc_server_streams_open", "Server-streaming gRPC calls op
 
 
 class _Method:
-    """One method's label children, resolved once (a `labels()` lookup per call costs more than
-    the increment)."""
+    """One method's label children, resolved once: not a `labels()` lookup per call."""
 
     __slots__ = ("_codes", "in_flight", "latency", "names", "streams")
 
@@ -60,44 +59,35 @@ class _Method:
 
 
 class CallMetrics:
-    def for_method(self, method: str, kind: Kind) -> _UnaryMetrics | _StreamMetrics:
-        labels = _Method(method)
-        return _UnaryMetrics(labels) if kind is Kind.UNARY else _StreamMetrics(labels)
+    def for_method(self, method: str, kind: Kind) -> _MethodMetrics:
+        return _MethodMetrics(_Method(method), unary=kind is Kind.UNARY)
 
 
-class _UnaryMetrics:
-    __slots__ = ("labels",)
+class _MethodMetrics:
+    """A unary call is timed and counted in flight; a stream is counted open."""
 
-    def __init__(self, labels: _Method) -> None:
+    __slots__ = ("labels", "unary")
+
+    def __init__(self, labels: _Method, *, unary: bool) -> None:
         self.labels = labels
+        self.unary = unary
 
     def start(self, context: Context) -> float:
-        self.labels.in_flight.inc()
+        if self.unary:
+            self.labels.in_flight.inc()
+        else:
+            self.labels.streams.inc()
         return time.perf_counter()
 
     def first_message(self, started: float) -> None:
         return None
 
     def end(self, started: float, context: Context, code: grpc.StatusCode) -> None:
-        self.labels.latency.observe(time.perf_counter() - started)
-        self.labels.in_flight.dec()
-        self.labels.handled(code)
-
-
-class _StreamMetrics:
-    __slots__ = ("labels",)
-
-    def __init__(self, labels: _Method) -> None:
-        self.labels = labels
-
-    def start(self, context: Context) -> None:
-        self.labels.streams.inc()
-
-    def first_message(self, state: None) -> None:
-        return None
-
-    def end(self, state: None, context: Context, code: grpc.StatusCode) -> None:
-        self.labels.streams.dec()
+        if self.unary:
+            self.labels.latency.observe(time.perf_counter() - started)
+            self.labels.in_flight.dec()
+        else:
+            self.labels.streams.dec()
         self.labels.handled(code)
 
 

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 from common.db.postgres import PostgresDatabase
 from common.migrations import History
@@ -22,12 +21,7 @@ from order_service.store import OrderStore
 from shop.order.v1 import order_pb2, order_pb2_grpc
 
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
-HISTORY = History(
-    service="order_service",
-    directory=Path(__file__).parent / "migrations",
-    version_table="order_schema_version",
-    marker_table="orders",
-)
+HISTORY = History.of_service("order_service", marker_table="orders")
 
 
 async def create_server(settings: OrderSettings) -> Service:

@@ -68,14 +68,9 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         return await self._once(context, method, request, payment_pb2.Payment, self.orders.confirm)
 
     async def _once(
-        self,
-        context: Context,
-        method: str,
-        request: R,
-        answer: type[M],
-        flow: Flow[R, M],
+        self, context: Context, method: str, request: R, answer: type[M], flow: Flow[R, M],
         resume: Resume[M] | None = None,
-    ) -> M:
+    ) -> M:  # fmt: skip
         """Run a flow once per idempotency key; a repeat is answered as the first request was,
         marked as replayed."""
         call = Call.of(context, self.default_deadline_s)

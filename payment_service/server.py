@@ -6,7 +6,6 @@ payments' transactions (payments.py) → the store (store.py) and the simulated 
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 from common.migrations import History
 from common.service import Service, build_service, open_service_database, service_main
@@ -17,12 +16,7 @@ from payment_service.settings import PaymentSettings
 from shop.payment.v1 import payment_pb2, payment_pb2_grpc
 
 SERVICE_NAME = payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
-HISTORY = History(
-    service="payment_service",
-    directory=Path(__file__).parent / "migrations",
-    version_table="payment_schema_version",
-    marker_table="payments",
-)
+HISTORY = History.of_service("payment_service", marker_table="payments")
 
 
 async def open_payments(settings: PaymentSettings) -> Payments:

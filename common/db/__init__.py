@@ -138,20 +138,18 @@ class _Bound:
 
 def writes(method: Method[H, P, T]) -> Callable[Concatenate[H, P], Coroutine[Any, Any, T]]:
     """The method, run as one write transaction of `self.db` (its `tx` argument supplied)."""
-
-    async def run(owner: H, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        result: T = await owner.db.write(_Bound(method, owner, args, kwargs))
-        return result
-
-    update_wrapper(run, method)
-    return run
+    return _in_transaction(method, write=True)
 
 
 def reads(method: Method[H, P, T]) -> Callable[Concatenate[H, P], Coroutine[Any, Any, T]]:
     """The method, run on a read-only view of `self.db` (it must not write)."""
+    return _in_transaction(method, write=False)
 
+
+def _in_transaction(method: Method[H, P, T], *, write: bool) -> Callable[Concatenate[H, P], Coroutine[Any, Any, T]]:
     async def run(owner: H, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        result: T = await owner.db.read(_Bound(method, owner, args, kwargs))
+        body = _Bound(method, owner, args, kwargs)
+        result: T = await (owner.db.write(body) if write else owner.db.read(body))
         return result
 
     update_wrapper(run, method)
