@@ -117,7 +117,8 @@ class Database(Protocol):
 
 
 class HasDatabase(Protocol):
-    db: Database
+    @property
+    def db(self) -> Database: ...
 
 
 H = TypeVar("H", bound=HasDatabase)
