@@ -21,9 +21,9 @@ import grpc
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from bench.orders import paid_order
 from common.ids import new_id
 from common.input_limits import IDENTIFIER_PATTERN, MAX_ORDER_AMOUNT
-from common.timestamps import now_us, timestamp_us
 from gateway.convert import order_json, payment_json
 from gateway.deps import JSONResponse
 from gateway.schemas import Currency, OrderCreate, PaymentMethod
@@ -35,24 +35,6 @@ from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-
-def paid_order(request: order_pb2.CreateOrderRequest, amount: int, payment: payment_pb2.Payment) -> order_pb2.Order:
-    """The order as the order service answers it for a card that succeeds (version 2: stored
-    pending, then paid), without storing it."""
-    now = timestamp_us(now_us())
-    return order_pb2.Order(
-        id=payment.order_id,
-        customer_id=request.customer_id,
-        status=order_pb2.ORDER_STATUS_PAID,
-        currency=request.currency,
-        items=request.items,
-        amount=amount,
-        payment=payment,
-        version=2,
-        created_at=now,
-        updated_at=now,
-    )
 
 
 # -- gRPC ------------------------------------------------------------------------------------

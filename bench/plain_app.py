@@ -5,10 +5,8 @@ Plain means what a FastAPI user writes first: one route, the same strict body mo
 (gateway.schemas.OrderCreate), a dict returned and serialised by FastAPI itself, no middleware,
 no exception handlers, no lifespan — on uvicorn with the gateway's own options (uvloop,
 httptools, no access log). It answers the same order document as a card that succeeds
-(gateway.routers.bench.bare_order), built in memory. The in-gateway bare route
-(POST /v1/bench/orders) stays beside it: the gap between the two is the gateway's own
-middleware and handlers; the gap between the bare route and POST /v1/orders is the two hops,
-the durable writes and the services' work.
+(bench/orders.py: `bare_order`), built in memory: the gap between it and POST /v1/orders is the
+gateway's own middleware and handlers, the two hops, the durable writes and the services' work.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from gateway.routers.bench import bare_order
+from bench.orders import bare_order
 from gateway.schemas import OrderCreate
 
 app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
