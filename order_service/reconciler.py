@@ -53,25 +53,24 @@ class Reconciler:
         for order_id, check in claimed:
             by_order[order_id].append(check)
         limit = asyncio.Semaphore(_CONCURRENT)
-
-        async def one(order_id: str, checks: list[str]) -> None:
-            kinds = sorted({check_kind(check) for check in checks})
-            # A trace of its own per order (with tracing on): no request is behind this work.
-            async with limit:
-                with tracing.span("reconcile order", {"order_id": order_id, "checks": kinds}):
-                    outcome = "done"
-                    try:
-                        await self.orders.reconcile(order_id, checks, self.deadline_s)
-                    except ServiceError as exc:
-                        # The payment service is still down or slow: again soon.
-                        outcome = "retry"
-                        log.warning("could not reconcile order", extra={"order_id": order_id, "error": exc.message})
-                        await self.orders.retry_checks_soon(order_id, checks)
-                for check in checks:
-                    RECONCILER_CHECKS.labels(check_kind(check), outcome).inc()
-
-        await asyncio.gather(*(one(order_id, checks) for order_id, checks in by_order.items()))
+        await asyncio.gather(*(self._reconcile(order_id, checks, limit) for order_id, checks in by_order.items()))
         return len(claimed)
+
+    async def _reconcile(self, order_id: str, checks: list[str], limit: asyncio.Semaphore) -> None:
+        kinds = sorted({check_kind(check) for check in checks})
+        # A trace of its own per order (with tracing on): no request is behind this work.
+        async with limit:
+            with tracing.span("reconcile order", {"order_id": order_id, "checks": kinds}):
+                outcome = "done"
+                try:
+                    await self.orders.reconcile(order_id, checks, self.deadline_s)
+                except ServiceError as exc:
+                    # The payment service is still down or slow: again soon.
+                    outcome = "retry"
+                    log.warning("could not reconcile order", extra={"order_id": order_id, "error": exc.message})
+                    await self.orders.retry_checks_soon(order_id, checks)
+        for check in checks:
+            RECONCILER_CHECKS.labels(check_kind(check), outcome).inc()
 
     async def _run(self) -> None:
         rounds = 0
