@@ -93,6 +93,7 @@ class Service:
     on_close: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
+        self._draining()  # again, for a service closed without having served (idempotent)
         await self.health_port.stop()
         for close in self.on_close:
             await close()
