@@ -116,50 +116,61 @@ def _call(inner: Callable[[Any, Context], Awaitable[Any]], method: str, hooks: t
     """A unary handler, or a stream that writes with context.write: one await."""
 
     async def handle(request: Any, context: Context) -> Any:
-        started: list[tuple[CallHook, Any]] = []
-        error: BaseException | None = None
-        try:
-            await _begin(hooks, started, request, context)
+        async with _Boundary(method, hooks, request, context):
             return await inner(request, context)
-        except BaseException as exc:
-            error = exc
-            await _fail(context, exc, method)
-        finally:
-            _end(started, context, error)
 
     return handle
 
 
 def _stream(inner: Callable[[Any, Context], AsyncIterator[Any]], method: str, hooks: tuple[CallHook, ...]) -> Any:
     async def handle(request: Any, context: Context) -> AsyncIterator[Any]:
-        started: list[tuple[CallHook, Any]] = []
-        error: BaseException | None = None
-        try:
-            await _begin(hooks, started, request, context)
-            first = True
+        async with _Boundary(method, hooks, request, context) as call:
             async for response in inner(request, context):
-                if first:
-                    first = False
-                    for hook, state in started:
-                        hook.first_message(state)
+                call.sending()
                 yield response
-        except BaseException as exc:
-            error = exc
-            await _fail(context, exc, method)
-        finally:
-            _end(started, context, error)
 
     return handle
 
 
-async def _begin(
-    hooks: tuple[CallHook, ...], started: list[tuple[CallHook, Any]], request: Any, context: Context
-) -> None:
-    """Start the hooks (any may refuse the call), then refuse a request that could not be read."""
-    for hook in hooks:
-        started.append((hook, hook.start(context)))
-    if request is _UNDECODABLE:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request is not a valid message of this method")
+class _Boundary:
+    """One call: its hooks started on the way in (any may refuse the call), a request that could
+    not be read refused, the outcome mapped to a status on the way out, the hooks ended."""
+
+    __slots__ = ("context", "first", "hooks", "method", "request", "started")
+
+    def __init__(self, method: str, hooks: tuple[CallHook, ...], request: Any, context: Context) -> None:
+        self.method, self.hooks, self.request, self.context = method, hooks, request, context
+        self.started: list[tuple[CallHook, Any]] = []
+        self.first = True
+
+    async def __aenter__(self) -> _Boundary:
+        try:
+            for hook in self.hooks:
+                self.started.append((hook, hook.start(self.context)))
+            if self.request is _UNDECODABLE:
+                await self.context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "the request is not a valid message of this method"
+                )
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+        return self
+
+    def sending(self) -> None:
+        """A stream's message is going out: the hooks hear of the first."""
+        if self.first:
+            self.first = False
+            for hook, state in self.started:
+                hook.first_message(state)
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            if exc is not None:
+                await _fail(self.context, exc, self.method)
+        finally:
+            cancelled = isinstance(exc, asyncio.CancelledError)
+            code = grpc.StatusCode.CANCELLED if cancelled else status_code(self.context.code())
+            for hook, state in reversed(self.started):
+                hook.end(state, self.context, code)
 
 
 async def _fail(context: Context, exc: BaseException, method: str) -> NoReturn:
@@ -176,12 +187,6 @@ async def _fail(context: Context, exc: BaseException, method: str) -> NoReturn:
         log.exception("unhandled error", extra={"rpc": method})
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
     raise exc
-
-
-def _end(started: list[tuple[CallHook, Any]], context: Context, error: BaseException | None) -> None:
-    code = grpc.StatusCode.CANCELLED if isinstance(error, asyncio.CancelledError) else status_code(context.code())
-    for hook, state in reversed(started):
-        hook.end(state, context, code)
 
 
 class _Undecodable:
