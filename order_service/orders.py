@@ -171,7 +171,7 @@ class Orders:
             raise NotFound(f"order {order_id} not found")
         return order
 
-    async def list(
+    async def page(
         self, caller: CallerScope, customer_id: str, status: str, limit: int, before_id: str | None
     ) -> list[pb.Order]:
         """Newest first: the account's own orders (all of them for an internal call)."""

@@ -97,7 +97,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         before = decode_page_token(request.page_token) if request.page_token else None
         status = status_name(request.status) if request.status else ""
         # One more than the page: whether there is a next page.
-        found = await self.orders.list(caller, request.customer_id, status, size + 1, before)
+        found = await self.orders.page(caller, request.customer_id, status, size + 1, before)
         page = found[:size]
         token = encode_page_token(page[-1].id) if len(found) > size else ""
         return pb.ListOrdersResponse(orders=page, next_page_token=token)
