@@ -11,7 +11,7 @@ TOOLS_STAMP := $(TOOLS)/.installed-stamp
 TOOLS_REQS  := deploy/tools/requirements.txt
 TOOLS_LOCK  := deploy/tools/requirements.lock
 
-.PHONY: run test test-fast lint fmt proto bench bench-quick trace clean lock install reset-data deploy-tools deploy-tools-lock certs
+.PHONY: run test test-fast lint fmt proto bench bench-quick trace clean lock install reset-data deploy-tools deploy-tools-lock certs api-baseline
 
 install: $(STAMP)
 
@@ -59,6 +59,12 @@ test: proto deploy-tools
 lint: proto
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/buf lint
+
+# The gRPC API as released, which `buf breaking` (in make test) holds protos/ to (buf.yaml). Run it
+# only to release a change that breaks clients on purpose, and commit the new baseline alone.
+api-baseline: $(STAMP)
+	$(BIN)/buf build --exclude-source-info -o protos/baseline.binpb
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -2,12 +2,13 @@
 `latest.json`, `latest.md` and PNG plots.
 
 It starts what it needs itself, on free ports with temporary databases: the hop servers
-(bench/hop_server.py), the three services on SQLite (tests/harness.Stack, with
-GATEWAY_BENCH_ROUTES on) with a plain FastAPI app and the gateway under two HTTP servers beside
+(bench/hop_server.py), the three services on SQLite (tests/harness.Stack) with a plain FastAPI
+app and the gateway with a bare route (bench/bare_gateway.py) under two HTTP servers beside
 them, two more of the SQLite stack with tracing on (bench/tracing_cost.py), and a PostgreSQL
 server with a cluster of 1 and one of 2 replicas of each gRPC service.
 A section that fails is recorded with its error and the run goes on; the exit status is then 1.
-The PostgreSQL sections are skipped (not failed) where PostgreSQL's server binaries are missing.
+The PostgreSQL sections are skipped (not failed) where PostgreSQL's server binaries are missing,
+the rate-limit section where redis-server is.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from bench import (
     plots,
     push,
     push_replicas,
+    ratelimit,
     report,
     server,
     tracing_cost,
@@ -48,7 +50,7 @@ from tests.harness import ROOT, Stack
 
 log = logging.getLogger("bench")
 
-SECTIONS = ("codec", "hop", "e2e", "server", "push", "e2e_postgres", "push_replicas")
+SECTIONS = ("codec", "ratelimit", "hop", "e2e", "server", "push", "e2e_postgres", "push_replicas")
 _ON_STACK = ("e2e", "server", "push")  # the sections that share the SQLite stack
 RESULTS = ROOT / "bench" / "results"
 
@@ -83,6 +85,11 @@ def run(plan: Plan, sections: list[str], workdir: Path, http_load: str = "auto")
     }
     if "codec" in sections:
         _section(results, "codec", lambda: codec.run(plan.codec_budget_s))
+    if "ratelimit" in sections:
+        if reason := ratelimit.unavailable():
+            results["ratelimit"] = {"skipped": reason}
+        else:
+            _section(results, "ratelimit", lambda: ratelimit.run(plan.ratelimit_budget_s, plan.runs, workdir / "redis"))
     if "hop" in sections:
         _section(results, "hop", lambda: hop.run(plan, workdir))
     tool = load_tool(http_load)
@@ -96,7 +103,7 @@ def run(plan: Plan, sections: list[str], workdir: Path, http_load: str = "auto")
 
 
 def _on_stack(results: dict[str, Any], plan: Plan, sections: list[str], workdir: Path, tool: str) -> None:
-    stack = Stack(workdir / "stack", env={"GATEWAY_BENCH_ROUTES": "true", **tracing_cost.UNTRACED_ENV}, keys=auth.KEYS)
+    stack = Stack(workdir / "stack", env=tracing_cost.UNTRACED_ENV, keys=auth.KEYS)
     try:
         stack.start()
         if "e2e" in sections:

@@ -11,6 +11,7 @@ class Plan:
     name: str
     runs: int  # each figure is the median of this many measured windows
     codec_budget_s: float  # per payload and format
+    ratelimit_budget_s: float  # per window of rate-limit checks (bench/ratelimit.py)
     hop_warmup_s: float
     hop_window_s: float
     hop_concurrency: tuple[int, ...]
@@ -33,6 +34,7 @@ FULL = Plan(
     name="full",
     runs=3,
     codec_budget_s=0.6,
+    ratelimit_budget_s=1.0,
     hop_warmup_s=1.0,
     hop_window_s=3.0,
     hop_concurrency=(1, 32),
@@ -57,6 +59,7 @@ QUICK = Plan(
     name="quick",
     runs=1,
     codec_budget_s=0.03,
+    ratelimit_budget_s=0.05,
     hop_warmup_s=0.2,
     hop_window_s=0.3,
     hop_concurrency=(32,),

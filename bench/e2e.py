@@ -3,8 +3,9 @@ payment service, two gRPC hops, durable writes) against two endpoints that answe
 document from memory:
 
 - `plain`: a plain FastAPI app in its own process (bench/plain_app.py) — the issue's baseline;
-- `bare`: POST /v1/bench/orders inside the gateway (gateway/routers/bench.py): the same process,
-  middleware and encoder as POST /v1/orders, without the hops.
+- `bare`: POST /v1/bench/orders of bench/bare_gateway.py, a gateway of its own beside the stack's
+  (the same application, settings and server): the same middleware, converter and encoder as
+  POST /v1/orders, without the hops.
 
 Windows of the three alternate (bench/windows.py). Another variant of the stack (a setting
 turned on, say) is one more target: start that stack beside this one and pass
@@ -21,15 +22,15 @@ from typing import Any
 
 import orjson
 
+from bench.bare_gateway import BARE
 from bench.config import Plan
-from bench.procs import Server
+from bench.procs import Server, stop_together
 from bench.windows import BODY, Target, measure, share, tool_name
 from tests.harness import Stack, free_port
 
 log = logging.getLogger(__name__)
 
 ORDERS = "/v1/orders"
-BARE = "/v1/bench/orders"
 
 
 def stack_pids(stack: Stack) -> dict[str, list[int]]:
@@ -43,20 +44,28 @@ def orders_target(name: str, stack: Stack, path: str = ORDERS, label: str = "", 
 
 
 def run(plan: Plan, stack: Stack, tool: str, workdir: Path, variants: Sequence[Target] = ()) -> dict[str, Any]:
-    port = free_port()
-    plain = Server("bench.plain_app", [str(port)], workdir / "plain_app.log")
+    plain_port, bare_port = free_port(), free_port()
+    bare_url = f"http://127.0.0.1:{bare_port}"
+    bare_env = stack.gateway.env | {"GATEWAY_PORT": str(bare_port), "GATEWAY_PUBLIC_URL": bare_url}
+    plain = Server("bench.plain_app", [str(plain_port)], workdir / "plain_app.log")
+    bare = Server("bench.bare_gateway", [], workdir / "bare_gateway.log", bare_env)
     try:
-        plain.wait_http(f"http://127.0.0.1:{port}/healthz")
+        plain.wait_http(f"http://127.0.0.1:{plain_port}/healthz")
+        bare.wait_http(f"{bare_url}/healthz")
         targets = [
             orders_target("orders", stack, database="sqlite"),
-            orders_target("bare", stack, BARE),
+            # Its own gateway process: it never reaches the services, so only that CPU is the row's.
+            Target("bare", f"POST {BARE}", bare_url + BARE, {"gateway": [bare.pid]}),
             Target(
-                "plain", "POST /v1/orders (plain FastAPI)", f"http://127.0.0.1:{port}{ORDERS}", {"plain": [plain.pid]}
+                "plain",
+                "POST /v1/orders (plain FastAPI)",
+                f"http://127.0.0.1:{plain_port}{ORDERS}",
+                {"plain": [plain.pid]},
             ),
         ]
         results = measure(plan, tool, [*targets, *variants], plan.e2e_concurrency)
     finally:
-        plain.stop()
+        stop_together([plain.proc, bare.proc])
     return {
         "load_tool": tool_name(tool),
         "body": orjson.loads(BODY),

@@ -1,6 +1,7 @@
-"""`python -m bench.granian_gateway`: the gateway's own application (gateway.app.create_app, the
-same settings from the same environment) served by granian instead of uvicorn — for the server
-comparison of `make bench` only; the product runs uvicorn (gateway/__main__.py).
+"""`python -m bench.granian_gateway`: the benchmark's gateway (bench/bare_gateway.py: the gateway's
+own application with the bare route beside it, the same settings from the same environment)
+served by granian instead of uvicorn — for the server comparison of `make bench` only; the
+product runs uvicorn (gateway/__main__.py).
 
 Configured as close to the product's uvicorn as granian allows: one worker, the ASGI interface
 (with lifespan, which opens the gRPC channels), uvloop, HTTP/1.1 only, no access log. Granian
@@ -13,9 +14,9 @@ from fastapi import FastAPI
 from granian import Granian
 from granian.constants import HTTPModes, Interfaces, Loops
 
+from bench.bare_gateway import bench_app
 from common.logs import configure_logging
 from common.settings import load_settings
-from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
 
@@ -23,7 +24,7 @@ def app() -> FastAPI:
     """The factory granian's worker calls: settings and logging as `python -m gateway` has them."""
     settings = load_settings(GatewaySettings)
     configure_logging("gateway", settings.log_level, settings.log_format)
-    return create_app(settings)
+    return bench_app(settings)
 
 
 def main() -> None:

@@ -21,11 +21,11 @@ import grpc
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from bench.orders import paid_order
+from bench.payloads import PUBLIC_URL, paid_order
 from common.ids import new_id
 from common.input_limits import IDENTIFIER_PATTERN, MAX_ORDER_AMOUNT
-from gateway.convert import order_json, payment_json
-from gateway.deps import JSONResponse
+from gateway.convert import create_order_request, order_json, payment_json
+from gateway.responses import JSONResponse
 from gateway.schemas import Currency, OrderCreate, PaymentMethod
 from order_service.domain import order_amount, validate_create
 from order_service.payment_client import charge_key
@@ -56,7 +56,7 @@ class HopOrderServicer(order_pb2_grpc.OrderServiceServicer):
             payment_method=request.payment_method,
             idempotency_key=charge_key(order_id),
         )
-        return paid_order(request, amount, await self.payments.Charge(charge, context))
+        return paid_order(request, await self.payments.Charge(charge, context))
 
 
 # -- JSON over HTTP/1.1 ------------------------------------------------------------------------
@@ -84,15 +84,15 @@ def create_json_app(payments: Payments) -> FastAPI:
     @app.post("/v1/charges")
     async def charge(body: ChargeBody) -> JSONResponse:
         payment = await payments.charge(NewCharge(**body.model_dump()))
-        return JSONResponse(payment_json(payment.to_proto(), ""))
+        return JSONResponse(payment_json(payment.to_proto(), PUBLIC_URL))
 
     @app.post("/v1/orders", status_code=201)
     async def create_order(body: OrderCreate) -> JSONResponse:
-        request = order_pb2.CreateOrderRequest(**body.model_dump())
+        request = create_order_request(body)
         amount = order_amount(list(request.items))  # the body model validated it
         order_id = new_id("ord")
         new = NewCharge(order_id, amount, body.currency, body.payment_method, charge_key(order_id))
         payment = (await payments.charge(new)).to_proto()
-        return JSONResponse(order_json(paid_order(request, amount, payment), ""), status_code=201)
+        return JSONResponse(order_json(paid_order(request, payment), PUBLIC_URL), status_code=201)
 
     return app

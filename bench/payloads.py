@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from common.ids import new_id
@@ -51,39 +53,46 @@ def create_order_request(count: int = LARGE_ITEMS) -> order_pb2.CreateOrderReque
     return order_pb2.CreateOrderRequest(items=items, **fields)
 
 
-def payment_message(amount: int = 2598) -> payment_pb2.Payment:
+def payment_message(amount: int = 2598, currency: str = CURRENCY, method: str = METHOD) -> payment_pb2.Payment:
     now = to_timestamp(utcnow())
     return payment_pb2.Payment(
         id=new_id("pay"),
         order_id=new_id("ord"),
         status=payment_pb2.PAYMENT_STATUS_SUCCEEDED,
-        payment_method=METHOD,
+        payment_method=method,
         amount=amount,
-        currency=CURRENCY,
+        currency=currency,
         created_at=now,
         updated_at=now,
     )
 
 
-def order_message(count: int = LARGE_ITEMS) -> order_pb2.Order:
-    request = create_order_request(count)
+def paid_order(request: order_pb2.CreateOrderRequest, payment: payment_pb2.Payment | None = None) -> order_pb2.Order:
+    """The order the services make of `request` when the card succeeds, built in memory (with
+    `payment`, the one a charge answered, else one made up)."""
     amount = sum(i.quantity * i.unit_price for i in request.items)
+    order_id = payment.order_id if payment is not None else new_id("ord")
     now = to_timestamp(utcnow())
     return order_pb2.Order(
-        id=new_id("ord"),
+        id=order_id,
+        client_secret=f"{order_id}_secret_{secrets.token_urlsafe(24)}",
         customer_id=request.customer_id,
         status=order_pb2.ORDER_STATUS_PAID,
         currency=request.currency,
         items=request.items,
         amount=amount,
-        payment=payment_message(amount),
+        payment=payment or payment_message(amount, request.currency, request.payment_method),
         version=2,
         created_at=now,
         updated_at=now,
     )
 
 
-def hop_messages(payload: str) -> tuple[list[Any], list[dict[str, Any]]]:
+def order_message(count: int = LARGE_ITEMS) -> order_pb2.Order:
+    return paid_order(create_order_request(count))
+
+
+def hop_messages(payload: str) -> tuple[list[Any], list[Mapping[str, Any]]]:
     """The request and the response of one call of the hop: as protobuf, and as JSON documents."""
     if payload == "small":
         payment = payment_message()

@@ -4,20 +4,23 @@
 Plain means what a FastAPI user writes first: one route, the same strict body model
 (gateway.schemas.OrderCreate), a dict returned and serialised by FastAPI itself, no middleware,
 no exception handlers, no lifespan — on uvicorn with the gateway's own options (uvloop,
-httptools, no access log). It answers the same order document as a card that succeeds
-(bench/orders.py: `bare_order`), built in memory: the gap between it and POST /v1/orders is the
-gateway's own middleware and handlers, the two hops, the durable writes and the services' work.
+httptools, no access log). It answers the same order document as a card that succeeds, built in
+memory (bench.payloads.paid_order) and converted by the gateway's converter. The gateway's bare
+route (bench/bare_gateway.py) stands beside it: the gap between the two is the gateway's own
+middleware and handlers; the gap between the bare route and POST /v1/orders is the two hops,
+the durable writes and the services' work.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from fastapi import FastAPI
 
-from bench.orders import bare_order
+from bench.payloads import PUBLIC_URL, paid_order
+from gateway.convert import create_order_request, order_json
 from gateway.schemas import OrderCreate
 
 app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
@@ -25,7 +28,9 @@ app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
 @app.post("/v1/orders", status_code=201)
 async def create_order(body: OrderCreate) -> dict[str, Any]:
-    return bare_order(body)
+    # Returned as the plain dict a FastAPI user would write (a TypedDict annotation would have
+    # FastAPI validate every field on the way out, which the baseline never did).
+    return cast(dict[str, Any], order_json(paid_order(create_order_request(body)), PUBLIC_URL))
 
 
 @app.get("/healthz")

@@ -87,7 +87,7 @@ class Server:
         if self.proc.poll() is not None:
             raise RuntimeError(f"{self.proc.args!r} exited:\n{self.log_path.read_text(errors='replace')[-3000:]}")
 
-    def wait_http(self, url: str, timeout: float = 20) -> None:
+    def wait_http(self, url: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
@@ -99,7 +99,7 @@ class Server:
             time.sleep(0.05)
         raise TimeoutError(f"{url} did not answer")
 
-    def wait_grpc(self, target: str, timeout: float = 20) -> None:
+    def wait_grpc(self, target: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         with grpc.insecure_channel(target) as channel:
             stub = health_pb2_grpc.HealthStub(channel)

@@ -140,7 +140,7 @@ def profile_hop(seconds: float, out: Path) -> str:
 
 
 def profile_e2e(seconds: float, out: Path, tool: str) -> str:
-    stack = Stack(out / "stack", env={"GATEWAY_BENCH_ROUTES": "true"}, keys=auth.KEYS)
+    stack = Stack(out / "stack", keys=auth.KEYS)
     auth.use_keys()
     stack.start()
     url = stack.url + "/v1/orders"

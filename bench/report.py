@@ -52,6 +52,23 @@ def _codec(codec: Results) -> Table:
     )
 
 
+def _ratelimit(part: Results) -> Table:
+    rows: list[Row] = [
+        (
+            f"{r['storage']} · {'one at a time' if r['mode'] == 'sequential' else '64 at once'}",
+            r["us_per_check"],
+            r["cpu_us_per_check"],
+            r["redis_cpu_us_per_check"] if r["storage"] == "redis" else None,
+        )
+        for r in part["rows"]
+    ]
+    return (
+        "1b. One rate-limit check (per request): in the gateway's memory, and in a Redis that gateways share",
+        ("storage · checks", "µs per check", "gateway CPU µs", "Redis CPU µs"),
+        rows,
+    )
+
+
 def _hop(hop: Results) -> list[Table]:
     header = (
         "payload · clients · transport",
@@ -246,6 +263,8 @@ def _tables(results: Results) -> list[Table]:
     tables: list[Table] = []
     if "small" in results.get("codec", {}):
         tables.append(_codec(results["codec"]))
+    if "rows" in results.get("ratelimit", {}):
+        tables.append(_ratelimit(results["ratelimit"]))
     if "results" in results.get("hop", {}):
         tables += _hop(results["hop"])
     if "results" in results.get("e2e", {}):

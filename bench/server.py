@@ -1,6 +1,6 @@
-"""Benchmark 2c, the gateway's HTTP server: the same gateway application under uvicorn (httptools,
-uvloop: `python -m gateway`, as the product runs it) and under granian (bench/granian_gateway.py),
-on the in-gateway bare route and on POST /v1/orders, windows alternating.
+"""Benchmark 2c, the gateway's HTTP server: the same gateway application (with the bare route:
+bench/bare_gateway.py) under uvicorn (httptools, uvloop, as `python -m gateway` runs it) and under
+granian (bench/granian_gateway.py), on the bare route and on POST /v1/orders, windows alternating.
 
 Both gateways are started fresh for this section, side by side, in front of the SQLite stack's
 order and payment services, so that the two differ in nothing but the server.
@@ -12,13 +12,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench.bare_gateway import BARE
 from bench.config import Plan
-from bench.e2e import BARE, ORDERS
+from bench.e2e import ORDERS
 from bench.procs import Server
 from bench.windows import Target, measure, share, tool_name
 from tests.harness import Stack, free_port
 
-SERVERS = {"uvicorn": "gateway", "granian": "bench.granian_gateway"}
+SERVERS = {"uvicorn": "bench.bare_gateway", "granian": "bench.granian_gateway"}
 
 
 def _version(name: str) -> str | None:

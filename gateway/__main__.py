@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import uvicorn
+from fastapi import FastAPI
 
 from common.logs import configure_logging
 from common.settings import load_settings
@@ -18,13 +20,15 @@ WS_PING_INTERVAL_S = 20.0
 WS_PING_TIMEOUT_S = 20.0
 
 
-def main() -> None:
+def main(app_factory: Callable[[GatewaySettings], FastAPI] = create_app) -> None:
+    """Serve the application `app_factory` makes (the benchmark passes one with a route of its
+    own: bench/bare_gateway.py)."""
     settings = load_settings(GatewaySettings)
     configure_logging("gateway", settings.log_level, settings.log_format)
     configure_tracing("gateway")
     logging.getLogger(__name__).info("gateway at %s", settings.gateway_public_url)
     uvicorn.run(
-        create_app(settings),
+        app_factory(settings),
         host=settings.gateway_host,
         port=settings.gateway_port,
         loop="uvloop",
@@ -34,8 +38,8 @@ def main() -> None:
         timeout_graceful_shutdown=10,
         ws_ping_interval=WS_PING_INTERVAL_S,
         ws_ping_timeout=WS_PING_TIMEOUT_S,
-        # Order frames are 1-2 KB of JSON: compressing them saves little and a deflate context
-        # costs ~40 KiB per browser watcher.
+        # Order frames are small JSON documents: compressing them saves little, and each
+        # connection's deflate context is memory kept for as long as a browser watches.
         ws_per_message_deflate=False,
     )
 

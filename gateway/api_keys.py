@@ -11,7 +11,10 @@ Only a keyed digest of each key is kept (BLAKE2b with a key of this process's ow
 start): the key ring holds nothing that would let a memory dump or a log line reproduce a key,
 and a lookup is a dictionary access on digests that an attacker can neither choose nor predict,
 so how long it takes says nothing about any key. The match itself is confirmed with
-`hmac.compare_digest`. (The environment variable itself is the process's to protect, as any
+`hmac.compare_digest`. Each key also has a name for the rate limiter (`key_id`), an unkeyed
+digest that is the same in every gateway replica, so that replicas sharing a Redis count a key
+together; it never leaves the gateway but as that Redis's key name, and leads back to its key only
+by guessing the key. (The environment variable itself is the process's to protect, as any
 secret given through the environment.)
 """
 
@@ -25,6 +28,8 @@ from dataclasses import dataclass
 
 from common.input_limits import ACCOUNT_ID_RE
 
+# An account id: common.input_limits.ACCOUNT_ID_RE, which the services check in every call's metadata.
+ACCOUNT_ID_RULE = "must be 1-64 characters of [A-Za-z0-9_]"
 KEY_RE = re.compile(r"(sk|rk)_[A-Za-z0-9_]{21,252}\Z")
 MIN_KEY_LENGTH = 24
 READ_ONLY_PREFIX = "rk_"
@@ -36,8 +41,9 @@ class KeyListError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """What a key stands for. `key_id` names it in the rate limiter and in logs: the first bytes
-    of its digest, never the key."""
+    """What a key stands for. `key_id` names it in the rate limiter, never the key: an unkeyed
+    digest (`_key_id`), so that every gateway replica names a key alike and counts it in the
+    same place of a shared Redis."""
 
     account_id: str
     read_only: bool
@@ -77,6 +83,12 @@ def _digest(key: str, pepper: bytes) -> bytes:
     return hashlib.blake2b(key.encode(), key=pepper, digest_size=32).digest()
 
 
+def _key_id(key: str) -> str:
+    """Unlike the ring's digests, the same in every process. It leads back to its key only by
+    guessing the key — hopeless for a key of random characters, as `sk_…` keys should be."""
+    return "key_" + hashlib.blake2b(key.encode(), digest_size=12, person=b"shop-rate-limit").hexdigest()
+
+
 def parse_keys(text: str) -> KeyRing:
     """`<account_id>:<key>,…` → a KeyRing. KeyListError names the entry by position only."""
     pepper = secrets.token_bytes(32)
@@ -90,7 +102,7 @@ def parse_keys(text: str) -> KeyRing:
         if not colon:
             raise KeyListError(f"{where} is not `<account_id>:<key>`")
         if not ACCOUNT_ID_RE.match(account_id):
-            raise KeyListError(f"{where}: the account id must be 1-64 characters of [A-Za-z0-9_]")
+            raise KeyListError(f"{where}: the account id {ACCOUNT_ID_RULE}")
         if len(key) < MIN_KEY_LENGTH or not KEY_RE.match(key):
             raise KeyListError(
                 f"{where}: the key must start with sk_ or rk_ and have {MIN_KEY_LENGTH}-255 characters of [A-Za-z0-9_]"
@@ -98,5 +110,5 @@ def parse_keys(text: str) -> KeyRing:
         digest = _digest(key, pepper)
         if digest in entries:
             raise KeyListError(f"{where}: the same key is listed twice")
-        entries[digest] = ApiKey(account_id, key.startswith(READ_ONLY_PREFIX), f"key_{digest[:6].hex()}")
+        entries[digest] = ApiKey(account_id, key.startswith(READ_ONLY_PREFIX), _key_id(key))
     return KeyRing(entries, pepper)

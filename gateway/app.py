@@ -1,31 +1,33 @@
-"""The gateway application: routers, error handlers, middleware, and the gRPC channels that
-live as long as the application (opened in the lifespan, shared by all requests)."""
+"""The gateway application: its request pipeline (gateway/pipeline.py), routers, error handlers,
+and the gRPC channels that live as long as the application (opened in the lifespan, shared by
+all requests)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from starlette.responses import Response
+from fastapi import FastAPI
 
 from common import tracing
-from gateway import docs, errors, openapi
-from gateway.auth import Authentication
+from gateway import errors, openapi, pipeline
 from gateway.backends import Backends
-from gateway.head import HeadAsGet
-from gateway.middleware import BodyGuard, BodyTooLarge, HeaderGuard, RequestContext
 from gateway.push import Hub
-from gateway.routers import demo, health, orders, pages, payments, push, qr
+from gateway.ratelimit import open_storage
+from gateway.routers import demo, docs, health, orders, pages, payments, push, qr
 from gateway.settings import GatewaySettings
-from gateway.tracing import TraceRequests
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
+    rates = open_storage(settings.gateway_rate_limit_storage)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.backends = Backends.open(
-            settings.order_service_target, settings.payment_service_target, settings.grpc_tls
+            settings.order_service_target,
+            settings.payment_service_target,
+            settings.gateway_deadline_s,
+            settings.grpc_tls,
         )
         app.state.hub = Hub(app.state.backends.orders, settings.gateway_public_url, settings.gateway_deadline_s)
         app.state.hub.start()
@@ -34,6 +36,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         finally:
             await app.state.hub.close()
             await app.state.backends.close()
+            await rates.close()
             tracing.flush()
 
     app = FastAPI(
@@ -41,25 +44,22 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         version="1.0.0",
         summary="REST in front of two gRPC services (orders, payments), with four ways to follow an order.",
         lifespan=lifespan,
+        middleware=pipeline.middleware(settings, rates),
         # FastAPI's own OpenTelemetry hooks stay off: they ask the OTel API for its providers on
         # every request even when nothing is configured, and once tracing is on they record the
         # query string (where `client_secret` travels) and last as long as an SSE stream.
-        # gateway/tracing.py makes the HTTP spans instead.
+        # gateway/middleware/tracing.py makes the HTTP spans instead.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         # `/v1/orders/` is 404, as any unknown path: a redirect would point at whatever Host
         # the client sent, and a POST that follows it may be sent again.
         redirect_slashes=False,
-        # Served by gateway/docs.py from local files: FastAPI's pages load them from a CDN.
+        # Served by gateway/routers/docs.py from local files: FastAPI's pages load them from a CDN.
         docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
     errors.install(app)
     openapi.install(app)
-
-    @app.exception_handler(BodyTooLarge)
-    async def _too_large(request: Request, exc: BodyTooLarge) -> Response:
-        return errors.problem(413, "the request body is over 64 KiB")
 
     app.include_router(orders.router)
     app.include_router(payments.router)
@@ -70,25 +70,4 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(docs.router)
     if settings.gateway_demo_account is not None:
         app.include_router(demo.router)
-    if settings.gateway_bench_routes:
-        # Only for `make bench`: the bare endpoint that POST /v1/orders is measured against.
-        from gateway.routers import bench
-
-        app.include_router(bench.router)
-    # Added innermost first: the request id must exist before anything can fail; who is calling
-    # is settled before the body is looked at (nobody without a key learns from a 413); HEAD is
-    # routed as GET only after the guards have seen the request as it came.
-    app.add_middleware(HeadAsGet)
-    app.add_middleware(BodyGuard)
-    app.add_middleware(
-        Authentication,
-        keys=settings.gateway_api_keys,
-        rate=settings.gateway_rate_limit,
-        failure_rate=settings.gateway_auth_failure_limit,
-    )
-    app.add_middleware(HeaderGuard)
-    app.add_middleware(RequestContext)
-    if (tracer := tracing.tracer()) is not None:
-        # Outside RequestContext, so that the span is current in the access log line too.
-        app.add_middleware(TraceRequests, tracer=tracer)
     return app

@@ -38,8 +38,9 @@ from common.caller import CallerScope
 from common.input_limits import CLIENT_SECRET_RE
 from gateway.api_keys import KeyRing
 from gateway.errors import ApiError, problem
-from gateway.middleware import MAX_BODY_BYTES, header
-from gateway.ratelimit import Limiter, Rate, retry_after
+from gateway.middleware.body import MAX_BODY_BYTES, replay
+from gateway.middleware.headers import request_headers
+from gateway.ratelimit import Rate, RateStorage, retry_after
 
 CALLER = "shop.caller"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="shop"'}
@@ -87,12 +88,12 @@ def client_secret_of(query_string: bytes) -> str | None:
 
 
 class Authentication:
-    def __init__(self, app: ASGIApp, keys: KeyRing, rate: Rate, failure_rate: Rate) -> None:
+    def __init__(self, app: ASGIApp, keys: KeyRing, rate: Rate, failure_rate: Rate, storage: RateStorage) -> None:
         self.app = app
         self.keys = keys
-        self.per_key = Limiter(rate)
-        self.per_address = Limiter(rate)
-        self.failures = Limiter(failure_rate)
+        self.per_key = storage.limiter(rate, "key")
+        self.per_address = storage.limiter(rate, "address")
+        self.failures = storage.limiter(failure_rate, "failures")
         # One Caller per key, made here: nothing to build on the request path.
         self._callers = {k.key_id: Caller(CallerScope(account_id=k.account_id), k.read_only) for k in keys.keys}
 
@@ -110,20 +111,20 @@ class Authentication:
             await self.app(scope, receive, send)
 
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authorization = header(scope, b"authorization")
+        authorization = request_headers(scope).get(b"authorization")
         if authorization is None:
             await self._without_key(scope, receive, send)
             return
         key = key_from_header(authorization)
         api_key = self.keys.lookup(key) if key is not None else None
         if api_key is None:
-            wait = self.failures.hit(_address(scope))
+            wait = await self.failures.hit(_address(scope))
             if wait:
                 await _refuse(scope, receive, send, _too_many(wait, "failed authentications from this address"))
             else:
                 await _refuse(scope, receive, send, _unauthenticated("the API key is not valid"))
             return
-        wait = self.per_key.hit(api_key.key_id)
+        wait = await self.per_key.hit(api_key.key_id)
         if wait:
             await _refuse(scope, receive, send, _too_many(wait, "requests with this API key"))
             return
@@ -161,16 +162,16 @@ class Authentication:
         """A request without an API key: the client address's rate; a 404 (or a WebSocket closed
         4404) for a request that presented a client secret is a failed authentication."""
         address = _address(scope)
-        blocked = self.failures.blocked_for(address) if has_credential else 0.0
+        blocked = await self.failures.blocked_for(address) if has_credential else 0.0
         if blocked:
             await _refuse(scope, receive, send, _too_many(blocked, "failed authentications from this address"))
             return
-        wait = self.per_address.hit(address)
+        wait = await self.per_address.hit(address)
         if wait:
             await _refuse(scope, receive, send, _too_many(wait, "requests from this address"))
             return
         if refuse_with is not None:
-            self.failures.hit(address)
+            await self.failures.hit(address)
             await _refuse(scope, receive, send, refuse_with)
             return
         if not has_credential:
@@ -182,7 +183,7 @@ class Authentication:
             if (kind.endswith("http.response.start") and message["status"] == 404) or (
                 kind == "websocket.close" and message.get("code") == CLOSE_NOT_FOUND
             ):
-                self.failures.hit(address)
+                await self.failures.hit(address)
             await send(message)
 
         await self.app(scope, receive, counting_send)
@@ -202,17 +203,12 @@ async def _secret_in_body(receive: Receive) -> tuple[str | None, Receive]:
         if size > MAX_BODY_BYTES or not message.get("more_body", False):
             break
     body = b"".join(chunks)
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def replay() -> Message:
-        return pending.pop() if pending else await receive()
-
     try:
         document = orjson.loads(body) if size <= MAX_BODY_BYTES else None
     except orjson.JSONDecodeError:
         document = None
     secret = document.get("client_secret") if isinstance(document, dict) else None
-    return (secret if isinstance(secret, str) else None), replay
+    return (secret if isinstance(secret, str) else None), replay(body, receive)
 
 
 def _address(scope: Scope) -> str:
@@ -250,9 +246,9 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, error: ApiError) -
 
 def authenticated(request: Request) -> Caller:
     """The caller the middleware let through. A plain function rather than a FastAPI
-    dependency: in this FastAPI a dependency costs about 35 µs a request (solve_dependencies),
-    and the three that documented the schemes cost 110 µs; the schemes are documented by
-    gateway/openapi.py instead, from FastAPI's own security classes."""
+    dependency: the middleware has decided already, and FastAPI would solve a dependency on
+    every request only to read the scope (the schemes are documented by gateway/openapi.py,
+    from FastAPI's own security classes)."""
     caller = caller_of(request.scope)
     if caller is None:  # the middleware lets nothing else through; refuse rather than assume
         raise _unauthenticated("no API key")

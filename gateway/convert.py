@@ -1,17 +1,31 @@
-"""Protobuf messages → the REST API's JSON (steps 13-14 on the gateway's side)."""
+"""Between the REST API's JSON and the services' protobuf messages: a new order's body becomes a
+CreateOrderRequest; orders and payments become the API's documents (gateway/schemas.py, steps
+13-14 on the gateway's side)."""
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
 
 from common.timestamps import rfc3339
+from gateway.schemas import (
+    ORDER_STATUSES,
+    PAYMENT_STATUSES,
+    NextAction,
+    OrderCreate,
+    OrderPublic,
+    PaymentPublic,
+)
 from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2
 
 
-def _enum_name(prefix: str, name: str) -> str:
-    return name.removeprefix(prefix).lower()
+def create_order_request(body: OrderCreate) -> order_pb2.CreateOrderRequest:
+    return order_pb2.CreateOrderRequest(
+        customer_id=body.customer_id,
+        currency=body.currency,
+        items=[order_pb2.LineItem(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price) for i in body.items],
+        payment_method=body.payment_method,
+    )
 
 
 def with_secret(url: str, client_secret: str) -> str:
@@ -24,8 +38,8 @@ def confirm_url(public_url: str, payment: payment_pb2.Payment) -> str:
     return with_secret(f"{public_url}/pay/{payment.id}", payment.client_secret)
 
 
-def payment_json(payment: payment_pb2.Payment, public_url: str) -> dict[str, Any]:
-    next_action = None
+def payment_json(payment: payment_pb2.Payment, public_url: str) -> PaymentPublic:
+    next_action: NextAction | None = None
     if payment.status == payment_pb2.PAYMENT_STATUS_REQUIRES_ACTION and payment.HasField("next_action"):
         next_action = {
             "type": "scan_qr",
@@ -35,7 +49,7 @@ def payment_json(payment: payment_pb2.Payment, public_url: str) -> dict[str, Any
         }
     return {
         "id": payment.id,
-        "status": _enum_name("PAYMENT_STATUS_", payment_pb2.PaymentStatus.Name(payment.status)),
+        "status": PAYMENT_STATUSES[payment.status],
         "payment_method": payment.payment_method,
         "amount": payment.amount,
         "amount_refunded": payment.amount_refunded,
@@ -49,12 +63,12 @@ def payment_json(payment: payment_pb2.Payment, public_url: str) -> dict[str, Any
     }
 
 
-def order_json(order: order_pb2.Order, public_url: str) -> dict[str, Any]:
+def order_json(order: order_pb2.Order, public_url: str) -> OrderPublic:
     return {
         "id": order.id,
         "client_secret": order.client_secret or None,
         "customer_id": order.customer_id,
-        "status": _enum_name("ORDER_STATUS_", order_pb2.OrderStatus.Name(order.status)),
+        "status": ORDER_STATUSES[order.status],
         "currency": order.currency,
         "items": [{"sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price} for i in order.items],
         "amount": order.amount,

@@ -1,33 +1,26 @@
-"""FastAPI dependencies, as Annotated aliases the routers use in their signatures.
+"""What the routes take from a request, as `Annotated` aliases for their signatures: the
+application's settings and gRPC backends, the Idempotency-Key header, and a resource id in the
+path.
 
 Every dependency is `async def`, even where it awaits nothing: FastAPI runs a plain `def`
-dependency in a thread pool, a thread hop per request for each (measured: a third of the
-gateway's CPU per order went to the pool's locks)."""
+dependency in its thread pool, a thread hop per request for each."""
 
 from __future__ import annotations
 
-import time
-from typing import Annotated, Any
+import re
+from typing import Annotated
 
-import grpc
-import orjson
 from fastapi import Depends, Header, Path, Request
-from starlette.responses import Response
 
-from common.caller import CallerScope
-from common.errors import REPLAYED_KEY, metadata_value
 from common.input_limits import IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_KEY_RE
 from gateway.backends import Backends
 from gateway.errors import ApiError
-from gateway.metrics import GRPC_CALLS, GRPC_LATENCY
 from gateway.settings import GatewaySettings
 
-
-class JSONResponse(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+# The ids the services make (`ord_01JD…`, `pay_01JD…`); the plain ASGI push endpoints, which
+# FastAPI's validation does not reach, check theirs with the same rule (gateway/push/deps.py).
+RESOURCE_ID_PATTERN = r"^[A-Za-z0-9_]{1,64}$"
+RESOURCE_ID_RE = re.compile(RESOURCE_ID_PATTERN.removesuffix("$") + r"\Z")
 
 
 async def _backends(request: Request) -> Backends:
@@ -60,32 +53,4 @@ async def _idempotency_key(
 BackendsDep = Annotated[Backends, Depends(_backends)]
 SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
 IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]
-ResourceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,64}$", description="A prefixed id such as ord_01JD…")]
-
-
-async def call(
-    name: str,
-    method: grpc.aio.UnaryUnaryMultiCallable[Any, Any],
-    request: Any,
-    settings: GatewaySettings,
-    scope: CallerScope,
-    idempotency_key: str | None = None,
-) -> tuple[Any, bool]:
-    """One unary call with the gateway's deadline, acting for `scope` (the caller's account or
-    client secret: the services answer only within it); returns the answer and whether the
-    service replayed it for an idempotency key. A gRPC error propagates to the error handler."""
-    metadata = scope.metadata()
-    if idempotency_key:
-        metadata += (("idempotency-key", idempotency_key),)
-    started = time.perf_counter()
-    call_ = method(request, timeout=settings.gateway_deadline_s, metadata=metadata or None)
-    try:
-        response = await call_
-    except grpc.aio.AioRpcError as exc:
-        GRPC_CALLS.labels(name, exc.code().name).inc()
-        raise
-    finally:
-        GRPC_LATENCY.labels(name).observe(time.perf_counter() - started)
-    GRPC_CALLS.labels(name, "OK").inc()
-    replayed = metadata_value(await call_.trailing_metadata(), REPLAYED_KEY) == "true"
-    return response, replayed
+ResourceId = Annotated[str, Path(pattern=RESOURCE_ID_PATTERN, description="A prefixed id such as ord_01JD…")]

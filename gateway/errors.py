@@ -30,6 +30,7 @@ from common.errors import (
     rich_status,
 )
 from common.logs import request_id_var
+from gateway.schemas import FieldError, Problem
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class ApiError(Exception):
         status: int,
         detail: str,
         *,
-        errors: list[dict[str, str]] | None = None,
+        errors: list[FieldError] | None = None,
         headers: dict[str, str] | None = None,
         code: str | None = None,
     ) -> None:
@@ -113,11 +114,11 @@ def problem(
     detail: str,
     *,
     code: str | None = None,
-    errors: list[dict[str, str]] | None = None,
+    errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
     request_id: str | None = None,
 ) -> Response:
-    body: dict[str, Any] = {
+    body: Problem = {
         "type": "about:blank",
         "title": HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Client Closed Request",
         "status": status,
@@ -147,7 +148,7 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> Response:
     if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS):
         detail = "internal error"
     http_status = REASON_TO_HTTP.get(error_reason(status) or "", GRPC_TO_HTTP.get(code, 500))
-    errors = [{"field": f, "message": m} for f, m in field_violations(status)]
+    errors: list[FieldError] = [{"field": f, "message": m} for f, m in field_violations(status)]
     if http_status >= 500:
         log.warning("backend error", extra={"grpc_code": code.name, "grpc_details": exc.details()})
     headers: dict[str, str] = {}
@@ -198,7 +199,7 @@ def _message(error: dict[str, Any]) -> str:
     return str(error["msg"])
 
 
-# What a 405's Allow header can name; HEAD goes with GET (gateway/head.py).
+# What a 405's Allow header can name; HEAD goes with GET (gateway/middleware/head.py).
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # The parts of a request's scope that routing reads.
 _ROUTING_KEYS = ("type", "path", "root_path", "headers", "query_string")
@@ -227,7 +228,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        errors = [
+        errors: list[FieldError] = [
             {"field": "body" if e["type"] == "json_invalid" else _field(tuple(e["loc"])), "message": _message(e)}
             for e in exc.errors()
         ]

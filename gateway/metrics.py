@@ -20,3 +20,7 @@ GRPC_LATENCY = Histogram(
 )
 WATCHERS = Gauge("push_watchers", "Clients following an order", ["channel"])
 WATCH_STREAMS = Gauge("push_watch_streams", "WatchOrder streams open to the order service")
+# GATEWAY_RATE_LIMIT_STORAGE=redis://… (gateway/ratelimit_redis.py): what a Redis outage costs.
+RATE_LIMIT_FAILED_OPEN = Counter(
+    "rate_limit_failed_open", "Rate-limit checks skipped, their request let through, because Redis could not be reached"
+)

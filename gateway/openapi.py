@@ -1,7 +1,7 @@
 """The API keys and client secrets in /openapi.json and /docs (CONTRACT §11), described with
 FastAPI's own security classes — HTTPBearer, HTTPBasic, APIKeyQuery — but not run as
-dependencies: gateway/auth.py's middleware has decided before any route runs, and a FastAPI
-dependency costs about 35 µs a request. Every /v1 operation gets the key schemes; the ones a
+dependencies: gateway/auth.py's middleware has decided before any route runs, and FastAPI would
+solve them on every request for nothing. Every /v1 operation gets the key schemes; the ones a
 browser may reach with an order's client secret (auth.accepts_client_secret) get that too."""
 
 from __future__ import annotations

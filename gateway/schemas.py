@@ -1,11 +1,15 @@
 """The REST API's JSON shapes: request models that refuse anything the contract does not allow
-(strict types, no unknown fields, the limits of CONTRACT §3), and response models for OpenAPI."""
+(strict types, no unknown fields, the limits of CONTRACT §3), and the documents it answers."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, NotRequired, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
+
+# pydantic reads a TypedDict's fields only from typing_extensions' before Python 3.12.
+from typing_extensions import TypedDict
 
 from common.input_limits import (
     CLIENT_SECRET_PATTERN,
@@ -17,6 +21,15 @@ from common.input_limits import (
     MAX_UNIT_PRICE,
 )
 from common.payment_methods import PAYMENT_METHODS
+from shop.order.v1 import order_pb2
+from shop.payment.v1 import payment_pb2
+
+_Number = TypeVar("_Number", bound=int)
+
+
+def _api_names(enum: Iterable[tuple[str, _Number]], prefix: str) -> dict[_Number, str]:
+    return {number: name.removeprefix(prefix).lower() for name, number in enum if number}
+
 
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 # Literal types (not Enum): strict validation accepts them from parsed JSON, and OpenAPI lists them.
@@ -87,30 +100,35 @@ class PaymentConfirm(_Strict):
     )
 
 
-OrderStatus = Literal[
-    "pending_payment", "paid", "payment_failed", "requires_action", "canceled", "partially_refunded", "refunded"
-]
-PaymentStatus = Literal[
-    "processing", "requires_action", "succeeded", "failed", "canceled", "partially_refunded", "refunded"
-]
+# The statuses as the API writes them: the services' enum names without their prefix, in lower
+# case (ORDER_STATUS_PARTIALLY_REFUNDED → partially_refunded), by enum number.
+ORDER_STATUSES = _api_names(order_pb2.OrderStatus.items(), "ORDER_STATUS_")
+PAYMENT_STATUSES = _api_names(payment_pb2.PaymentStatus.items(), "PAYMENT_STATUS_")
+OrderStatus = Literal[tuple(ORDER_STATUSES.values())]  # type: ignore[valid-type]
+PaymentStatus = Literal[tuple(PAYMENT_STATUSES.values())]  # type: ignore[valid-type]
 
 
-class LineItemPublic(BaseModel):
+# The documents the API answers. TypedDicts rather than models: gateway/convert.py builds them as
+# plain dicts (encoded by orjson, with no model in between), and mypy holds it to these fields;
+# FastAPI documents them in OpenAPI from the same classes.
+
+
+class LineItemPublic(TypedDict):
     sku: str
     quantity: int
     unit_price: int
 
 
-class NextAction(BaseModel):
+class NextAction(TypedDict):
     type: Literal["scan_qr"]
     confirm_url: str
     qr_svg_url: str
     expires_at: str
 
 
-class PaymentPublic(BaseModel):
+class PaymentPublic(TypedDict):
     id: str
-    status: PaymentStatus
+    status: PaymentStatus  # type: ignore[valid-type]
     payment_method: str
     amount: int
     amount_refunded: int
@@ -123,13 +141,13 @@ class PaymentPublic(BaseModel):
     updated_at: str
 
 
-class OrderPublic(BaseModel):
+class OrderPublic(TypedDict):
     id: str
     # Shown to the order's owner (and to a browser that has it already): give it to the
     # customer's browser, never an API key (CONTRACT §11).
     client_secret: str | None
     customer_id: str
-    status: OrderStatus
+    status: OrderStatus  # type: ignore[valid-type]
     currency: str
     items: list[LineItemPublic]
     amount: int
@@ -140,21 +158,31 @@ class OrderPublic(BaseModel):
     updated_at: str
 
 
-class OrderList(BaseModel):
+class OrderList(TypedDict):
     orders: list[OrderPublic]
     next_page_token: str
 
 
-class FieldError(BaseModel):
+class FieldError(TypedDict):
     field: str
     message: str
 
 
-class Problem(BaseModel):
+# application/problem+json (RFC 9457), as gateway/errors.py writes it.
+class Problem(TypedDict):
     type: str
     title: str
     status: int
     detail: str
     code: str
     request_id: str | None
-    errors: list[FieldError] | None = None
+    errors: NotRequired[list[FieldError]]
+
+
+# For OpenAPI: the problems any /v1 operation may answer, and a change's (with an Idempotency-Key
+# reused for another request: 422).
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {"application/problem+json": {}}}
+    for status in (400, 401, 403, 404, 409, 429, 503, 504)
+}
+CHANGE_PROBLEMS = {**PROBLEMS, 422: PROBLEMS[400]}

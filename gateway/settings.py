@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from common.input_limits import ACCOUNT_ID_RE
 from common.settings import CommonSettings
 from common.tls import TlsSettings
-from gateway.api_keys import KeyRing, parse_keys
-from gateway.ratelimit import Rate
+from gateway.api_keys import ACCOUNT_ID_RULE, KeyRing, parse_keys
+from gateway.origins import origin_of, parse_origins
+from gateway.ratelimit import MEMORY, Rate, parse_storage_url
 
 
 def _key_ring(value: object) -> object:
@@ -18,6 +19,10 @@ def _key_ring(value: object) -> object:
 
 def _rate(value: object) -> object:
     return Rate.parse(value) if isinstance(value, str) else value
+
+
+def _origins(value: object) -> object:
+    return parse_origins(value) if isinstance(value, str) else value
 
 
 class GatewaySettings(CommonSettings, TlsSettings):
@@ -45,10 +50,15 @@ class GatewaySettings(CommonSettings, TlsSettings):
     gateway_auth_failure_limit: Annotated[Rate, NoDecode, BeforeValidator(_rate)] = Field(
         default="20/minute", validate_default=True
     )
+    # Where the limits count: `memory://` in each process, or `redis://host:port/n`, one Redis
+    # that every gateway replica shares (gateway/ratelimit_redis.py). Out of repr: the URL may
+    # hold Redis's password.
+    gateway_rate_limit_storage: Annotated[str, AfterValidator(parse_storage_url)] = Field(MEMORY, repr=False)
+    # The origins (`https://shop.example`) whose pages may call /v1 from a browser (CORS) and open
+    # its WebSockets; none by default (docs/security.md#browsers-on-other-sites-cors).
+    gateway_cors_origins: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_origins)] = ()
     # The account the demo routes (POST /demo/orders, …) create orders for; unset: no demo routes.
     gateway_demo_account: str | None = None
-    # `make bench` only: mounts POST /v1/bench/orders (gateway/routers/bench.py).
-    gateway_bench_routes: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -63,11 +73,12 @@ class GatewaySettings(CommonSettings, TlsSettings):
     def _no_trailing_slash(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
+        origin_of(value)  # a host, a port that is a number: the WebSocket Origin check needs it
         return value.rstrip("/")
 
     @field_validator("gateway_demo_account")
     @classmethod
     def _account(cls, value: str | None) -> str | None:
         if value is not None and not ACCOUNT_ID_RE.match(value):
-            raise ValueError("must be 1-64 characters of [A-Za-z0-9_]")
+            raise ValueError(ACCOUNT_ID_RULE)
         return value

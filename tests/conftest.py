@@ -1,5 +1,5 @@
 """Shared fixtures: the running stack, HTTP clients, and the rule about missing tools —
-outside CI a suite that needs Docker, Chromium, Node or PostgreSQL is skipped with its reason;
+outside CI a suite that needs Docker, Chromium, Node, PostgreSQL or Redis is skipped with its reason;
 with CI=true a missing tool is a failure."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import postgres
+from tests import postgres, redis_server
 from tests.harness import Stack
+from tests.redis_server import RedisServer
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -41,6 +42,14 @@ def postgres_server() -> Iterator[str]:
     require_tool(postgres.available(), "PostgreSQL server binaries (initdb, pg_ctl) are not installed")
     with postgres.postgres_cluster() as url:
         yield url
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    """A throw-away redis-server of the test's own (tests/redis_server.py), empty at the start."""
+    require_tool(redis_server.available(), "`redis-server` is not installed (apt-get install -y redis-server)")
+    with redis_server.running_redis() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

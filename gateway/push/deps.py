@@ -4,18 +4,14 @@ validation does not reach)."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
+from gateway.deps import RESOURCE_ID_RE
 from gateway.push.hub import Hub
-
-# The same rule as gateway.deps.ResourceId.
-ORDER_ID_PATTERN = r"^[A-Za-z0-9_]{1,64}$"
-_ORDER_ID = re.compile(ORDER_ID_PATTERN)
 
 
 async def _hub(connection: HTTPConnection) -> Hub:
@@ -28,4 +24,4 @@ HubDep = Annotated[Hub, Depends(_hub)]
 def order_id_of(scope: Scope) -> str | None:
     """The `{order_id}` of the path, or None when it is not a valid id."""
     order_id = scope["path_params"]["order_id"]
-    return order_id if isinstance(order_id, str) and _ORDER_ID.match(order_id) else None
+    return order_id if isinstance(order_id, str) and RESOURCE_ID_RE.match(order_id) else None

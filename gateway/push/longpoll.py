@@ -17,6 +17,7 @@ from common.caller import CallerScope
 from gateway.errors import ApiError
 from gateway.push.hub import Hub, OrderNotFound, PushUnavailable
 from gateway.push.subscription import End
+from gateway.responses import etag
 
 MIN_WAIT_S = 1
 MAX_WAIT_S = 60
@@ -37,13 +38,13 @@ def requested_wait(prefer: str | None) -> int | None:
     return None
 
 
-def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """Whether `If-None-Match` (a list of entity tags, weak or strong, or `*`) names `etag`."""
+def etag_matches(if_none_match: str | None, tag: str) -> bool:
+    """Whether `If-None-Match` (a list of entity tags, weak or strong, or `*`) names `tag`."""
     if not if_none_match:
         return False
     if if_none_match.strip() == "*":
         return True
-    wanted = etag.strip('"')
+    wanted = tag.strip('"')
     return any(
         (match := _ETAG_RE.fullmatch(candidate)) is not None and match.group(1) == wanted
         for candidate in if_none_match.split(",")
@@ -102,6 +103,6 @@ async def hold(hub: Hub, order_id: str, version: int, wait: int, scope: CallerSc
         subscription.close()
     headers = applied(wait)
     if update is None:
-        return Response(status_code=304, headers={"ETag": f'"{version}"', **headers})
-    headers["ETag"] = f'"{update.version}"'
+        return Response(status_code=304, headers={"ETag": etag(version), **headers})
+    headers["ETag"] = etag(update.version)
     return Response(update.body, media_type="application/json", headers=headers)

@@ -9,10 +9,10 @@
     : keep-alive
 
 Why not sse-starlette, which we used first: it runs an anyio task group with four tasks for
-every open stream, about 17 KiB per idle client (measured with tracemalloc), and a stream
-answered through FastAPI's routing keeps another ~10 KiB of per-request state alive for as long
-as it is open — together well past the 20 KiB per idle watcher we aim for. Here a stream is the
-request's own task, which sends, plus one small task that waits for the client to leave.
+every open stream, and a stream answered through FastAPI's routing keeps its per-request state
+alive for as long as it is open; an idle watcher must stay small (bench/README.md has the
+figures). Here a stream is the request's own task, which sends, plus one small task that waits
+for the client to leave.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from starlette.types import Receive, Scope, Send
 
 from common.caller import CallerScope
 from gateway.auth import caller_of
+from gateway.deps import RESOURCE_ID_PATTERN
 from gateway.errors import ApiError
-from gateway.push.deps import ORDER_ID_PATTERN, order_id_of
+from gateway.push.deps import order_id_of
 from gateway.push.hub import Hub, OrderNotFound, PushUnavailable, ResumeAhead
 from gateway.push.subscription import Subscription
 
@@ -146,7 +147,7 @@ class OrderEvents:
             raise ApiError(
                 400,
                 "the request is invalid",
-                errors=[{"field": "order_id", "message": f"must match {ORDER_ID_PATTERN}"}],
+                errors=[{"field": "order_id", "message": f"must match {RESOURCE_ID_PATTERN}"}],
             )
         caller = caller_of(scope)
         if caller is None:  # gateway/auth.py lets nothing else through; refuse rather than assume

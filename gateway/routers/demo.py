@@ -23,10 +23,12 @@ from starlette.responses import Response
 from common.caller import CallerScope
 from common.input_limits import CLIENT_SECRET_PATTERN
 from gateway.auth import CHALLENGE
-from gateway.deps import BackendsDep, IdempotencyKey, ResourceId, SettingsDep, call
+from gateway.backends import Backends
+from gateway.deps import BackendsDep, IdempotencyKey, ResourceId, SettingsDep
 from gateway.errors import ApiError
 from gateway.routers import orders
 from gateway.schemas import CancelCreate, OrderCreate, RefundCreate
+from gateway.settings import GatewaySettings
 from shop.order.v1 import order_pb2
 
 router = APIRouter(prefix="/demo/orders", tags=["demo"], include_in_schema=False)
@@ -34,17 +36,21 @@ router = APIRouter(prefix="/demo/orders", tags=["demo"], include_in_schema=False
 ClientSecret = Annotated[str | None, Query(pattern=CLIENT_SECRET_PATTERN)]
 
 
-def _demo(settings: SettingsDep) -> CallerScope:
+def _demo(settings: GatewaySettings) -> CallerScope:
     assert settings.gateway_demo_account is not None  # the router is mounted only then
     return CallerScope(account_id=settings.gateway_demo_account)
 
 
-async def _check_secret(order_id: str, client_secret: str | None, backends: BackendsDep, settings: SettingsDep) -> None:
-    """404 unless `client_secret` is the order's (the same answer as for an unknown order)."""
+async def _demo_order(
+    order_id: str, client_secret: str | None, backends: Backends, settings: GatewaySettings
+) -> CallerScope:
+    """The demo account's scope, for an order whose `client_secret` the request carries: 404
+    otherwise (the same answer as for an unknown order)."""
     if client_secret is None:
         raise ApiError(401, "the order's client_secret is required", code="UNAUTHENTICATED", headers=CHALLENGE)
-    request = order_pb2.GetOrderRequest(order_id=order_id)
-    await call("GetOrder", backends.orders.GetOrder, request, settings, CallerScope(client_secret=client_secret))
+    message = order_pb2.GetOrderRequest(order_id=order_id)
+    await backends.call("GetOrder", backends.orders.GetOrder, message, CallerScope(client_secret=client_secret))
+    return _demo(settings)
 
 
 @router.post("", status_code=201)
@@ -63,8 +69,8 @@ async def cancel_demo_order(
     client_secret: ClientSecret = None,
     body: CancelCreate | None = None,
 ) -> Response:
-    await _check_secret(order_id, client_secret, backends, settings)
-    return await orders.cancel(order_id, backends, settings, idempotency_key, _demo(settings))
+    scope = await _demo_order(order_id, client_secret, backends, settings)
+    return await orders.cancel(order_id, backends, settings, idempotency_key, scope)
 
 
 @router.post("/{order_id}/refund")
@@ -76,5 +82,5 @@ async def refund_demo_order(
     client_secret: ClientSecret = None,
     body: RefundCreate | None = None,
 ) -> Response:
-    await _check_secret(order_id, client_secret, backends, settings)
-    return await orders.refund(order_id, body, backends, settings, idempotency_key, _demo(settings))
+    scope = await _demo_order(order_id, client_secret, backends, settings)
+    return await orders.refund(order_id, body, backends, settings, idempotency_key, scope)

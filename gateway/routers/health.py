@@ -6,8 +6,9 @@ from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import PlainTextResponse, Response
 
-from gateway.deps import BackendsDep, JSONResponse
+from gateway.deps import BackendsDep
 from gateway.errors import problem
+from gateway.responses import JSONResponse
 
 router = APIRouter(tags=["operations"])
 

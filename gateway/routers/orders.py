@@ -8,7 +8,7 @@ routes (routers/demo.py) do for the demo account.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
@@ -16,61 +16,42 @@ from starlette.responses import Response
 from common.caller import CallerScope
 from common.input_limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from gateway.auth import authenticated
-from gateway.convert import order_json
-from gateway.deps import BackendsDep, IdempotencyKey, JSONResponse, ResourceId, SettingsDep, call
+from gateway.backends import Backends
+from gateway.convert import create_order_request, order_json
+from gateway.deps import BackendsDep, IdempotencyKey, ResourceId, SettingsDep
 from gateway.push import longpoll
 from gateway.push.deps import HubDep
-from gateway.schemas import CancelCreate, OrderCreate, OrderList, OrderPublic, OrderStatus, Problem, RefundCreate
+from gateway.responses import JSONResponse, etag, order_response
+from gateway.schemas import (
+    CHANGE_PROBLEMS,
+    ORDER_STATUSES,
+    PROBLEMS,
+    CancelCreate,
+    OrderCreate,
+    OrderList,
+    OrderPublic,
+    OrderStatus,
+    RefundCreate,
+)
+from gateway.settings import GatewaySettings
 from shop.order.v1 import order_pb2
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 403, 404, 409, 429, 503, 504)
-}
+_STATUS_NUMBERS = {name: number for number, name in ORDER_STATUSES.items()}
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def order_response(
-    order: order_pb2.Order, settings: SettingsDep, *, status: int = 200, replayed: bool = False
-) -> JSONResponse:
-    headers = {"ETag": etag(order.version)}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(order_json(order, settings.gateway_public_url), status_code=status, headers=headers)
-
-
-@router.post("", status_code=201, response_model=OrderPublic, responses={**ERRORS, 422: ERRORS[400]})
+@router.post("", status_code=201, response_model=OrderPublic, responses=CHANGE_PROBLEMS)
 async def create_order(
-    body: OrderCreate, http: Request, backends: BackendsDep, settings: SettingsDep, idempotency_key: IdempotencyKey
+    body: OrderCreate, request: Request, backends: BackendsDep, settings: SettingsDep, idempotency_key: IdempotencyKey
 ) -> Response:
     """Create an order and charge it: gateway → order service → payment service, and back.
     The answer carries the order's `client_secret`: give it to the customer's browser, which may
     then read and follow this one order and confirm its payment without an API key."""
-    return await create(body, backends, settings, idempotency_key, authenticated(http).scope)
+    return await create(body, backends, settings, idempotency_key, authenticated(request).scope)
 
 
-async def create(
-    body: OrderCreate, backends: BackendsDep, settings: SettingsDep, idempotency_key: str | None, scope: CallerScope
-) -> Response:
-    request = order_pb2.CreateOrderRequest(
-        customer_id=body.customer_id,
-        currency=body.currency,
-        items=[order_pb2.LineItem(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price) for i in body.items],
-        payment_method=body.payment_method,
-    )
-    stub = backends.order_writes(idempotency_key)
-    order, replayed = await call("CreateOrder", stub.CreateOrder, request, settings, scope, idempotency_key)
-    response = order_response(order, settings, status=201, replayed=replayed)
-    response.headers["Location"] = f"/v1/orders/{order.id}"
-    return response
-
-
-@router.get("/{order_id}", response_model=OrderPublic, responses={304: {"description": "Not modified"}, **ERRORS})
+@router.get("/{order_id}", response_model=OrderPublic, responses={304: {"description": "Not modified"}, **PROBLEMS})
 async def get_order(
     order_id: ResourceId,
     request: Request,
@@ -82,96 +63,107 @@ async def get_order(
     """Read an order. With `If-None-Match: "<version>"` and no change since: 304 (short polling).
     Add `Prefer: wait=N` to hold the answer until the order changes (200) or N seconds pass
     (304): long polling."""
-    caller = authenticated(request)
-    request_ = order_pb2.GetOrderRequest(order_id=order_id)
-    order, _ = await call("GetOrder", backends.orders.GetOrder, request_, settings, caller.scope)
+    scope = authenticated(request).scope
+    message = order_pb2.GetOrderRequest(order_id=order_id)
+    order, _ = await backends.call("GetOrder", backends.orders.GetOrder, message, scope)
     if_none_match = request.headers.get("if-none-match")
     wait = longpoll.requested_wait(prefer) if if_none_match else None
     if wait is not None and if_none_match is not None:
         longpoll.check_not_ahead(longpoll.resume_version(if_none_match), order.version)
     if not longpoll.etag_matches(if_none_match, etag(order.version)):
-        response = order_response(order, settings)
+        response = order_response(order, settings.gateway_public_url)
         response.headers.update(longpoll.applied(wait) if wait else {})
         return response
     if wait is None:
         return Response(status_code=304, headers={"ETag": etag(order.version)})
-    return await longpoll.hold(hub, order_id, order.version, wait, caller.scope)
+    return await longpoll.hold(hub, order_id, order.version, wait, scope)
 
 
-@router.get("", response_model=OrderList, responses=ERRORS)
+@router.get("", response_model=OrderList, responses=PROBLEMS)
 async def list_orders(
+    request: Request,
     backends: BackendsDep,
     settings: SettingsDep,
-    http: Request,
     customer_id: Annotated[str | None, Query(max_length=64)] = None,
-    status: OrderStatus | None = None,
+    status: OrderStatus | None = None,  # type: ignore[valid-type]
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     page_token: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """The caller's orders (its account's, whichever of its keys made them), newest first. Pass
     `next_page_token` back as `page_token` for the next page."""
-    wanted = order_pb2.OrderStatus.Value(f"ORDER_STATUS_{status.upper()}") if status else None
-    request = order_pb2.ListOrdersRequest(
+    message = order_pb2.ListOrdersRequest(
         customer_id=customer_id or "",
-        status=wanted or order_pb2.ORDER_STATUS_UNSPECIFIED,
+        status=_STATUS_NUMBERS[status] if status else order_pb2.ORDER_STATUS_UNSPECIFIED,
         page_size=page_size,
         page_token=page_token or "",
     )
-    reply, _ = await call("ListOrders", backends.orders.ListOrders, request, settings, authenticated(http).scope)
-    return JSONResponse(
-        {
-            "orders": [order_json(o, settings.gateway_public_url) for o in reply.orders],
-            "next_page_token": reply.next_page_token,
-        }
-    )
+    scope = authenticated(request).scope
+    page, _ = await backends.call("ListOrders", backends.orders.ListOrders, message, scope)
+    document: OrderList = {
+        "orders": [order_json(order, settings.gateway_public_url) for order in page.orders],
+        "next_page_token": page.next_page_token,
+    }
+    return JSONResponse(document)
 
 
-@router.post("/{order_id}/cancel", response_model=OrderPublic, responses={**ERRORS, 422: ERRORS[400]})
+@router.post("/{order_id}/cancel", response_model=OrderPublic, responses=CHANGE_PROBLEMS)
 async def cancel_order(
     order_id: ResourceId,
+    request: Request,
     backends: BackendsDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey,
-    http: Request,
     body: CancelCreate | None = None,
 ) -> Response:
     """Cancel an order whose payment has not succeeded."""
-    return await cancel(order_id, backends, settings, idempotency_key, authenticated(http).scope)
+    return await cancel(order_id, backends, settings, idempotency_key, authenticated(request).scope)
 
 
-async def cancel(
-    order_id: str, backends: BackendsDep, settings: SettingsDep, idempotency_key: str | None, scope: CallerScope
-) -> Response:
-    request = order_pb2.CancelOrderRequest(order_id=order_id)
-    stub = backends.orders
-    order, replayed = await call("CancelOrder", stub.CancelOrder, request, settings, scope, idempotency_key)
-    return order_response(order, settings, replayed=replayed)
-
-
-@router.post("/{order_id}/refund", response_model=OrderPublic, responses={**ERRORS, 422: ERRORS[400]})
+@router.post("/{order_id}/refund", response_model=OrderPublic, responses=CHANGE_PROBLEMS)
 async def refund_order(
     order_id: ResourceId,
+    request: Request,
     backends: BackendsDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey,
-    http: Request,
     body: RefundCreate | None = None,
 ) -> Response:
     """Refund `amount`, or everything that is left when the body is `{}`."""
-    return await refund(order_id, body, backends, settings, idempotency_key, authenticated(http).scope)
+    return await refund(order_id, body, backends, settings, idempotency_key, authenticated(request).scope)
+
+
+# The three changes, for whichever scope the route acts for (an API key's account, the demo's).
+
+
+async def create(
+    body: OrderCreate, backends: Backends, settings: GatewaySettings, idempotency_key: str | None, scope: CallerScope
+) -> Response:
+    stub = backends.order_writes(idempotency_key)
+    message = create_order_request(body)
+    order, replayed = await backends.call("CreateOrder", stub.CreateOrder, message, scope, idempotency_key)
+    return order_response(order, settings.gateway_public_url, created=True, replayed=replayed)
+
+
+async def cancel(
+    order_id: str, backends: Backends, settings: GatewaySettings, idempotency_key: str | None, scope: CallerScope
+) -> Response:
+    message = order_pb2.CancelOrderRequest(order_id=order_id)
+    stub = backends.orders
+    order, replayed = await backends.call("CancelOrder", stub.CancelOrder, message, scope, idempotency_key)
+    return order_response(order, settings.gateway_public_url, replayed=replayed)
 
 
 async def refund(
     order_id: str,
     body: RefundCreate | None,
-    backends: BackendsDep,
-    settings: SettingsDep,
+    backends: Backends,
+    settings: GatewaySettings,
     idempotency_key: str | None,
     scope: CallerScope,
 ) -> Response:
-    request = order_pb2.RefundOrderRequest(order_id=order_id)
+    message = order_pb2.RefundOrderRequest(order_id=order_id)
     if body is not None and body.amount is not None:
-        request.amount = body.amount
+        message.amount = body.amount
     stub = backends.order_writes(idempotency_key)
-    order, replayed = await call("RefundOrder", stub.RefundOrder, request, settings, scope, idempotency_key)
-    return order_response(order, settings, replayed=replayed)
+    order, replayed = await backends.call("RefundOrder", stub.RefundOrder, message, scope, idempotency_key)
+    return order_response(order, settings.gateway_public_url, replayed=replayed)

@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from common.caller import CallerScope
 from common.input_limits import CLIENT_SECRET_RE
 from common.timestamps import rfc3339
-from gateway.deps import BackendsDep, ResourceId, SettingsDep, call
+from gateway.deps import BackendsDep, ResourceId
 from gateway.errors import problem
 from shop.payment.v1 import payment_pb2
 
@@ -62,7 +62,6 @@ def _not_found(payment_id: str) -> HTMLResponse:
 async def pay_page(
     payment_id: ResourceId,
     backends: BackendsDep,
-    settings: SettingsDep,
     client_secret: Annotated[str | None, Query()] = None,
 ) -> Response:
     """The phone's confirmation page (what the QR code opens): the amount, Approve, Decline.
@@ -73,11 +72,10 @@ async def pay_page(
     payment id alone, which appears in logs and support tickets, shows nothing."""
     if client_secret is None or not CLIENT_SECRET_RE.match(client_secret):
         return _not_found(payment_id)
-    request = payment_pb2.GetPaymentRequest(payment_id=payment_id)
+    message = payment_pb2.GetPaymentRequest(payment_id=payment_id)
+    scope = CallerScope(client_secret=client_secret)
     try:
-        payment, _ = await call(
-            "GetPayment", backends.payments.GetPayment, request, settings, CallerScope(client_secret=client_secret)
-        )
+        payment, _ = await backends.call("GetPayment", backends.payments.GetPayment, message, scope)
     except grpc.aio.AioRpcError as exc:
         if exc.code() != grpc.StatusCode.NOT_FOUND:
             raise

@@ -11,27 +11,29 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from gateway.auth import authenticated
-from gateway.convert import payment_json
-from gateway.deps import BackendsDep, IdempotencyKey, JSONResponse, ResourceId, SettingsDep, call
-from gateway.routers.orders import ERRORS
-from gateway.schemas import PaymentConfirm, PaymentPublic
+from gateway.deps import BackendsDep, IdempotencyKey, ResourceId, SettingsDep
+from gateway.responses import payment_response
+from gateway.schemas import CHANGE_PROBLEMS, PROBLEMS, PaymentConfirm, PaymentPublic
 from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
 
-@router.get("/{payment_id}", response_model=PaymentPublic, responses=ERRORS)
-async def get_payment(payment_id: ResourceId, http: Request, backends: BackendsDep, settings: SettingsDep) -> Response:
-    request = payment_pb2.GetPaymentRequest(payment_id=payment_id)
-    payment, _ = await call("GetPayment", backends.payments.GetPayment, request, settings, authenticated(http).scope)
-    return JSONResponse(payment_json(payment, settings.gateway_public_url))
+@router.get("/{payment_id}", response_model=PaymentPublic, responses=PROBLEMS)
+async def get_payment(
+    payment_id: ResourceId, request: Request, backends: BackendsDep, settings: SettingsDep
+) -> Response:
+    message = payment_pb2.GetPaymentRequest(payment_id=payment_id)
+    scope = authenticated(request).scope
+    payment, _ = await backends.call("GetPayment", backends.payments.GetPayment, message, scope)
+    return payment_response(payment, settings.gateway_public_url)
 
 
-@router.post("/{payment_id}/confirm", response_model=PaymentPublic, responses={**ERRORS, 422: ERRORS[400]})
+@router.post("/{payment_id}/confirm", response_model=PaymentPublic, responses=CHANGE_PROBLEMS)
 async def confirm_payment(
     payment_id: ResourceId,
-    http: Request,
+    request: Request,
     backends: BackendsDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey,
@@ -42,12 +44,9 @@ async def confirm_payment(
     Without an API key, the body's `client_secret` (the order's) is the credential: what the phone
     page that the QR code opens sends. With an API key it is not needed."""
     approve = body.approve if body is not None else True
-    request = order_pb2.ConfirmPaymentRequest(payment_id=payment_id, approve=approve)
+    message = order_pb2.ConfirmPaymentRequest(payment_id=payment_id, approve=approve)
     # The key's account, or the client secret that gateway/auth.py found in the body.
-    scope = authenticated(http).scope
+    scope = authenticated(request).scope
     stub = backends.orders
-    payment, replayed = await call("ConfirmPayment", stub.ConfirmPayment, request, settings, scope, idempotency_key)
-    response = JSONResponse(payment_json(payment, settings.gateway_public_url))
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+    payment, replayed = await backends.call("ConfirmPayment", stub.ConfirmPayment, message, scope, idempotency_key)
+    return payment_response(payment, settings.gateway_public_url, replayed=replayed)

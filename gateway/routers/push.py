@@ -20,7 +20,7 @@ from gateway.deps import ResourceId, SettingsDep
 from gateway.push.deps import HubDep
 from gateway.push.sse import EventStream, OrderEvents
 from gateway.push.websocket import OrderSocket
-from gateway.routers.orders import ERRORS
+from gateway.schemas import PROBLEMS
 
 EVENTS_PATH = "/v1/orders/{order_id}/events"
 SOCKET_PATH = "/v1/orders/{order_id}/ws"
@@ -47,14 +47,14 @@ class _Stream(Response):
             "description": "`retry: 2000`, then one `order.updated` event per version, `: keep-alive` comments",
         },
         204: {"description": "Last-Event-ID is at or past the final version: nothing more will come"},
-        **ERRORS,
+        **PROBLEMS,
     },
 )
 async def order_events(
     order_id: ResourceId,
     hub: HubDep,
     settings: SettingsDep,
-    http: Request,
+    request: Request,
     last_event_id: Annotated[
         str,
         Header(
@@ -77,4 +77,4 @@ async def order_events(
 
     The WebSocket `WS /v1/orders/{order_id}/ws` (`?after_version=`) sends the same messages
     as JSON text frames; see the README."""
-    return _Stream(EventStream(hub, order_id, last_event_id, settings.sse_heartbeat_s, authenticated(http).scope))
+    return _Stream(EventStream(hub, order_id, last_event_id, settings.sse_heartbeat_s, authenticated(request).scope))

@@ -11,8 +11,8 @@ from starlette.responses import Response
 
 from gateway.auth import authenticated
 from gateway.convert import confirm_url
-from gateway.deps import BackendsDep, ResourceId, SettingsDep, call
-from gateway.routers.orders import ERRORS
+from gateway.deps import BackendsDep, ResourceId, SettingsDep
+from gateway.schemas import PROBLEMS
 from shop.payment.v1 import payment_pb2
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
@@ -32,14 +32,17 @@ def qr_svg(text: str) -> bytes:
 @router.get(
     "/{payment_id}/qr.svg",
     response_class=Response,
-    responses={200: {"content": {SVG: {}}, "description": "QR code of the confirmation page URL"}, **ERRORS},
+    responses={200: {"content": {SVG: {}}, "description": "QR code of the confirmation page URL"}, **PROBLEMS},
 )
-async def payment_qr(payment_id: ResourceId, http: Request, backends: BackendsDep, settings: SettingsDep) -> Response:
+async def payment_qr(
+    payment_id: ResourceId, request: Request, backends: BackendsDep, settings: SettingsDep
+) -> Response:
     """QR code (SVG) of `<GATEWAY_PUBLIC_URL>/pay/{payment_id}?client_secret=…`, the phone's
     confirmation page with the order's client secret (the phone has no API key)."""
-    request = payment_pb2.GetPaymentRequest(payment_id=payment_id)
+    message = payment_pb2.GetPaymentRequest(payment_id=payment_id)
     # 404 for an unknown payment, and for one outside the caller's scope.
-    payment, _ = await call("GetPayment", backends.payments.GetPayment, request, settings, authenticated(http).scope)
+    scope = authenticated(request).scope
+    payment, _ = await backends.call("GetPayment", backends.payments.GetPayment, message, scope)
     svg = qr_svg(confirm_url(settings.gateway_public_url, payment))
     # The image holds a secret: no shared cache may keep it.
     return Response(svg, media_type=SVG, headers={"Cache-Control": "private, max-age=3600"})

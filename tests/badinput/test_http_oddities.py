@@ -222,7 +222,8 @@ async def test_idle_connections_opened_and_dropped(bad_stack: Stack) -> None:
         # Idle, some half-way through a request line, then dropped: half with FIN, half with RST.
         for _, writer in opened[::3]:
             writer.write(b"GET /heal")
-        await prober.answered(200)  # the prober gets through while they are all held
+        # The prober gets through while they are all held (a hang is a failure, not a wait forever).
+        await asyncio.wait_for(prober.answered(200), 120)
         for n, (_, writer) in enumerate(opened):
             _rst(writer) if n % 2 else writer.close()
         took = time.perf_counter() - started

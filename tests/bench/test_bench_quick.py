@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests import postgres
+from tests import postgres, redis_server
 from tests.harness import ROOT
 
-SECTIONS = ("codec", "hop", "e2e", "server", "push", "e2e_postgres", "push_replicas")
+SECTIONS = ("codec", "ratelimit", "hop", "e2e", "server", "push", "e2e_postgres", "push_replicas")
 ON_POSTGRES = ("e2e_postgres", "push_replicas")
 CHANNELS = ("short_poll", "long_poll", "sse", "websocket")
 
@@ -27,7 +27,8 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Complete
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        # About a minute on an idle machine; the bound is for a hang, not for the speed.
+        timeout=900,
         check=False,
     )
     return done, out
@@ -44,7 +45,9 @@ def report(quick: tuple[subprocess.CompletedProcess[str], Path]) -> dict[str, An
 def test_every_section_ran(report: dict[str, Any]) -> None:
     for section in SECTIONS:
         assert "error" not in report[section], report[section]
-        if section in ON_POSTGRES and not postgres.available():
+        if (section in ON_POSTGRES and not postgres.available()) or (
+            section == "ratelimit" and not redis_server.available()
+        ):
             assert "skipped" in report[section]
         else:
             assert "skipped" not in report[section], report[section]
@@ -76,6 +79,19 @@ def test_codec_figures(report: dict[str, Any]) -> None:
         for name in ("protobuf", "json", "orjson"):
             assert report["codec"][payload][name]["us"] > 0
             assert report["codec"][payload][name]["bytes"] > 0
+
+
+def test_rate_limit_figures(report: dict[str, Any]) -> None:
+    if not redis_server.available():
+        pytest.skip("redis-server is not installed: the bench skipped its rate-limit section")
+    rows = report["ratelimit"]["rows"]
+    assert {(r["storage"], r["mode"]) for r in rows} == {
+        (s, m) for s in ("memory", "redis") for m in ("sequential", "concurrent")
+    }
+    for row in rows:
+        assert row["us_per_check"] > 0, row
+    assert all(r["redis_cpu_us_per_check"] > 0 for r in rows if r["storage"] == "redis")
+    assert set(report["ratelimit"]["redis_vs_memory"]) == {"sequential", "concurrent"}
 
 
 def test_hop_figures(report: dict[str, Any]) -> None:

@@ -26,6 +26,8 @@ TOOLS = ROOT / ".venv-deploy-tools" / "bin"
 KUBERNETES_VERSIONS = ("1.27.0", "1.37.0")
 IMAGE = "shop-grpc:0.1.0"
 GRPC_SERVICES = {"order-service": 50051, "payment-service": 50052}
+# The shop's own workloads, in the image built from this repository; beside them, Redis.
+SHOP_DEPLOYMENTS = ("gateway", *GRPC_SERVICES)
 # checkov's advice that does not fit here, and why. The test fails if one of these stops
 # failing (drop it from the list) or another check fails.
 ACCEPTED_CHECKS = {
@@ -80,9 +82,11 @@ def _pod_templates(manifests: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
 
 
 def _containers(manifests: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
+    """The containers of the shop's own image (not Redis's)."""
     for where, template in _pod_templates(manifests):
         for container in template["spec"]["containers"]:
-            yield f"{where}/{container['name']}", container
+            if container["image"].split("@")[0].split(":")[0].endswith("shop-grpc"):
+                yield f"{where}/{container['name']}", container
 
 
 def test_renders_every_resource_into_the_namespace(manifests: list[Manifest]) -> None:
@@ -92,11 +96,11 @@ def test_renders_every_resource_into_the_namespace(manifests: list[Manifest]) ->
         "Namespace": ["shop"],
         "ConfigMap": ["shop-config"],
         "Secret": ["shop-database", "shop-gateway"],
-        "Deployment": ["gateway", "order-service", "payment-service"],
-        "Service": ["gateway", "order-service", "payment-service"],
+        "Deployment": ["gateway", "order-service", "payment-service", "redis"],
+        "Service": ["gateway", "order-service", "payment-service", "redis"],
         "PodDisruptionBudget": ["gateway", "order-service", "payment-service"],
         "Job": ["shop-migrate"],
-        "NetworkPolicy": ["gateway", "order-service", "payment-service", "shop-migrate"],
+        "NetworkPolicy": ["gateway", "order-service", "payment-service", "redis", "shop-migrate"],
     }
     assert {doc["metadata"].get("namespace") for doc in manifests if doc["kind"] != "Namespace"} == {"shop"}
     assert _named(manifests, "Namespace")["shop"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == (
@@ -138,7 +142,8 @@ def test_policy_lint_fails_only_the_accepted_checks(rendered: Path) -> None:
 def test_every_workload_runs_two_replicas_under_a_disruption_budget(manifests: list[Manifest]) -> None:
     budgets = _named(manifests, "PodDisruptionBudget")
 
-    for name, deployment in _named(manifests, "Deployment").items():
+    for name in SHOP_DEPLOYMENTS:
+        deployment = _named(manifests, "Deployment")[name]
         assert deployment["spec"]["replicas"] >= 2, name
         assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
         labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -222,11 +227,32 @@ def test_settings_come_from_the_config_map(manifests: list[Manifest]) -> None:
     for where, container in _containers(manifests):
         assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}], where
         assert container["image"] == IMAGE, where  # kustomize's `images:` applied
-    for name, deployment in _named(manifests, "Deployment").items():
-        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    for name in SHOP_DEPLOYMENTS:
+        (container,) = _named(manifests, "Deployment")[name]["spec"]["template"]["spec"]["containers"]
         host, port = listens_on[name]
         assert config["data"][host] == "0.0.0.0", name
         assert container["ports"][0]["containerPort"] == int(config["data"][port]), name
+
+
+def test_the_gateways_share_one_redis_that_only_they_reach(manifests: list[Manifest]) -> None:
+    """docs/security.md#rate-limits: every gateway replica counts its rate limits in one Redis."""
+    config = _named(manifests, "ConfigMap")["shop-config"]["data"]
+    redis = _named(manifests, "Deployment")["redis"]["spec"]
+    (container,) = redis["template"]["spec"]["containers"]
+    service = _named(manifests, "Service")["redis"]["spec"]
+    policy = _named(manifests, "NetworkPolicy")["redis"]["spec"]
+
+    assert config["GATEWAY_RATE_LIMIT_STORAGE"] == "redis://redis:6379/0"
+    assert config["GATEWAY_CORS_ORIGINS"] == ""  # none unless an overlay lists some
+    assert redis["replicas"] == 1  # a second one would keep a second count
+    assert container["image"] == "shop-redis:7.0"
+    assert [(p["port"], p["targetPort"]) for p in service["ports"]] == [(6379, "redis")]
+    assert service["selector"].items() <= redis["template"]["metadata"]["labels"].items()
+    assert container["readinessProbe"]["exec"]["command"][-1] == "ping"
+    assert container["livenessProbe"]["tcpSocket"] == {"port": "redis"}
+    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "redis"}
+    gateways = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}
+    assert policy["ingress"] == [{"from": [gateways], "ports": [{"port": "redis"}]}]
 
 
 def test_the_migration_job_migrates_both_databases_once(manifests: list[Manifest]) -> None:

@@ -136,7 +136,7 @@ def _postgres_services(implementation: str) -> dict[str, Any]:
 def test_postgres_override_adds_the_database_and_a_one_shot_migration(implementation: str) -> None:
     services = _postgres_services(implementation)
 
-    assert set(services) == {*SERVICES, "certs", "postgres", "migrate"}
+    assert set(services) == {*SERVICES, "certs", "postgres", "migrate", "redis"}
     postgres, migrate = services["postgres"], services["migrate"]
     assert postgres["build"]["context"].endswith("/deploy/postgres")
     assert postgres["build"]["args"] == {"PYTHON_IMAGE": "python:3.12-slim-bookworm"}
@@ -148,6 +148,19 @@ def test_postgres_override_adds_the_database_and_a_one_shot_migration(implementa
     assert migrate["command"][-1] == "python -m order_service migrate && exec python -m payment_service migrate"
     assert migrate["restart"] == "no"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_postgres_override_has_the_gateways_count_their_rate_limits_in_one_redis(implementation: str) -> None:
+    services = _postgres_services(implementation)
+    redis, gateway = services["redis"], services["gateway"]
+
+    assert redis["build"]["context"].endswith("/deploy/redis")
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "-p", "6379", "ping"]
+    assert redis["restart"] == "unless-stopped"
+    assert published(redis) == []  # for the gateways only
+    assert gateway["environment"]["GATEWAY_RATE_LIMIT_STORAGE"] == "redis://redis:6379/0"
+    assert gateway["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert gateway["depends_on"]["certs"]["condition"] == "service_completed_successfully"  # still there
 
 
 def test_postgres_override_starts_the_services_after_the_migration(implementation: str) -> None:

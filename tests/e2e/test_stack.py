@@ -20,6 +20,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.e2e.compose import ComposeStack
+from tests.integration.push_clients import gauge
 
 pytestmark = pytest.mark.docker
 
@@ -46,12 +47,22 @@ def confirm(http: httpx.Client, payment_id: str) -> dict[str, Any]:
     return payment
 
 
-def confirm_later(url: str, order: dict[str, Any], delay: float = 0.3) -> threading.Thread:
+def held_long_polls(url: str) -> float:
+    """How many long polls the gateway holds now, by its /metrics (which needs no key)."""
+    with httpx.Client(base_url=url, timeout=15) as client:
+        return gauge(client.get("/metrics").text, "push_watchers", 'channel="long_poll"')
+
+
+def confirm_later(url: str, order: dict[str, Any], once_held_more_than: float | None = None) -> threading.Thread:
     """Confirm from another thread while the test waits on a push channel, as the phone does:
-    no API key, the order's client secret in the body."""
+    no API key, the order's client secret in the body. With `once_held_more_than`: only once
+    the gateway holds more long polls than that (the test's own is held, not still on its way)."""
 
     def run() -> None:
-        time.sleep(delay)
+        if once_held_more_than is not None:
+            deadline = time.monotonic() + 15  # the long poll's wait is 10 s
+            while held_long_polls(url) <= once_held_more_than and time.monotonic() < deadline:
+                time.sleep(0.02)  # another process's state, with nothing to await but its answers
         with httpx.Client(base_url=url, timeout=15) as phone:
             body = {"client_secret": order["client_secret"]}
             reply = phone.post(f"/v1/payments/{order['payment']['id']}/confirm", json=body)
@@ -139,7 +150,7 @@ def test_short_polling_not_modified(http: httpx.Client) -> None:
 
 def test_long_polling_answers_on_change(http: httpx.Client, compose: ComposeStack) -> None:
     order = create_order(http, "pm_wallet_qr")
-    confirming = confirm_later(compose.url, order)
+    confirming = confirm_later(compose.url, order, once_held_more_than=held_long_polls(compose.url))
 
     reply = http.get(
         f"/v1/orders/{order['id']}",
@@ -164,7 +175,7 @@ def test_server_sent_events_follow_the_order(http: httpx.Client, compose: Compos
             if line.startswith("data:"):
                 events.append(json.loads(line.removeprefix("data:")))
                 if confirming is None:
-                    confirming = confirm_later(compose.url, order, delay=0)
+                    confirming = confirm_later(compose.url, order)
             if events and events[-1]["order"]["status"] == "paid":
                 break
     assert events[0]["type"] == "order.updated"

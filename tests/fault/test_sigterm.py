@@ -44,6 +44,8 @@ class HealthWatch:
     target: str
     seen: list[tuple[float, str]] = field(default_factory=list)
     ended_at: float | None = None
+    # Set at the first status: the stream is open (the signal must come after that).
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
         async with grpc.aio.insecure_channel(self.target) as channel:
@@ -52,6 +54,7 @@ class HealthWatch:
                 async for reply in stub.Watch(health_pb2.HealthCheckRequest(service="")):
                     name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
                     self.seen.append((time.monotonic(), name))
+                    self.opened.set()
                     if name == "NOT_SERVING":
                         # Told; hang up, as a load balancer would (an open Watch stream would
                         # otherwise hold the server's shutdown for its whole grace period).
@@ -100,6 +103,8 @@ async def test_sigterm_under_load(fresh_stack: Stack, victim: str) -> None:
         await run.warm_up()
         await run.until(SHORT_LOAD_S / 3)
         assert service.proc is not None
+        if health is not None:  # "a Watch stream opened before the signal": make sure it is open
+            await asyncio.wait_for(health.opened.wait(), timeout=30)
         run.mark_fault()
         signalled_wall = time.time()
         service.proc.send_signal(signal.SIGTERM)

@@ -163,9 +163,10 @@ class GrpcWatcher(_Seen):
 class SseWatcher(_Seen):
     """An EventSource that reconnects with `Last-Event-ID` whenever the stream breaks."""
 
-    def __init__(self, url: str, order_id: str, headers: dict[str, str], after_version: int | None = None) -> None:
-        """`after_version`: the first connection resumes after it (a watcher that must see
-        versions made before it is connected); None: from the current version."""
+    def __init__(self, url: str, order_id: str, headers: dict[str, str], after_version: int = 0) -> None:
+        """`after_version`: the first connection resumes after it, so that the watcher sees the
+        versions made before it connected too (by default the whole history, as the other
+        watchers); never "the current version", which may already be past the first ones."""
         super().__init__()
         self.url = url
         self.headers = headers
@@ -178,9 +179,7 @@ class SseWatcher(_Seen):
         async with httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=timeout) as http:
             while not self.finished:
                 headers = {"Accept": "text/event-stream"}
-                resume = self.versions[-1] if self.versions else self.after_version
-                if resume is not None:
-                    headers["Last-Event-ID"] = str(resume)
+                headers["Last-Event-ID"] = str(self.versions[-1] if self.versions else self.after_version)
                 self.connections += 1
                 try:
                     async with http.stream("GET", f"/v1/orders/{self.order_id}/events", headers=headers) as reply:

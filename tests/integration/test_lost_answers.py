@@ -23,8 +23,13 @@ from tests.harness import Stack
 from tests.netproxy import HoldingProxy
 
 ORDERS = 5
-REFUND_DEADLINE_S = 0.5
-CATCH_UP_S = 5.0
+# The order service hands what is left of this deadline on to its call to the payment service,
+# which must get there and commit while the answer is held: on a busy machine its own work before
+# the call can take a good part of a second.
+REFUND_DEADLINE_S = 2.0
+# The reconciler finishes a check a second or two after it is due; the bound is for a hang, and
+# leaves a busy two-core machine a wide margin.
+CATCH_UP_S = 30.0
 
 
 Stubs: TypeAlias = "tuple[order_pb2_grpc.OrderServiceAsyncStub, payment_pb2_grpc.PaymentServiceAsyncStub]"
@@ -81,15 +86,14 @@ async def test_an_order_catches_up_with_a_refund_whose_answer_was_lost(
             # The payment service made the refund (its commit may land just after the caller gave
             # up); the order service has not heard of it.
             order, payment = await agree(orders, payments, paid.id)
-            for _ in range(50):
-                if payment.amount_refunded:
-                    break
+            deadline = time.monotonic() + CATCH_UP_S
+            while not payment.amount_refunded and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
                 order, payment = await agree(orders, payments, paid.id)
             assert (payment.amount_refunded, order.amount_refunded) == (300, 0)
         attempted.append(paid.id)
 
-    # Every order agrees with its payment within seconds, without anybody asking again.
+    # Every order agrees with its payment soon, without anybody asking again.
     started = time.monotonic()
     for order_id in attempted:
         while True:

@@ -115,3 +115,21 @@ def test_the_gateway_refuses_to_start_without_a_usable_key_list(keys: str | None
     for secret in (keys or "").replace(",", ":").split(":"):
         if secret.startswith(("sk_", "rk_", "pk_")):
             assert secret not in done.stderr  # the line names the entry, never the key
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("GATEWAY_CORS_ORIGINS", "*", "a wildcard is not allowed"),
+        ("GATEWAY_CORS_ORIGINS", "https://shop.example/checkout", "no path"),
+        ("GATEWAY_CORS_ORIGINS", "file://shop.example", "the scheme must be http:// or https://"),
+        ("GATEWAY_RATE_LIMIT_STORAGE", "memcached://cache:11211", "must be memory://"),
+    ],
+)
+def test_the_gateway_refuses_to_start_with_bad_origins_or_storage(variable: str, value: str, says: str) -> None:
+    done = _start_gateway({"GATEWAY_API_KEYS": f"acct_1:{new_key()}", variable: value})
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"configuration error: {variable}: ")
+    assert says in lines[0]

@@ -118,7 +118,10 @@ async def test_payment_service_counts_its_calls(client: httpx.AsyncClient, stack
 async def test_open_watch_streams_are_counted(client: httpx.AsyncClient, stack: Stack) -> None:
     port = stack.order_metrics_port
     streams = rpc(ORDER, "WatchOrder")
-    before = value(await scrape(port), "grpc_server_streams_open", **streams)
+    # The stack is shared: a stream of an earlier test's watchers may still be closing. Counting
+    # from a moment when none is open, one more is this test's.
+    before = 0
+    await until(port, lambda s: value(s, "grpc_server_streams_open", **streams) == before, "no stream open")
     order = await create_order(client, "pm_card_authenticationRequired")
     async with websockets.connect(
         f"ws://127.0.0.1:{stack.gateway_port}/v1/orders/{order['id']}/ws", additional_headers=stack.headers

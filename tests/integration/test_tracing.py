@@ -11,7 +11,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -65,6 +65,12 @@ def spans_of(stack: Stack, trace_id: str) -> dict[str, list[Span]]:
 def log_with(stack: Stack, name: str, request_id: str) -> str | None:
     text = stack.services[name].log()
     return text if f'"request_id":"{request_id}"' in text else None
+
+
+def lines_in_span(stack: Stack, name: str, request_id: str, span_id: str) -> list[dict[str, Any]] | None:
+    """The log lines of `name` about the request, once one of them is in the span `span_id`."""
+    about = [line for line in log_lines(stack.services[name].log()) if line.get("request_id") == request_id]
+    return about if any(line.get("span_id") == span_id for line in about) else None
 
 
 def one(spans: list[Span], name: str, kind: str) -> Span:
@@ -131,15 +137,16 @@ async def test_one_order_is_one_trace_across_the_three_processes(http: httpx.Asy
         assert outer.start <= inner.start, (outer.name, inner.name)
         assert inner.end <= outer.end, (outer.name, inner.name)
 
-    # Every log line about the request carries the trace, and the span of its process.
+    # Every log line about the request carries the trace, and the span of its process. Each
+    # process writes its line as the call ends, maybe after its span was exported: wait for it.
     server_span = {"gateway": route, "order_service": create, "payment_service": charge}
-    await eventually(partial(log_with, traced, "gateway", request_id), "the access log line")
     for name in SERVICES:
-        about = [line for line in log_lines(traced.services[name].log()) if line.get("request_id") == request_id]
-        assert about, name
+        about = await eventually(
+            partial(lines_in_span, traced, name, request_id, server_span[name].span_id),
+            f"a log line of {name} about the request in its span",
+        )
         for line in about:
             assert line.get("trace_id") == trace_id, (name, line)
-        assert server_span[name].span_id in {line["span_id"] for line in about}, name
 
     # The idempotency key travels in gRPC metadata, never into a span.
     for name in SERVICES:
@@ -213,9 +220,12 @@ async def test_push_streams_get_one_span_for_their_set_up(http: httpx.AsyncClien
     assert ws.name == "WS /v1/orders/{order_id}/ws"
     assert ws.attributes["http.response.status_code"] == 101
     # The gateway's shared WatchOrder stream is not a request's: its set-up is a trace of its own
-    # at the order service, ended with its first message although the stream stayed open.
-    watches = [s for s in parse(traced.order.log()) if s.name == "shop.order.v1.OrderService/WatchOrder"]
-    assert watches
+    # at the order service, ended with its first message although the stream stayed open (and
+    # exported on the order service's own schedule).
+    watches = await eventually(
+        lambda: [s for s in parse(traced.order.log()) if s.name == "shop.order.v1.OrderService/WatchOrder"] or None,
+        "the order service's WatchOrder span",
+    )
     assert all(s.attributes["rpc.span_covers"] == "stream set-up" for s in watches)
 
 

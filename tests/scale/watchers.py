@@ -1,5 +1,7 @@
 """Followers of one order on every channel, each recording which versions arrived and when: a
-gRPC WatchOrder on one order-service replica, and SSE, WebSocket and long polling on one gateway."""
+gRPC WatchOrder on one order-service replica, and SSE, WebSocket and long polling on one gateway.
+Each follows from a version it names (`after`: every version after it), never from whatever is
+current when it connects, so what it sees does not depend on when it got there."""
 
 from __future__ import annotations
 
@@ -42,20 +44,20 @@ class Follower:
         return [v for v, _ in self.seen]
 
 
-async def follow_grpc(follower: Follower, target: str, order_id: str) -> None:
+async def follow_grpc(follower: Follower, target: str, order_id: str, after: int) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
         stub = order_pb2_grpc.OrderServiceStub(channel)
-        async for event in stub.WatchOrder(order_pb2.WatchOrderRequest(order_id=order_id)):
+        async for event in stub.WatchOrder(order_pb2.WatchOrderRequest(order_id=order_id, after_version=after)):
             follower.record(event.version)
 
 
 # The three HTTP channels follow the order as a browser does: with its client secret, no key.
 
 
-async def follow_sse(follower: Follower, url: str, order_id: str, client_secret: str) -> None:
+async def follow_sse(follower: Follower, url: str, order_id: str, client_secret: str, after: int) -> None:
     async with (
         httpx.AsyncClient(base_url=url, timeout=None, params={"client_secret": client_secret}) as client,
-        client.stream("GET", f"/v1/orders/{order_id}/events") as response,
+        client.stream("GET", f"/v1/orders/{order_id}/events", headers={"Last-Event-ID": str(after)}) as response,
     ):
         assert response.status_code == 200
         reader = SseReader(response)
@@ -65,8 +67,9 @@ async def follow_sse(follower: Follower, url: str, order_id: str, client_secret:
                 return
 
 
-async def follow_websocket(follower: Follower, url: str, order_id: str, client_secret: str) -> None:
-    ws_url = f"{url.replace('http://', 'ws://')}/v1/orders/{order_id}/ws?client_secret={client_secret}"
+async def follow_websocket(follower: Follower, url: str, order_id: str, client_secret: str, after: int) -> None:
+    query = f"client_secret={client_secret}&after_version={after}"
+    ws_url = f"{url.replace('http://', 'ws://')}/v1/orders/{order_id}/ws?{query}"
     async with connect(ws_url) as socket:
         try:
             while True:
@@ -76,14 +79,17 @@ async def follow_websocket(follower: Follower, url: str, order_id: str, client_s
             return
 
 
-async def follow_long_poll(follower: Follower, url: str, order_id: str, client_secret: str) -> None:
+async def follow_long_poll(follower: Follower, url: str, order_id: str, client_secret: str, after: int) -> None:
+    """Long polls from `after` on: each answer is the order as it is then (a poll may skip a
+    version the others see; the test's changes wait until every follower has each one)."""
     async with httpx.AsyncClient(base_url=url, timeout=70, params={"client_secret": client_secret}) as client:
-        order = (await client.get(f"/v1/orders/{order_id}")).json()
-        follower.record(order["version"])
-        while order["status"] not in FINAL:
+        version, status = after, ""
+        while status not in FINAL:
             reply = await client.get(
-                f"/v1/orders/{order_id}", headers={"If-None-Match": f'"{order["version"]}"', "Prefer": "wait=60"}
+                f"/v1/orders/{order_id}", headers={"If-None-Match": f'"{version}"', "Prefer": "wait=60"}
             )
+            assert reply.status_code in (200, 304), reply.text
             if reply.status_code == 200:
                 order = reply.json()
-                follower.record(order["version"])
+                version, status = order["version"], order["status"]
+                follower.record(version)

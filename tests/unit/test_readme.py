@@ -1,6 +1,6 @@
-"""The README stays a guide: its first screen says how to run and test, it carries no benchmark
-figures (they are in bench/results/latest.md, as bench/report.py writes it), and its links lead
-somewhere."""
+"""The README stays a guide: its first screen says how to run and test, it is short and links every
+page of docs/, it carries no benchmark figures (they are in bench/results/latest.md, as
+bench/report.py writes it), and its links lead somewhere."""
 
 from __future__ import annotations
 
@@ -12,18 +12,15 @@ import pytest
 
 from bench import report
 from tests.harness import ROOT
+from tests.markdown import broken_links
 
 README = ROOT / "README.md"
 BENCH_README = ROOT / "bench" / "README.md"
 RESULTS = ROOT / "bench" / "results"
 # What a terminal shows before one scrolls.
 FIRST_SCREEN_LINES = 24
-_LINK = re.compile(r"\]\(([^)\s]+)\)")
-
-
-def _slug(heading: str) -> str:
-    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+# The README is a guide: the reference is in docs/.
+MAX_LINES = 350
 
 
 def test_the_first_screen_says_make_run_and_make_test() -> None:
@@ -51,14 +48,13 @@ def test_the_findings_name_the_run_they_read() -> None:
     assert f"## What the numbers say (the run started {started})" in BENCH_README.read_text(encoding="utf-8")
 
 
+def test_the_readme_is_a_guide_that_leads_into_docs() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= MAX_LINES
+    linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)", text))
+    assert linked == {f"docs/{page.name}" for page in (ROOT / "docs").glob("*.md")}
+
+
 @pytest.mark.parametrize("document", [README, BENCH_README], ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_link_leads_somewhere(document: Path) -> None:
-    text = document.read_text(encoding="utf-8")
-    anchors = {_slug(line.lstrip("#")) for line in text.splitlines() if line.startswith("#")}
-    for target in _LINK.findall(text):
-        if target.startswith(("http://", "https://")):
-            continue
-        if target.startswith("#"):
-            assert target[1:] in anchors, target
-        else:
-            assert (document.parent / target).exists(), target
+    assert broken_links(document) == []

@@ -85,6 +85,71 @@ def test_bad_security_settings_stop_the_start_with_one_line(
     assert "sk_test_0123456789abcd" not in str(stop.value)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("GATEWAY_CORS_ORIGINS", "*", "entry 1 ('*'): a wildcard is not allowed"),
+        ("GATEWAY_CORS_ORIGINS", "https://shop.example,https://*.shop.example", "entry 2"),
+        ("GATEWAY_CORS_ORIGINS", "https://shop.example/checkout", "with no path"),
+        ("GATEWAY_CORS_ORIGINS", "https://shop.example/", "with no path"),
+        ("GATEWAY_CORS_ORIGINS", "ftp://shop.example", "the scheme must be http:// or https://"),
+        ("GATEWAY_CORS_ORIGINS", "shop.example", "the scheme must be http:// or https://"),
+        ("GATEWAY_CORS_ORIGINS", "null", "the scheme must be http:// or https://"),
+        ("GATEWAY_CORS_ORIGINS", "https://shop.example:99999", "the port"),
+        ("GATEWAY_CORS_ORIGINS", "https://user@shop.example", "with no path"),
+        ("GATEWAY_RATE_LIMIT_STORAGE", "memcached://cache:11211", "must be memory:// (this process) or redis://"),
+        ("GATEWAY_RATE_LIMIT_STORAGE", "memory", "must be memory://"),
+        ("GATEWAY_RATE_LIMIT_STORAGE", "localhost:6379", "must be memory://"),
+        ("GATEWAY_RATE_LIMIT_STORAGE", "redis://", "names no host"),
+        ("GATEWAY_RATE_LIMIT_STORAGE", "redis://redis:port/0", "the port"),
+        ("GATEWAY_RATE_LIMIT_STORAGE", "redis://redis:6379/zero", "database number"),
+        ("GATEWAY_PUBLIC_URL", "http://", "names no host"),
+        ("GATEWAY_PUBLIC_URL", "https://shop.example:port", "the port"),
+    ],
+)
+def test_bad_origins_and_urls_stop_the_start_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as stop:
+        load_settings(GatewaySettings)
+    assert str(stop.value).startswith(f"configuration error: {variable}: ")
+    assert says in str(stop.value)
+    assert "\n" not in str(stop.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "origins"),
+    [
+        ("", ()),
+        (" , ", ()),
+        ("https://shop.example", ("https://shop.example",)),
+        ("HTTPS://Shop.Example:443, http://localhost:3000", ("https://shop.example", "http://localhost:3000")),
+        ("http://[::1]:8080,http://[::1]:8080", ("http://[::1]:8080",)),
+    ],
+)
+def test_cors_origins_are_kept_as_browsers_send_them(
+    monkeypatch: pytest.MonkeyPatch, value: str, origins: tuple[str, ...]
+) -> None:
+    monkeypatch.setenv("GATEWAY_CORS_ORIGINS", value)
+    assert load_settings(GatewaySettings).gateway_cors_origins == origins
+
+
+def test_the_rate_limit_storage_is_memory_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(GatewaySettings).gateway_rate_limit_storage == "memory://"
+    monkeypatch.setenv("GATEWAY_RATE_LIMIT_STORAGE", "redis://:pass_word@redis:6379/2")
+    settings = load_settings(GatewaySettings)
+    assert settings.gateway_rate_limit_storage == "redis://:pass_word@redis:6379/2"
+    assert "pass_word" not in repr(settings)
+
+
+def test_a_bad_redis_url_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_RATE_LIMIT_STORAGE", "redis://:pass_word@redis:6379/x")
+    with pytest.raises(SystemExit) as stop:
+        load_settings(GatewaySettings)
+    assert "pass_word" not in str(stop.value)
+
+
 def test_settings_never_show_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings(GatewaySettings)
     assert KEY not in repr(settings)

@@ -42,6 +42,16 @@ def test_digests_differ_per_process_start() -> None:
     assert set(vars(first)["_entries"]) != set(vars(second)["_entries"])
 
 
+def test_a_keys_rate_limit_name_is_the_same_in_every_process_and_is_not_the_key() -> None:
+    """Gateway replicas count a key in one shared Redis under this name."""
+    first, second = parse_keys(f"acct_a:{SK}").lookup(SK), parse_keys(f"acct_b:{OTHER},acct_a:{SK}").lookup(SK)
+    assert first is not None
+    assert second is not None
+    assert first.key_id == second.key_id
+    assert SK not in first.key_id
+    assert SK[8:24] not in first.key_id
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -26,51 +26,51 @@ def test_what_is_not_a_rate(text: str) -> None:
         Rate.parse(text)
 
 
-def test_a_burst_of_twice_the_rate_then_the_rate() -> None:
+async def test_a_burst_of_twice_the_rate_then_the_rate() -> None:
     clock = Clock()
     limiter = Limiter(Rate(10, 1.0), clock)
-    assert [limiter.hit("k") for _ in range(20)] == [0.0] * 20
-    wait = limiter.hit("k")
+    assert [await limiter.hit("k") for _ in range(20)] == [0.0] * 20
+    wait = await limiter.hit("k")
     assert wait == pytest.approx(0.1)  # one request's worth of time
-    assert limiter.hit("other") == 0.0  # keys are counted apart
+    assert await limiter.hit("other") == 0.0  # keys are counted apart
     clock.now += 0.1
-    assert limiter.hit("k") == 0.0
-    assert limiter.hit("k") > 0
+    assert await limiter.hit("k") == 0.0
+    assert await limiter.hit("k") > 0
     clock.now += 1.0  # 10 more
-    assert [limiter.hit("k") for _ in range(10)] == [0.0] * 10
-    assert limiter.hit("k") > 0
+    assert [await limiter.hit("k") for _ in range(10)] == [0.0] * 10
+    assert await limiter.hit("k") > 0
 
 
-def test_a_refused_request_does_not_count() -> None:
+async def test_a_refused_request_does_not_count() -> None:
     clock = Clock()
     limiter = Limiter(Rate(1, 1.0), clock)
-    assert [limiter.hit("k") for _ in range(2)] == [0.0, 0.0]
+    assert [await limiter.hit("k") for _ in range(2)] == [0.0, 0.0]
     for _ in range(100):
-        assert limiter.hit("k") > 0  # hammering does not push the wait further out
+        assert await limiter.hit("k") > 0  # hammering does not push the wait further out
     clock.now += 1.0
-    assert limiter.hit("k") == 0.0
+    assert await limiter.hit("k") == 0.0
 
 
-def test_blocked_for_looks_without_counting() -> None:
+async def test_blocked_for_looks_without_counting() -> None:
     clock = Clock()
     limiter = Limiter(Rate(2, 60.0), clock)
-    assert limiter.blocked_for("addr") == 0.0
+    assert await limiter.blocked_for("addr") == 0.0
     for _ in range(4):
-        assert limiter.blocked_for("addr") == 0.0
-        limiter.hit("addr")
-    assert limiter.blocked_for("addr") == pytest.approx(30.0)
-    assert limiter.blocked_for("addr") == pytest.approx(30.0)
+        assert await limiter.blocked_for("addr") == 0.0
+        await limiter.hit("addr")
+    assert await limiter.blocked_for("addr") == pytest.approx(30.0)
+    assert await limiter.blocked_for("addr") == pytest.approx(30.0)
     clock.now += 30
-    assert limiter.blocked_for("addr") == 0.0
+    assert await limiter.blocked_for("addr") == 0.0
 
 
-def test_idle_keys_are_forgotten_when_the_table_grows() -> None:
+async def test_idle_keys_are_forgotten_when_the_table_grows() -> None:
     clock = Clock()
     limiter = Limiter(Rate(1, 1.0), clock)
     for n in range(PRUNE_AT):
-        limiter.hit(f"k{n}")
+        await limiter.hit(f"k{n}")
     clock.now += 10
-    limiter.hit("new")
+    await limiter.hit("new")
     assert len(vars(limiter)["_tat"]) <= 2
 
 

@@ -9,6 +9,7 @@ import pytest
 from common.caller import INTERNAL, CallerScope
 from gateway.push.hub import Hub, OrderNotFound, PushUnavailable, ResumeAhead
 from gateway.push.subscription import QUEUE_LIMIT, End, Subscription
+from shop.order.v1 import order_pb2
 from tests.unit.gateway.push.fakes import FakeCall, FakeOrders, S, order
 
 URL = "http://gateway.test"
@@ -17,6 +18,31 @@ URL = "http://gateway.test"
 def make_hub(join_timeout_s: float = 2) -> tuple[Hub, FakeOrders]:
     orders = FakeOrders()
     return Hub(orders, URL, join_timeout_s), orders  # type: ignore[arg-type]
+
+
+async def first_client(
+    hub: Hub, orders: FakeOrders, *versions: order_pb2.Order, channel: str = "sse"
+) -> tuple[FakeCall, Subscription]:
+    """The first client of `ord_1`: the stream its arrival opens, on which the order service
+    sends `versions`, and its subscription."""
+    joining = asyncio.create_task(hub.subscribe("ord_1", None, INTERNAL, channel=channel, replay=True))
+    call = await orders.next_call(1)
+    call.push(*versions)
+    return call, await joining
+
+
+async def second_client_resuming(
+    hub: Hub, orders: FakeOrders, after_version: int, *missing: order_pb2.Order, channel: str = "sse"
+) -> tuple[FakeCall, Subscription]:
+    """A second client of `ord_1`, resuming after a version the topic no longer holds: the short
+    replay call its arrival opens (after exactly that version), on which the order service sends
+    `missing`, and its subscription."""
+    joining = asyncio.create_task(hub.subscribe("ord_1", after_version, INTERNAL, channel=channel, replay=True))
+    replay = await orders.next_call(2)
+    assert replay.request.HasField("after_version")
+    assert replay.request.after_version == after_version
+    replay.push(*missing)
+    return replay, await joining
 
 
 async def get(subscription: Subscription) -> Any:
@@ -82,10 +108,7 @@ async def test_each_client_is_checked_against_the_order_before_it_joins_the_shar
 
 async def test_a_client_that_falls_behind_is_dropped_and_the_others_get_everything() -> None:
     hub, orders = make_hub()
-    joining = asyncio.create_task(hub.subscribe("ord_1", None, INTERNAL, channel="sse", replay=True))
-    call = await orders.next_call(1)
-    call.push(order(1, S.ORDER_STATUS_PAID))
-    reader = await joining
+    call, reader = await first_client(hub, orders, order(1, S.ORDER_STATUS_PAID))
     stuck = await hub.subscribe("ord_1", None, INTERNAL, channel="sse", replay=True)
     assert (await get(reader)).version == 1
 
@@ -103,10 +126,7 @@ async def test_a_client_that_falls_behind_is_dropped_and_the_others_get_everythi
 
 async def test_a_broken_stream_is_reopened_after_the_last_version_seen_without_repeats() -> None:
     hub, orders = make_hub()
-    joining = asyncio.create_task(hub.subscribe("ord_1", None, INTERNAL, channel="sse", replay=True))
-    first = await orders.next_call(1)
-    first.push(order(2))
-    subscription = await joining
+    first, subscription = await first_client(hub, orders, order(2))
     assert (await get(subscription)).version == 2
 
     first.fail(grpc.StatusCode.UNAVAILABLE)
@@ -123,16 +143,10 @@ async def test_a_broken_stream_is_reopened_after_the_last_version_seen_without_r
 
 async def test_a_late_client_resuming_from_before_the_topic_gets_the_missing_versions_replayed() -> None:
     hub, orders = make_hub()
-    joining = asyncio.create_task(hub.subscribe("ord_1", None, INTERNAL, channel="sse", replay=True))
-    shared = await orders.next_call(1)
-    shared.push(order(5, S.ORDER_STATUS_PARTIALLY_REFUNDED))
-    first = await joining
+    shared, first = await first_client(hub, orders, order(5, S.ORDER_STATUS_PARTIALLY_REFUNDED))
 
-    resuming = asyncio.create_task(hub.subscribe("ord_1", 2, INTERNAL, channel="sse", replay=True))
-    replay = await orders.next_call(2)
-    assert replay.request.after_version == 2
-    replay.push(order(3, S.ORDER_STATUS_PAID), order(4, S.ORDER_STATUS_PARTIALLY_REFUNDED))
-    late = await resuming
+    missing = order(3, S.ORDER_STATUS_PAID), order(4, S.ORDER_STATUS_PARTIALLY_REFUNDED)
+    replay, late = await second_client_resuming(hub, orders, 2, *missing)
     assert await cancelled(replay)  # a short call: it ends once the topic's versions are reached
     shared.push(order(6, S.ORDER_STATUS_REFUNDED))
     assert [(await get(late)).version for _ in range(4)] == [3, 4, 5, 6]
@@ -181,7 +195,9 @@ async def test_long_polling_gets_only_the_newest_version() -> None:
 
 
 async def test_an_unknown_order_and_an_unreachable_service() -> None:
-    hub, orders = make_hub(join_timeout_s=0.2)
+    # The first call's NOT_FOUND must come within the join timeout: 1 s, not 0.2 s, so that a
+    # descheduled test process on a busy machine does not turn it into "unavailable".
+    hub, orders = make_hub(join_timeout_s=1)
     joining = asyncio.create_task(hub.subscribe("ord_x", None, INTERNAL, channel="sse", replay=True))
     (await orders.next_call(1)).fail(grpc.StatusCode.NOT_FOUND)
     with pytest.raises(OrderNotFound):
@@ -194,10 +210,7 @@ async def test_an_unknown_order_and_an_unreachable_service() -> None:
 
 async def test_drain_ends_every_subscription_and_refuses_new_ones() -> None:
     hub, orders = make_hub()
-    joining = asyncio.create_task(hub.subscribe("ord_1", None, INTERNAL, channel="websocket", replay=True))
-    call = await orders.next_call(1)
-    call.push(order(2))
-    subscription = await joining
+    call, subscription = await first_client(hub, orders, order(2), channel="websocket")
     hub.drain()
     assert subscription.end is End.SHUTDOWN
     assert await cancelled(call)
@@ -208,26 +221,16 @@ async def test_drain_ends_every_subscription_and_refuses_new_ones() -> None:
 
 async def test_resuming_after_version_0_replays_the_whole_history() -> None:
     hub, orders = make_hub()
-    joining = asyncio.create_task(hub.subscribe("ord_1", None, INTERNAL, channel="sse", replay=True))
-    shared = await orders.next_call(1)
-    shared.push(order(3, S.ORDER_STATUS_PAID))
-    await joining
-    resuming = asyncio.create_task(hub.subscribe("ord_1", 0, INTERNAL, channel="websocket", replay=True))
-    replay = await orders.next_call(2)
-    assert replay.request.HasField("after_version")
-    assert replay.request.after_version == 0
-    replay.push(order(1, S.ORDER_STATUS_PENDING_PAYMENT), order(2, S.ORDER_STATUS_REQUIRES_ACTION))
-    everything = await resuming
+    await first_client(hub, orders, order(3, S.ORDER_STATUS_PAID))
+    missing = order(1, S.ORDER_STATUS_PENDING_PAYMENT), order(2, S.ORDER_STATUS_REQUIRES_ACTION)
+    _, everything = await second_client_resuming(hub, orders, 0, *missing, channel="websocket")
     assert [(await get(everything)).version for _ in range(3)] == [1, 2, 3]
     await hub.close()
 
 
 async def test_a_resume_point_ahead_of_the_order_is_refused_but_a_lagging_topic_is_waited_for() -> None:
     hub, orders = make_hub()
-    joining = asyncio.create_task(hub.subscribe("ord_1", None, INTERNAL, channel="sse", replay=True))
-    shared = await orders.next_call(1)
-    shared.push(order(3, S.ORDER_STATUS_PAID))
-    await joining
+    shared, _ = await first_client(hub, orders, order(3, S.ORDER_STATUS_PAID))
     orders.current = order(3, S.ORDER_STATUS_PAID)
     with pytest.raises(ResumeAhead) as ahead:
         await hub.subscribe("ord_1", 9, INTERNAL, channel="sse", replay=True)

@@ -1,6 +1,6 @@
 """The gateway's SERVER span for each HTTP request and WebSocket, as plain ASGI middleware.
 
-Installed only when tracing is on (gateway/app.py), outermost, so that the span is current in
+Installed only when tracing is on, outermost (gateway/pipeline.py), so that the span is current in
 every log line of the request, the access log's included, and in the gRPC calls it makes (whose
 interceptor carries it on as `traceparent`). The client's W3C `traceparent` (and `tracestate`)
 is honoured: the span is its child, and the order and payment services' spans follow.
@@ -23,9 +23,10 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.middleware.headers import request_headers
+
 # Probes and scrapers: a span every few seconds, about nothing.
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-_TRACE_HEADERS = (b"traceparent", b"tracestate", b"baggage")
 
 
 class TraceRequests:
@@ -37,7 +38,7 @@ class TraceRequests:
         if scope["type"] not in ("http", "websocket") or scope["path"] in UNTRACED_PATHS:
             await self.app(scope, receive, send)
             return
-        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _TRACE_HEADERS}
+        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in request_headers(scope).trace.items()}
         parent = propagate.extract(carrier)
         method = scope.get("method", "WS")
         span = self.tracer.start_span(
@@ -77,7 +78,7 @@ class TraceRequests:
             elif kind == "websocket.accept":
                 finish(101)
             elif kind == "websocket.close" and not ended:
-                status = 403  # refused before the handshake completed (as gateway/middleware.py counts it)
+                status = 403  # refused before the handshake completed (as middleware/context.py counts it)
             await send(message)
             if kind == "http.response.body" and not message.get("more_body", False):
                 finish(status)

@@ -1,0 +1,1 @@
+"""The gateway's own ASGI middleware, one module each; gateway/pipeline.py puts them in order."""
