@@ -131,6 +131,16 @@ class Setup:
         method = f"ConfirmPayment:{request.payment_id}"
         return await self.idempotency.run(method, _call(key), request, P.Payment, self.orders.confirm)
 
+    async def create_during_an_outage(self, key: str) -> str:
+        """A create whose charge could not be sent (UNAVAILABLE); the payment service is back
+        afterwards. Returns the id of the order it left pending_payment."""
+        self.fake.down = True
+        with pytest.raises(Unavailable):
+            await self.create(create_request(), key)
+        (pending_id,) = await pending_ids(self.orders)
+        self.fake.down = False
+        return pending_id
+
     async def reconcile_later(self, seconds: float = 60) -> int:
         """A reconciler round as it would run `seconds` from now, when every check is due."""
         return await self.reconciler.run_once(at_us=now_us() + round(seconds * 1_000_000))

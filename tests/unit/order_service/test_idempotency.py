@@ -8,10 +8,10 @@ import asyncio
 
 import pytest
 
-from common.errors import Aborted, FailedPrecondition, StoredError, Unavailable
+from common.errors import Aborted, FailedPrecondition, StoredError
 from shop.order.v1 import order_pb2 as pb
 from shop.payment.v1 import payment_pb2 as P
-from tests.unit.order_service.conftest import Setup, create_request, pending_ids
+from tests.unit.order_service.conftest import Setup, create_request
 
 
 async def test_replay_and_mismatch(setup: Setup) -> None:
@@ -39,11 +39,7 @@ async def test_concurrent_same_key_is_aborted_with_a_retry_delay(setup: Setup) -
 
 
 async def test_retry_after_an_outage_resumes_the_same_order(setup: Setup) -> None:
-    setup.fake.down = True
-    with pytest.raises(Unavailable):
-        await setup.create(create_request(), "k3")
-    (pending_id,) = await pending_ids(setup.orders)
-    setup.fake.down = False
+    pending_id = await setup.create_during_an_outage("k3")
     # The key was given up with the 503 (nothing was known yet): the retry takes it at once.
     order, replayed = await setup.create(create_request(), "k3")
     assert not replayed

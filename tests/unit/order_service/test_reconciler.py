@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from common.errors import DeadlineExceeded, Unavailable
+from common.errors import DeadlineExceeded
 from shop.order.v1 import order_pb2 as pb
 from shop.payment.v1 import payment_pb2 as P
-from tests.unit.order_service.conftest import Setup, create_request, pending_ids
+from tests.unit.order_service.conftest import Setup, create_request
 
 
 async def test_reconciler_finishes_a_pending_order_once_and_the_retry_gets_it(setup: Setup) -> None:
-    setup.fake.down = True
-    with pytest.raises(Unavailable):
-        await setup.create(create_request(), "k4")
-    (pending_id,) = await pending_ids(setup.orders)
-    setup.fake.down = False
+    pending_id = await setup.create_during_an_outage("k4")
     assert await setup.reconcile_later() == 1
     assert (await setup.orders.get(pending_id)).status == pb.ORDER_STATUS_PAID
     assert await setup.reconcile_later() == 0  # finished: its check is gone
