@@ -1,81 +1,40 @@
 """The two ends of the hop benchmark, doing the same work behind two wire formats.
 
-Both servers run the payment service's real charge logic — validate, look the key up, ask the
-(simulated) processor, keep the payment — on the same in-memory store, so that the benchmark
-measures the hop (encoding, transport, framework) and not the database:
+Both are built from the payment service's own parts (payment_service/server.py's
+`open_payments`: its transactions, simulated processor and store, on a throw-away SQLite file),
+so that the benchmark compares the hops (encoding, transport, framework), not two
+implementations:
 
-- gRPC: the real `PaymentServicer` (steps 6-11) served by the real `create_grpc_server` (the
-  interceptor, health, reflection), plus an `OrderService.CreateOrder` that validates with the
-  order service's own rules and charges in-process: the large, 100-item payload;
+- gRPC: the real `PaymentServicer` (steps 6-11) on the services' own server (`build_service`:
+  the interceptors, health, reflection), plus an `OrderService.CreateOrder` that validates with
+  the order service's own rules and charges in-process: the large, 100-item payload;
 - JSON over HTTP/1.1: FastAPI endpoints with strict pydantic models (the gateway's own
-  `OrderCreate` for orders), the same store and processor, answers encoded with orjson.
+  `OrderCreate` for orders), the same `Payments`, answered with the gateway's own JSON documents
+  (gateway/convert.py), encoded with orjson.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import grpc
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from common.db import Database
+from bench.payloads import PUBLIC_URL, paid_order
 from common.ids import new_id
-from common.limits import IDENTIFIER_PATTERN, MAX_ORDER_AMOUNT
-from common.timestamps import now_us, rfc3339, timestamp_us, to_timestamp, utcnow
+from common.input_limits import IDENTIFIER_PATTERN, MAX_ORDER_AMOUNT
+from gateway.convert import create_order_request, order_json, payment_json
 from gateway.responses import JSONResponse
 from gateway.schemas import Currency, OrderCreate, PaymentMethod
-from order_service.domain import validate_create
-from payment_service.processor import Processor
+from order_service.domain import order_amount, validate_create
+from order_service.payment_client import charge_key
+from payment_service.payments import NewCharge, Payments
 from payment_service.servicer import PaymentServicer
-from payment_service.store import PaymentRecord
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-# Keeps the memory of a long run flat; far more than the keys in flight at any time.
-_MAX_PAYMENTS = 20_000
-
-
-class MemoryPayments(PaymentServicer):
-    """The real payment handlers, with `charge_once` — the step both hops share — keeping its
-    payments in a bounded dict instead of a database: the benchmark measures the hop."""
-
-    def __init__(self) -> None:
-        super().__init__(cast(Database, None), Processor(latency_ms=0, action_timeout_s=900))
-        self._by_key: OrderedDict[str, PaymentRecord] = OrderedDict()
-
-    async def charge_once(
-        self,
-        order_id: str,
-        amount: int,
-        currency: str,
-        payment_method: str,
-        key: str,
-        *,
-        account_id: str | None = None,
-        client_secret: str | None = None,
-    ) -> PaymentRecord:
-        existing = self._by_key.get(key)
-        if existing is not None:
-            return existing
-        now = now_us()
-        decision = await self.processor.authorize(payment_method, now, key)
-        record = PaymentRecord(
-            id=new_id("pay"), idempotency_key=key, order_id=order_id, payment_method=payment_method,
-            amount=amount, amount_refunded=0, currency=currency, version=1, created_us=now, updated_us=now_us(),
-            account_id=account_id, client_secret=client_secret, **vars(decision),
-        )  # fmt: skip
-        self._by_key[key] = record
-        while len(self._by_key) > _MAX_PAYMENTS:
-            self._by_key.popitem(last=False)
-        return record
-
-
-def new_payments() -> PaymentServicer:
-    return MemoryPayments()
 
 
 # -- gRPC ------------------------------------------------------------------------------------
@@ -90,28 +49,14 @@ class HopOrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def CreateOrder(self, request: order_pb2.CreateOrderRequest, context: Context) -> order_pb2.Order:
         amount = validate_create(request)
         order_id = new_id("ord")
-        payment = await self.payments.Charge(
-            _charge_message(order_id, amount, request.currency, request.payment_method), context
-        )
-        now = to_timestamp(utcnow())
-        return order_pb2.Order(
-            id=order_id,
-            customer_id=request.customer_id,
-            status=order_pb2.ORDER_STATUS_PAID,
-            currency=request.currency,
-            items=request.items,
+        charge = payment_pb2.ChargeRequest(
+            order_id=order_id,
             amount=amount,
-            payment=payment,
-            version=2,
-            created_at=now,
-            updated_at=now,
+            currency=request.currency,
+            payment_method=request.payment_method,
+            idempotency_key=charge_key(order_id),
         )
-
-
-def _charge_message(order_id: str, amount: int, currency: str, method: str) -> payment_pb2.ChargeRequest:
-    return payment_pb2.ChargeRequest(
-        order_id=order_id, amount=amount, currency=currency, payment_method=method, idempotency_key=f"{order_id}:charge"
-    )
+        return paid_order(request, await self.payments.Charge(charge, context))
 
 
 # -- JSON over HTTP/1.1 ------------------------------------------------------------------------
@@ -129,32 +74,7 @@ class ChargeBody(BaseModel):
     idempotency_key: str = Field(min_length=1, max_length=255)
 
 
-async def _charge_record(payments: PaymentServicer, body: ChargeBody) -> PaymentRecord:
-    """PaymentServicer.Charge's work on a validated JSON body."""
-    return await payments.charge_once(
-        body.order_id, body.amount, body.currency, body.payment_method, body.idempotency_key
-    )
-
-
-def _payment_document(record: PaymentRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "order_id": record.order_id,
-        "status": record.status,
-        "payment_method": record.payment_method,
-        "amount": record.amount,
-        "amount_refunded": record.amount_refunded,
-        "currency": record.currency,
-        "failure_code": record.failure_code,
-        "decline_code": record.decline_code,
-        "failure_message": record.failure_message,
-        "next_action": None,
-        "created_at": rfc3339(timestamp_us(record.created_us)),
-        "updated_at": rfc3339(timestamp_us(record.updated_us)),
-    }
-
-
-def create_json_app(payments: PaymentServicer) -> FastAPI:
+def create_json_app(payments: Payments) -> FastAPI:
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
     @app.get("/healthz")
@@ -163,34 +83,16 @@ def create_json_app(payments: PaymentServicer) -> FastAPI:
 
     @app.post("/v1/charges")
     async def charge(body: ChargeBody) -> JSONResponse:
-        return JSONResponse(_payment_document(await _charge_record(payments, body)))
+        payment = await payments.charge(NewCharge(**body.model_dump()))
+        return JSONResponse(payment_json(payment.to_proto(), PUBLIC_URL))
 
     @app.post("/v1/orders", status_code=201)
     async def create_order(body: OrderCreate) -> JSONResponse:
-        amount = sum(item.quantity * item.unit_price for item in body.items)
+        request = create_order_request(body)
+        amount = order_amount(list(request.items))  # the body model validated it
         order_id = new_id("ord")
-        charge = ChargeBody(
-            order_id=order_id,
-            amount=amount,
-            currency=body.currency,
-            payment_method=body.payment_method,
-            idempotency_key=f"{order_id}:charge",
-        )
-        payment = _payment_document(await _charge_record(payments, charge))
-        now = rfc3339(to_timestamp(utcnow()))
-        document = {
-            "id": order_id,
-            "customer_id": body.customer_id,
-            "status": "paid",
-            "currency": body.currency,
-            "items": [{"sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price} for i in body.items],
-            "amount": amount,
-            "amount_refunded": 0,
-            "payment": payment,
-            "version": 2,
-            "created_at": now,
-            "updated_at": now,
-        }
-        return JSONResponse(document, status_code=201)
+        new = NewCharge(order_id, amount, body.currency, body.payment_method, charge_key(order_id))
+        payment = (await payments.charge(new)).to_proto()
+        return JSONResponse(order_json(paid_order(request, payment), PUBLIC_URL), status_code=201)
 
     return app

@@ -29,7 +29,7 @@ from bench.procs import cpu_seconds
 from bench.stats import Run
 from common.grpc_client import open_channel
 from gateway.backends import ORDER_RETRYABLE
-from order_service.payments import RETRYABLE as PAYMENT_RETRYABLE
+from order_service.payment_client import RETRYABLE as PAYMENT_RETRYABLE
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2, payment_pb2_grpc
 

@@ -25,8 +25,9 @@ METHOD = "pm_card_visa"
 
 
 def charge_fields(key: str) -> dict[str, Any]:
+    """A charge of an order of its own (the payment service keeps one payment per order)."""
     return {
-        "order_id": "ord_01JDBENCH000000000000000000",
+        "order_id": f"ord_{key}",
         "amount": 2598,
         "currency": CURRENCY,
         "payment_method": METHOD,
@@ -66,10 +67,11 @@ def payment_message(amount: int = 2598, currency: str = CURRENCY, method: str = 
     )
 
 
-def paid_order(request: order_pb2.CreateOrderRequest) -> order_pb2.Order:
-    """The order the services make of `request` when the card succeeds, built in memory."""
+def paid_order(request: order_pb2.CreateOrderRequest, payment: payment_pb2.Payment | None = None) -> order_pb2.Order:
+    """The order the services make of `request` when the card succeeds, built in memory (with
+    `payment`, the one a charge answered, else one made up)."""
     amount = sum(i.quantity * i.unit_price for i in request.items)
-    order_id = new_id("ord")
+    order_id = payment.order_id if payment is not None else new_id("ord")
     now = to_timestamp(utcnow())
     return order_pb2.Order(
         id=order_id,
@@ -79,7 +81,7 @@ def paid_order(request: order_pb2.CreateOrderRequest) -> order_pb2.Order:
         currency=request.currency,
         items=request.items,
         amount=amount,
-        payment=payment_message(amount, request.currency, request.payment_method),
+        payment=payment or payment_message(amount, request.currency, request.payment_method),
         version=2,
         created_at=now,
         updated_at=now,

@@ -27,7 +27,7 @@ from bench.pg import REPLICAS, PostgresSetup
 from bench.push import ORDER
 from bench.push_clients import PushError, Watcher, new_session, sse
 from bench.stats import Delays
-from common.scope import ACCOUNT_KEY
+from common.caller import ACCOUNT_KEY
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from tests.harness import ACCOUNT
 

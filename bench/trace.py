@@ -32,12 +32,12 @@ STEPS: dict[tuple[str, str], str] = {
     ("gateway", "POST /v1/orders"): "1 JSON in, validated · 14 the Order back as JSON",
     ("gateway", ORDER + "CreateOrder"): "2-5 CreateOrderRequest, encoded, over HTTP/2",
     ("order_service", ORDER + "CreateOrder"): "6-8 decoded, the handler runs · 9-11 the Order encoded, sent back",
-    ("order_service", "write Orders.store_order"): "the order durable (pending_payment) before the charge",
+    ("order_service", "write OrderStore.add_pending"): "the order durable (pending_payment) before the charge",
     ("order_service", PAYMENT + "Charge"): "2-5 again: ChargeRequest, encoded, over HTTP/2",
     ("payment_service", PAYMENT + "Charge"): "6-8 decoded, the card charged · 9-11 the Payment encoded, sent back",
-    ("payment_service", "read PaymentServicer.charge_once"): "a charge with this key already? (idempotency)",
-    ("payment_service", "write PaymentServicer.insert"): "the payment stored",
-    ("order_service", "write Orders.record"): "12-13 the Payment decoded, recorded on the order (new version + event)",
+    ("payment_service", "read Payments.find"): "a charge with this key already? (idempotency)",
+    ("payment_service", "write Payments.insert"): "the payment stored",
+    ("order_service", "write OrderStore.record"): "12-13 the Payment decoded, recorded on the order (version + event)",
 }
 KINDS = {"SERVER": "server", "CLIENT": "client"}
 

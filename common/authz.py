@@ -10,7 +10,7 @@ run` works):
         method that no rule names. A method that no rule covers may be called by any
         certificate the CA signed; the health check and reflection always may.
     GRPC_TLS_SCOPE_SENDERS="gateway"
-        the names that may send `x-account-id` or `x-client-secret` (common/scope.py). From any
+        the names that may send `x-account-id` or `x-client-secret` (common/caller.py). From any
         other caller such a call is PERMISSION_DENIED: were it dropped instead, the call would
         become internal, which may see more, not less.
 
@@ -20,19 +20,18 @@ that is not allowed is PERMISSION_DENIED, with the method and the caller's names
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from pydantic import Field
 from pydantic_settings import BaseSettings
 
+from common.caller import SCOPE_KEYS
 from common.errors import PermissionDenied
-from common.interceptors import INFRASTRUCTURE_PREFIXES, Handler, WrappingInterceptor
-from common.scope import SCOPE_KEYS
+from common.grpc_handlers import INFRASTRUCTURE_PREFIXES, Hook, Kind
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +85,19 @@ class CallerPolicy:
     def restricts(self) -> bool:
         return bool(self.rules) or self.scope_senders is not None
 
+    def for_method(self, method: str, kind: Kind) -> _MethodCheck | None:
+        """A check at the start of each call of `method` (a hook of common/grpc_handlers.py, after
+        the one that logs: a refusal is logged and answered like any other error of a handler)."""
+        if self.callers_of(method) is ANY and self.scope_senders is None:
+            return None
+        return _MethodCheck(self, method)
+
 
 class CallerPolicySettings(BaseSettings):
     """A mixin for the gRPC services' settings."""
 
-    grpc_tls_allow: str | None = None
-    grpc_tls_scope_senders: str | None = None
+    grpc_tls_allow: str | None = Field(None, validation_alias="GRPC_TLS_ALLOW")
+    grpc_tls_scope_senders: str | None = Field(None, validation_alias="GRPC_TLS_SCOPE_SENDERS")
 
     @property
     def caller_policy(self) -> CallerPolicy:
@@ -123,50 +129,23 @@ def check(policy: CallerPolicy, method: str, context: Context) -> None:
         raise PermissionDenied("this caller may not send x-account-id or x-client-secret")
 
 
-class CallerPolicyInterceptor(WrappingInterceptor):
-    """Checks the policy before the handler runs. Placed after ServiceInterceptor in the list, so
-    that a refusal is logged and answered like any other error of a handler."""
+class _MethodCheck:
+    __slots__ = ("method", "policy")
 
-    def __init__(self, policy: CallerPolicy) -> None:
-        super().__init__()
+    def __init__(self, policy: CallerPolicy, method: str) -> None:
         self.policy = policy
+        self.method = method
 
-    def wrap(self, handler: Handler | None, method: str) -> Handler | None:
-        if handler is None:
-            return None
-        policy = self.policy
-        if handler.unary_unary:
-            inner: Any = handler.unary_unary
+    def start(self, context: Context) -> None:
+        check(self.policy, self.method, context)
 
-            async def unary(request: Any, context: Context) -> Any:
-                check(policy, method, context)
-                return await inner(request, context)
+    def first_message(self, state: None) -> None:
+        return None
 
-            return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
-        if handler.unary_stream and inspect.isasyncgenfunction(handler.unary_stream):
-            stream_inner: Any = handler.unary_stream
-
-            async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
-                check(policy, method, context)
-                async for response in stream_inner(request, context):
-                    yield response
-
-            return grpc.unary_stream_rpc_method_handler(
-                stream, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.unary_stream:  # a stream that writes with context.write (grpc.health.v1's Watch)
-            writer: Any = handler.unary_stream
-
-            async def written(request: Any, context: Context) -> Any:
-                check(policy, method, context)
-                return await writer(request, context)
-
-            return grpc.unary_stream_rpc_method_handler(
-                written, handler.request_deserializer, handler.response_serializer
-            )
-        return handler
+    def end(self, state: None, context: Context, code: grpc.StatusCode) -> None:
+        return None
 
 
-def interceptors(policy: CallerPolicy, tls_on: bool) -> list[grpc.aio.ServerInterceptor]:  # type: ignore[type-arg]
+def hooks(policy: CallerPolicy, tls_on: bool) -> list[Hook]:
     """What a server adds for the policy: nothing without mTLS (no names to check) or rules."""
-    return [CallerPolicyInterceptor(policy)] if tls_on and policy.restricts else []
+    return [policy] if tls_on and policy.restricts else []

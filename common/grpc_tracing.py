@@ -7,10 +7,10 @@ them (opentelemetry-python-contrib#3066), and a cancelled client call does not r
 CancelledError to its caller (#3271). They would also open a span per call of every method,
 where we want none for health checks and only the set-up of a watch stream.
 
-- Server: `trace_handler` wraps a method's handler once (as common/grpc_server.py does), so
-  that with tracing off nothing is wrapped at all. Unary: one SERVER span for the call. Server
-  streaming: one span for the set-up, ended when the first message goes out (or the stream ends
-  first) — a watch that stays open for an hour is not an hour-long span.
+- Server: `server_spans()` is a hook of common/grpc_handlers.py, and None with tracing off, so
+  that nothing of it runs at all. Unary: one SERVER span for the call. Server streaming: one
+  span for the set-up, ended when the first message goes out (or the stream ends first) — a
+  watch that stays open for an hour is not an hour-long span.
 - Client: an interceptor, added to a channel only when tracing is on. It makes a CLIENT span only
   inside a trace (a request's, or a reconciler action's), so background calls make no root spans;
   the span ends when the call has its status (unary) or its first answer (server streaming).
@@ -23,8 +23,7 @@ the metadata carries idempotency keys and account ids, and a message may carry a
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -33,7 +32,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from common import tracing
-from common.interceptors import INFRASTRUCTURE_PREFIXES
+from common.grpc_handlers import INFRASTRUCTURE_PREFIXES, Context, Kind
 
 # Server-side codes that are the server's failure (the RPC semantic conventions); every other
 # code is the caller's business (NOT_FOUND, INVALID_ARGUMENT…) and leaves the span unset.
@@ -47,18 +46,6 @@ _SERVER_ERRORS = frozenset(
         grpc.StatusCode.DATA_LOSS,
     }
 )
-_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
-
-
-def status_code(code: object) -> grpc.StatusCode:
-    """What `ServicerContext.code()` said (None until a status is set: OK), as a StatusCode."""
-    if code is None:
-        return grpc.StatusCode.OK
-    if isinstance(code, grpc.StatusCode):
-        return code
-    return _BY_VALUE.get(code, grpc.StatusCode.UNKNOWN) if isinstance(code, int) else grpc.StatusCode.UNKNOWN
-
-
 def _attributes(method: str) -> dict[str, str]:
     service, _, name = method.lstrip("/").partition("/")
     return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
@@ -74,85 +61,56 @@ def _end(span: Span, code: grpc.StatusCode, *, server: bool) -> None:
 # -- server ------------------------------------------------------------------------------------
 
 
-def trace_handler(
-    handler: grpc.RpcMethodHandler[Any, Any] | None, method: str
-) -> grpc.RpcMethodHandler[Any, Any] | None:
-    """The handler with a span per call; the handler itself when tracing is off or the method
-    is not traced. Meant to be outermost, so that the span is current in every log line."""
+class ServerSpans:
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self.tracer = tracer
+
+    def for_method(self, method: str, kind: Kind) -> _MethodSpans | None:
+        if method.startswith(INFRASTRUCTURE_PREFIXES):
+            return None
+        return _MethodSpans(self.tracer, method.lstrip("/"), _attributes(method), kind is Kind.STREAM)
+
+
+def server_spans() -> ServerSpans | None:
+    """A span per call, as the services' outermost hook; None when tracing is off."""
     tracer = tracing.tracer()
-    if tracer is None or handler is None or method.startswith(INFRASTRUCTURE_PREFIXES):
-        return handler
-    name, attributes = method.lstrip("/"), _attributes(method)
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(
-            _unary(tracer, handler.unary_unary, name, attributes),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.unary_stream:
-        inner = handler.unary_stream
-        wrapped = (
-            _stream(tracer, inner, name, attributes)
-            if inspect.isasyncgenfunction(inner)
-            else _unary(tracer, inner, name, attributes)  # writes with context.write and returns
-        )
-        return grpc.unary_stream_rpc_method_handler(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    return handler  # client or bidirectional streaming: none in this project
+    return None if tracer is None else ServerSpans(tracer)
 
 
-def _start_server_span(
-    tracer: trace.Tracer, context: grpc.aio.ServicerContext[Any, Any], name: str, attributes: dict[str, str]
-) -> tuple[Span, object]:
-    carrier = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
-    parent = propagate.extract(carrier)
-    span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
-    request_id = carrier.get("x-request-id")
-    if request_id:
-        span.set_attribute("request_id", request_id)
-    return span, otel_context.attach(trace.set_span_in_context(span, parent))
+class _Call:
+    __slots__ = ("open", "span", "token")
+
+    def __init__(self, span: Span, token: object) -> None:
+        self.span, self.token, self.open = span, token, True
 
 
-def _unary(tracer: trace.Tracer, inner: Any, name: str, attributes: dict[str, str]) -> Any:
-    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        span, token = _start_server_span(tracer, context, name, attributes)
-        code: grpc.StatusCode | None = None
-        try:
-            return await inner(request, context)
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED  # the caller went away or its deadline passed
-            raise
-        finally:
-            _end(span, code or status_code(context.code()), server=True)
-            otel_context.detach(token)  # type: ignore[arg-type]
+class _MethodSpans:
+    __slots__ = ("attributes", "name", "stream", "tracer")
 
-    return handle
+    def __init__(self, tracer: trace.Tracer, name: str, attributes: dict[str, str], stream: bool) -> None:
+        self.tracer, self.name, self.attributes, self.stream = tracer, name, attributes, stream
 
+    def start(self, context: Context) -> _Call:
+        carrier = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+        parent = propagate.extract(carrier)
+        span = self.tracer.start_span(self.name, context=parent, kind=SpanKind.SERVER, attributes=self.attributes)
+        request_id = carrier.get("x-request-id")
+        if request_id:
+            span.set_attribute("request_id", request_id)
+        if self.stream:
+            span.set_attribute("rpc.span_covers", "stream set-up")
+        # Current while the call runs, so that its log lines and its client calls join the trace.
+        return _Call(span, otel_context.attach(trace.set_span_in_context(span, parent)))
 
-def _stream(tracer: trace.Tracer, inner: Any, name: str, attributes: dict[str, str]) -> Any:
-    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        span, token = _start_server_span(tracer, context, name, attributes)
-        span.set_attribute("rpc.span_covers", "stream set-up")
-        open_ = True
-        code: grpc.StatusCode | None = None
-        try:
-            async for response in inner(request, context):
-                if open_:
-                    open_ = False
-                    _end(span, grpc.StatusCode.OK, server=True)
-                yield response
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        finally:
-            if open_:
-                _end(span, code or status_code(context.code()), server=True)
-            otel_context.detach(token)  # type: ignore[arg-type]
+    def first_message(self, call: _Call) -> None:
+        if call.open:
+            call.open = False
+            _end(call.span, grpc.StatusCode.OK, server=True)
 
-    return handle
+    def end(self, call: _Call, context: Context, code: grpc.StatusCode) -> None:
+        if call.open:
+            _end(call.span, code, server=True)
+        otel_context.detach(call.token)  # type: ignore[arg-type]
 
 
 # -- client ------------------------------------------------------------------------------------

@@ -3,11 +3,11 @@
     db = observe(open_database(url))      # the same interface; see common/db
 
 A transaction is named for the function that runs it, read from the body's qualified name once
-per body (its code object): `Orders.store_order` for the `store_order` body defined in
-`Orders.create`, `OrderReads.get` for the lambda in `OrderReads.get`, `idempotency.purge` for a
-module's function. The span (`write Orders.store_order`) and the histogram's `operation` label
-use that name; the time is what the caller waits, queueing for the SQLite writer and group
-commit included, since that is what a request spends.
+per body (its code object): `OrderStore.record` for the store's method (`@writes`, common/db),
+`Idempotency.claim` for `Idempotency._claim`, `Store.apply` for an `apply` body defined in a
+method of `Store`, `module.body` for a module's function. The span (`write OrderStore.record`)
+and the histogram's `operation` label use that name; the time is what the caller waits,
+queueing for the SQLite writer and group commit included, since that is what a request spends.
 
 Spans only inside a trace: the reconciler's polling once a second, outside any request, would
 otherwise make a root span per replica per second. No statement text, no parameter and no URL
@@ -50,7 +50,7 @@ def operation_name(body: Any) -> str:
     if len(parts) == 1:
         module = str(getattr(function, "__module__", "") or "").rpartition(".")[2]
         return f"{module}.{parts[0]}" if module else parts[0]
-    return f"{parts[0]}.{parts[-1]}"
+    return f"{parts[0]}.{parts[-1].lstrip('_')}"
 
 
 def _named(kind: str, body: Any) -> tuple[str, Any]:

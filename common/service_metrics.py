@@ -11,23 +11,20 @@ prometheus-client's HTTP server (`ORDER_METRICS_PORT`, `PAYMENT_METRICS_PORT`; 0
 The names and labels are go-grpc-prometheus's, which dashboards know. Streams are kept out of
 the latency histogram and the in-flight gauge: one watch open for an hour would swamp both.
 
-Recorded whatever the port says (a few hundred nanoseconds a call, measured in `make bench`);
-the port only decides whether anybody can read them. Labels are method names and status codes
+Recorded whatever the port says, by a hook of common/grpc_handlers.py (`CallMetrics`); the port
+only decides whether anybody can read them. Labels are method names and status codes
 only — never a request's content, so no secret can reach a label.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from common.grpc_tracing import status_code
+from common.grpc_handlers import Context, Kind
 
 _LABELS = ("grpc_service", "grpc_method")
 HANDLED = Counter("grpc_server_handled_total", "gRPC calls answered, by status code", [*_LABELS, "grpc_code"])
@@ -42,8 +39,7 @@ STREAMS_OPEN = Gauge("grpc_server_streams_open", "Server-streaming gRPC calls op
 
 
 class _Method:
-    """One method's label children, resolved once (a `labels()` lookup per call costs more than
-    the increment)."""
+    """One method's label children, resolved once: not a `labels()` lookup per call."""
 
     __slots__ = ("_codes", "in_flight", "latency", "names", "streams")
 
@@ -62,84 +58,37 @@ class _Method:
         child.inc()
 
 
-def meter_handler(
-    handler: grpc.RpcMethodHandler[Any, Any] | None, method: str
-) -> grpc.RpcMethodHandler[Any, Any] | None:
-    """The handler, counting and timing each call (wrapped once per method, like the others)."""
-    if handler is None:
+class CallMetrics:
+    def for_method(self, method: str, kind: Kind) -> _MethodMetrics:
+        return _MethodMetrics(_Method(method), unary=kind is Kind.UNARY)
+
+
+class _MethodMetrics:
+    """A unary call is timed and counted in flight; a stream is counted open."""
+
+    __slots__ = ("labels", "unary")
+
+    def __init__(self, labels: _Method, *, unary: bool) -> None:
+        self.labels = labels
+        self.unary = unary
+
+    def start(self, context: Context) -> float:
+        if self.unary:
+            self.labels.in_flight.inc()
+        else:
+            self.labels.streams.inc()
+        return time.perf_counter()
+
+    def first_message(self, started: float) -> None:
         return None
-    metered = _Method(method)
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(
-            _unary(handler.unary_unary, metered),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.unary_stream:
-        inner = handler.unary_stream
-        return grpc.unary_stream_rpc_method_handler(
-            _stream(inner, metered) if inspect.isasyncgenfunction(inner) else _written_stream(inner, metered),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    return handler
 
-
-def _outcome(context: grpc.aio.ServicerContext[Any, Any], cancelled: bool) -> grpc.StatusCode:
-    return grpc.StatusCode.CANCELLED if cancelled else status_code(context.code())
-
-
-def _unary(inner: Any, metered: _Method) -> Any:
-    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        metered.in_flight.inc()
-        started = time.perf_counter()
-        cancelled = False
-        try:
-            return await inner(request, context)
-        except asyncio.CancelledError:
-            cancelled = True
-            raise
-        finally:
-            metered.latency.observe(time.perf_counter() - started)
-            metered.in_flight.dec()
-            metered.handled(_outcome(context, cancelled))
-
-    return handle
-
-
-def _stream(inner: Any, metered: _Method) -> Any:
-    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        metered.streams.inc()
-        cancelled = False
-        try:
-            async for response in inner(request, context):
-                yield response
-        except asyncio.CancelledError:
-            cancelled = True
-            raise
-        finally:
-            metered.streams.dec()
-            metered.handled(_outcome(context, cancelled))
-
-    return handle
-
-
-def _written_stream(inner: Any, metered: _Method) -> Any:
-    """A streaming handler that writes with `context.write` and returns (health's Watch)."""
-
-    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        metered.streams.inc()
-        cancelled = False
-        try:
-            await inner(request, context)
-        except asyncio.CancelledError:
-            cancelled = True
-            raise
-        finally:
-            metered.streams.dec()
-            metered.handled(_outcome(context, cancelled))
-
-    return handle
+    def end(self, started: float, context: Context, code: grpc.StatusCode) -> None:
+        if self.unary:
+            self.labels.latency.observe(time.perf_counter() - started)
+            self.labels.in_flight.dec()
+        else:
+            self.labels.streams.dec()
+        self.labels.handled(code)
 
 
 def serve_metrics(host: str, port: int, variable: str) -> int | None:

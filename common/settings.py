@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class CommonSettings(BaseSettings):
-    """What every process reads: LOG_LEVEL and LOG_FORMAT."""
+    """What every process reads: LOG_LEVEL and LOG_FORMAT. (Named by alias: a service's settings
+    read their own variables under a prefix, these under none.)"""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", validation_alias="LOG_LEVEL")
+    log_format: Literal["json", "console"] = Field("json", validation_alias="LOG_FORMAT")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -31,6 +32,10 @@ def load_settings(cls: type[S]) -> S:
         return cls()
     except ValidationError as exc:
         error = exc.errors()[0]
-        variable = str(error["loc"][0]).upper() if error["loc"] else "environment"
+        name = str(error["loc"][0]) if error["loc"] else ""
+        # A field's own name is read under the class's prefix; an alias (the loc of a field
+        # that has one) is the variable itself.
+        prefix = str(cls.model_config.get("env_prefix", "")) if name in cls.model_fields else ""
+        variable = (prefix + name).upper() or "environment"
         message = str(error["msg"]).removeprefix("Value error, ")
         raise SystemExit(f"configuration error: {variable}: {message}") from None

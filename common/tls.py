@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
 
 
@@ -61,10 +61,10 @@ def _read(variable: str, path: Path, marker: bytes) -> bytes:
 class TlsSettings(BaseSettings):
     """A mixin for every process's settings: the three files, all or none."""
 
-    grpc_tls_ca: Path | None = None
-    grpc_tls_cert: Path | None = None
-    grpc_tls_key: Path | None = None
-    grpc_tls_server_name: str | None = None
+    grpc_tls_ca: Path | None = Field(None, validation_alias="GRPC_TLS_CA")
+    grpc_tls_cert: Path | None = Field(None, validation_alias="GRPC_TLS_CERT")
+    grpc_tls_key: Path | None = Field(None, validation_alias="GRPC_TLS_KEY")
+    grpc_tls_server_name: str | None = Field(None, validation_alias="GRPC_TLS_SERVER_NAME")
 
     @model_validator(mode="after")
     def _all_or_none(self) -> TlsSettings:

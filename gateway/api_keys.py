@@ -26,9 +26,9 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from common.scope import ACCOUNT_ID_RE
+from common.input_limits import ACCOUNT_ID_RE
 
-# An account id: common.scope.ACCOUNT_ID_RE, which the services check in every call's metadata.
+# An account id: common.input_limits.ACCOUNT_ID_RE, which the services check in every call's metadata.
 ACCOUNT_ID_RULE = "must be 1-64 characters of [A-Za-z0-9_]"
 KEY_RE = re.compile(r"(sk|rk)_[A-Za-z0-9_]{21,252}\Z")
 MIN_KEY_LENGTH = 24

@@ -34,8 +34,8 @@ import orjson
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.scope import CLIENT_SECRET_RE
-from common.scope import Scope as CallScope
+from common.caller import CallerScope
+from common.input_limits import CLIENT_SECRET_RE
 from gateway.api_keys import KeyRing
 from gateway.errors import ApiError, problem
 from gateway.middleware.body import MAX_BODY_BYTES, replay
@@ -57,7 +57,7 @@ class Caller:
     """An authenticated request: whom it acts for (an account, or one order's client secret),
     and whether it may only read."""
 
-    scope: CallScope
+    scope: CallerScope
     read_only: bool
 
 
@@ -95,7 +95,7 @@ class Authentication:
         self.per_address = storage.limiter(rate, "address")
         self.failures = storage.limiter(failure_rate, "failures")
         # One Caller per key, made here: nothing to build on the request path.
-        self._callers = {k.key_id: Caller(CallScope(account_id=k.account_id), k.read_only) for k in keys.keys}
+        self._callers = {k.key_id: Caller(CallerScope(account_id=k.account_id), k.read_only) for k in keys.keys}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -153,7 +153,7 @@ class Authentication:
             # Malformed is wrong: answered as a wrong secret is, and counted like one.
             await self._anonymous(scope, receive, send, has_credential=True, refuse_with=_wrong_secret())
             return
-        scope[CALLER] = Caller(CallScope(client_secret=secret), read_only=not confirm)
+        scope[CALLER] = Caller(CallerScope(client_secret=secret), read_only=not confirm)
         await self._anonymous(scope, receive, send, has_credential=True)
 
     async def _anonymous(

@@ -16,9 +16,9 @@ from typing import TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common.caller import CallerScope
 from common.errors import REPLAYED_KEY, metadata_value
 from common.grpc_client import open_channel
-from common.scope import Scope
 from common.tls import TlsFiles
 from gateway.metrics import GRPC_CALLS, GRPC_LATENCY
 from shop.order.v1 import order_pb2_grpc
@@ -73,7 +73,7 @@ class Backends:
         name: str,
         method: grpc.aio.UnaryUnaryMultiCallable[_Request, _Response],
         message: _Request,
-        scope: Scope,
+        scope: CallerScope,
         idempotency_key: str | None = None,
     ) -> tuple[_Response, bool]:
         """`method(message)` acting for `scope` (the caller's account or client secret: the

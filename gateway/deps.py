@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
 
-from common.limits import IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_KEY_RE
+from common.input_limits import IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_KEY_RE
 from gateway.backends import Backends
 from gateway.errors import ApiError
 from gateway.settings import GatewaySettings

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSc
 # pydantic reads a TypedDict's fields only from typing_extensions' before Python 3.12.
 from typing_extensions import TypedDict
 
-from common.limits import (
+from common.input_limits import (
+    CLIENT_SECRET_PATTERN,
     CURRENCIES,
     IDENTIFIER_PATTERN,
     MAX_ITEMS,
@@ -20,7 +21,6 @@ from common.limits import (
     MAX_UNIT_PRICE,
 )
 from common.payment_methods import PAYMENT_METHODS
-from common.scope import CLIENT_SECRET_PATTERN
 from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2
 

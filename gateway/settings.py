@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from common.scope import ACCOUNT_ID_RE
+from common.input_limits import ACCOUNT_ID_RE
 from common.settings import CommonSettings
 from common.tls import TlsSettings
 from gateway.api_keys import ACCOUNT_ID_RULE, KeyRing, parse_keys

@@ -1,27 +1,30 @@
-"""The order rules: input limits, the amount, and the state machine of CONTRACT §3."""
+"""The order rules: input limits, the amount, the state machine of CONTRACT §3, and how a
+payment's state moves its order."""
 
 from __future__ import annotations
 
-from typing import TypeAlias
+import logging
 
-from common.errors import InvalidArgument
-from common.limits import (
+from common.errors import FailedPrecondition, InvalidArgument, OutOfRange
+from common.input_limits import (
     CURRENCIES,
+    CURRENCY_RULE,
     IDENTIFIER_RE,
+    IDENTIFIER_RULE,
     MAX_ITEMS,
     MAX_ORDER_AMOUNT,
     MAX_QUANTITY,
     MAX_UNIT_PRICE,
     MIN_ORDER_AMOUNT,
+    PAYMENT_METHOD_RULE,
 )
+from common.order_status import S, Status, status_name
 from common.payment_methods import PAYMENT_METHODS
+from common.timestamps import now_us, timestamp_us
 from shop.order.v1 import order_pb2 as pb
 from shop.payment.v1 import payment_pb2
 
-S = pb.OrderStatus
-Status: TypeAlias = pb.OrderStatus.ValueType
-
-FINAL = frozenset({S.ORDER_STATUS_PAYMENT_FAILED, S.ORDER_STATUS_CANCELED, S.ORDER_STATUS_REFUNDED})
+log = logging.getLogger(__name__)
 
 _TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.ORDER_STATUS_PENDING_PAYMENT: frozenset(
@@ -45,11 +48,6 @@ _FROM_PAYMENT: dict[payment_pb2.PaymentStatus.ValueType, Status] = {
 }
 
 
-def status_name(status: Status) -> str:
-    """`ORDER_STATUS_PAID` → `paid`, as in the REST API."""
-    return S.Name(status).removeprefix("ORDER_STATUS_").lower()
-
-
 def can_move(current: Status, new: Status) -> bool:
     return new in _TRANSITIONS.get(current, frozenset())
 
@@ -68,16 +66,16 @@ def validate_create(request: pb.CreateOrderRequest) -> int:
     """Check a CreateOrderRequest against the limits of CONTRACT §3; return its amount."""
     violations: list[tuple[str, str]] = []
     if not IDENTIFIER_RE.match(request.customer_id):
-        violations.append(("customer_id", "must be 1-64 characters of [A-Za-z0-9_.:-]"))
+        violations.append(("customer_id", IDENTIFIER_RULE))
     if request.currency not in CURRENCIES:
-        violations.append(("currency", "must be an upper-case ISO 4217 currency code"))
+        violations.append(("currency", CURRENCY_RULE))
     if request.payment_method not in PAYMENT_METHODS:
-        violations.append(("payment_method", "unknown payment method"))
+        violations.append(("payment_method", PAYMENT_METHOD_RULE))
     if not 1 <= len(request.items) <= MAX_ITEMS:
         violations.append(("items", f"must hold 1 to {MAX_ITEMS} items"))
     for index, item in enumerate(request.items[:MAX_ITEMS]):
         if not IDENTIFIER_RE.match(item.sku):
-            violations.append((f"items.{index}.sku", "must be 1-64 characters of [A-Za-z0-9_.:-]"))
+            violations.append((f"items.{index}.sku", IDENTIFIER_RULE))
         if not 1 <= item.quantity <= MAX_QUANTITY:
             violations.append((f"items.{index}.quantity", f"must be between 1 and {MAX_QUANTITY}"))
         if not 0 <= item.unit_price <= MAX_UNIT_PRICE:
@@ -88,3 +86,34 @@ def validate_create(request: pb.CreateOrderRequest) -> int:
     if violations:
         raise InvalidArgument("invalid order", violations=violations)
     return amount
+
+
+def validate_refund(order: pb.Order, amount: int | None) -> None:
+    """Only a paid order can be refunded, and no more than is left of it (None: all that is left)."""
+    if order.status not in (S.ORDER_STATUS_PAID, S.ORDER_STATUS_PARTIALLY_REFUNDED):
+        raise FailedPrecondition(f"order {order.id} is {status_name(order.status)}; only a paid order can be refunded")
+    left = order.amount - order.amount_refunded
+    if amount is not None and amount > left:
+        raise OutOfRange(
+            f"refund amount {amount} is above the {left} left to refund",
+            violations=[("amount", f"must be ≤ {left}")],
+        )
+
+
+def apply_payment(order: pb.Order, payment: payment_pb2.Payment) -> bool:
+    """Take the payment's state onto the order if it is newer; True if the order changed."""
+    if order.HasField("payment") and payment.version <= order.payment.version:
+        return False
+    status = status_for_payment(payment)
+    if status != order.status and not can_move(order.status, status):
+        log.warning(
+            "payment state does not fit the order",
+            extra={"order_id": order.id, "order_status": status_name(order.status), "payment_status": payment.status},
+        )
+        return False
+    order.status = status
+    order.payment.CopyFrom(payment)
+    order.amount_refunded = payment.amount_refunded
+    order.version += 1
+    order.updated_at.CopyFrom(timestamp_us(now_us()))
+    return True

@@ -17,7 +17,7 @@ from collections import defaultdict
 
 from common import tracing
 from common.errors import ServiceError
-from order_service import idempotency
+from common.timestamps import now_us
 from order_service.metrics import RECONCILER_BACKLOG, RECONCILER_CHECKS, check_kind
 from order_service.orders import Orders
 
@@ -48,39 +48,38 @@ class Reconciler:
     async def run_once(self, at_us: int | None = None) -> int:
         """One round, for the checks due by `at_us` (now); returns how many it claimed."""
         lease_us = round((self.deadline_s + 1) * 1_000_000)
-        claimed = await self.orders.reads.claim_checks(lease_us, _CLAIM_LIMIT, at_us)
+        claimed = await self.orders.store.claim_checks(lease_us, _CLAIM_LIMIT, now_us() if at_us is None else at_us)
         by_order: dict[str, list[str]] = defaultdict(list)
         for order_id, check in claimed:
             by_order[order_id].append(check)
         limit = asyncio.Semaphore(_CONCURRENT)
-
-        async def one(order_id: str, checks: list[str]) -> None:
-            kinds = sorted({check_kind(check) for check in checks})
-            # A trace of its own per order (with tracing on): no request is behind this work.
-            async with limit:
-                with tracing.span("reconcile order", {"order_id": order_id, "checks": kinds}):
-                    outcome = "done"
-                    try:
-                        await self.orders.reconcile(order_id, checks, self.deadline_s)
-                    except ServiceError as exc:
-                        # The payment service is still down or slow: again soon.
-                        outcome = "retry"
-                        log.warning("could not reconcile order", extra={"order_id": order_id, "error": exc.message})
-                        await self.orders.retry_checks_soon(order_id, checks)
-                for check in checks:
-                    RECONCILER_CHECKS.labels(check_kind(check), outcome).inc()
-
-        await asyncio.gather(*(one(order_id, checks) for order_id, checks in by_order.items()))
+        await asyncio.gather(*(self._reconcile(order_id, checks, limit) for order_id, checks in by_order.items()))
         return len(claimed)
+
+    async def _reconcile(self, order_id: str, checks: list[str], limit: asyncio.Semaphore) -> None:
+        kinds = sorted({check_kind(check) for check in checks})
+        # A trace of its own per order (with tracing on): no request is behind this work.
+        async with limit:
+            with tracing.span("reconcile order", {"order_id": order_id, "checks": kinds}):
+                outcome = "done"
+                try:
+                    await self.orders.reconcile(order_id, checks, self.deadline_s)
+                except ServiceError as exc:
+                    # The payment service is still down or slow: again soon.
+                    outcome = "retry"
+                    log.warning("could not reconcile order", extra={"order_id": order_id, "error": exc.message})
+                    await self.orders.retry_checks_soon(order_id, checks)
+        for check in checks:
+            RECONCILER_CHECKS.labels(check_kind(check), outcome).inc()
 
     async def _run(self) -> None:
         rounds = 0
         while True:
             try:
-                RECONCILER_BACKLOG.set(await self.orders.reads.backlog())
+                RECONCILER_BACKLOG.set(await self.orders.store.checks_backlog())
                 worked = await self.run_once()
                 if rounds % _PURGE_EVERY == 0:
-                    await self.orders.db.write(idempotency.purge)
+                    await self.orders.store.purge_keys()
             except ServiceError as exc:  # the database is away: the next round will do
                 log.warning("reconciler round failed", extra={"error": exc.message})
                 worked = 0

@@ -8,15 +8,11 @@ microseconds since the epoch (UTC) in both engines; an order is stored whole, as
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, String, Table
 
-metadata = MetaData()
+from common.migrations import CLUSTERED
 
-# SQLite: rows stored in their primary key's order, with no separate rowid and key index — one
-# b-tree fewer to write per insert. (PostgreSQL ignores it.)
-CLUSTERED: dict[str, Any] = {"sqlite_with_rowid": False}
+metadata = MetaData()
 
 orders = Table(
     "orders",
@@ -60,7 +56,7 @@ order_events = Table(
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
-    # "<account>/<method>:<id>" (common.scope.Scope.idempotency_prefix): keys are per account.
+    # "<account>/<method>:<id>" (common.caller.Scope.idempotency_prefix): keys are per account.
     Column("scope", String(200), nullable=False),
     Column("key", String(255), nullable=False),
     Column("fingerprint", String(64), nullable=False),

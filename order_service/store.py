@@ -1,6 +1,11 @@
 """Orders, their durable event log, and the checks the reconciler makes, in the order service's
-database (tables: order_service/schema.py). Functions that change something take the
-transaction (`Tx`) they are part of; the flows in orders.py decide what goes into one.
+database (tables: order_service/schema.py).
+
+`OrderStore` is the only way to them: each method is one transaction, named for what it does
+(the flows in orders.py call these, never SQL), so a method may change how it does its work —
+fewer statements, another engine — without a flow noticing. The idempotency key a request holds
+(idempotency.held()) is written in the same transactions: the recovery point with the pending
+order, the answer with the change it answers.
 """
 
 from __future__ import annotations
@@ -8,10 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cache
 
-from common.db import Database, Sql, Tx
+from common.db import Database, Row, Sql, Tx, reads, writes
+from common.errors import NotFound
+from common.order_status import status_name
 from common.timestamps import now_us, us_of
-from order_service.domain import status_name
+from order_service import idempotency
+from order_service.changes import LocalChanges
+from order_service.domain import apply_payment
 from shop.order.v1 import order_pb2 as pb
+from shop.payment.v1 import payment_pb2
 
 INSERT_ORDER = Sql(
     "INSERT INTO orders (id, customer_id, status, payment_method, payment_id, version, doc, created_us, updated_us,"
@@ -43,9 +53,14 @@ CLAIM_CHECKS = Sql(
 )
 CHECKS_BACKLOG = Sql("SELECT count(*) FROM order_checks WHERE due_us <= $1")
 
+PURGE_KEYS = Sql("DELETE FROM idempotency_keys WHERE created_us <= $1")
+
 # The check that stands for a charge in flight, and the one for the end of a confirmation window.
 CHARGE_CHECK = "charge"
 EXPIRY_CHECK = "expiry"
+# An expiry check is never due sooner than this: a payment service whose clock is behind ours
+# answers "not yet" — ask again a little later.
+EXPIRY_RETRY_US = 1_000_000
 
 
 @cache
@@ -57,76 +72,35 @@ def _page_query(filters: tuple[str, ...]) -> Sql:
     return Sql(f"SELECT doc FROM orders{where} ORDER BY id DESC LIMIT $1")
 
 
-async def insert(tx: Tx, order: pb.Order, payment_method: str) -> None:
-    await tx.execute(
-        INSERT_ORDER,
-        order.id,
-        order.customer_id,
-        status_name(order.status),
-        payment_method,
-        order.payment.id or None,
-        order.version,
-        order.SerializeToString(),
-        us_of(order.created_at),
-        us_of(order.updated_at),
-        order.account_id or None,
-    )
-    await _append_event(tx, order)
-
-
-async def save(tx: Tx, order: pb.Order) -> None:
-    """Write a new version of the order and its event (the caller bumped `version`)."""
-    await tx.execute(
-        UPDATE_ORDER,
-        order.id,
-        status_name(order.status),
-        order.payment.id or None,
-        order.version,
-        order.SerializeToString(),
-        us_of(order.updated_at),
-    )
-    await _append_event(tx, order)
-
-
-async def _append_event(tx: Tx, order: pb.Order) -> None:
-    await tx.execute(INSERT_EVENT, order.id, order.version, order.SerializeToString(), us_of(order.updated_at))
-
-
-async def locked(tx: Tx, order_id: str) -> pb.Order | None:
-    """The order, its row locked until the transaction ends (PostgreSQL; SQLite's single writer
-    needs no lock)."""
-    row = await tx.fetchrow(GET_FOR_UPDATE, order_id)
+def _order(row: Row | None) -> pb.Order | None:
     return None if row is None else pb.Order.FromString(row["doc"])
 
 
-async def add_check(tx: Tx, order_id: str, check_id: str, due_us: int) -> None:
-    await tx.execute(ADD_CHECK, order_id, check_id, due_us)
-
-
-async def done_check(tx: Tx, order_id: str, check_id: str) -> None:
-    await tx.execute(DONE_CHECK, order_id, check_id)
-
-
-class OrderReads:
-    """The reads that need no transaction of the caller's."""
-
-    def __init__(self, db: Database) -> None:
+class OrderStore:
+    def __init__(self, db: Database, changes: LocalChanges) -> None:
         self.db = db
+        # Told of every new version, in the transaction that commits it (watch.py follows them).
+        self.changes = changes
 
-    async def get(self, order_id: str) -> pb.Order | None:
-        row = await self.db.read(lambda tx: tx.fetchrow(GET, order_id))
-        return None if row is None else pb.Order.FromString(row["doc"])
+    # -- reads ---------------------------------------------------------------------------------
 
-    async def get_with_method(self, order_id: str) -> tuple[pb.Order, str] | None:
-        row = await self.db.read(lambda tx: tx.fetchrow(GET_WITH_METHOD, order_id))
+    @reads
+    async def get(self, tx: Tx, order_id: str) -> pb.Order | None:
+        return _order(await tx.fetchrow(GET, order_id))
+
+    @reads
+    async def get_with_method(self, tx: Tx, order_id: str) -> tuple[pb.Order, str] | None:
+        """The order and the payment method it is charged with."""
+        row = await tx.fetchrow(GET_WITH_METHOD, order_id)
         return None if row is None else (pb.Order.FromString(row["doc"]), str(row["payment_method"]))
 
-    async def by_payment(self, payment_id: str) -> pb.Order | None:
-        row = await self.db.read(lambda tx: tx.fetchrow(BY_PAYMENT, payment_id))
-        return None if row is None else pb.Order.FromString(row["doc"])
+    @reads
+    async def by_payment(self, tx: Tx, payment_id: str) -> pb.Order | None:
+        return _order(await tx.fetchrow(BY_PAYMENT, payment_id))
 
+    @reads
     async def page(
-        self, account_id: str | None, customer_id: str, status: str, limit: int, before_id: str | None
+        self, tx: Tx, account_id: str | None, customer_id: str, status: str, limit: int, before_id: str | None
     ) -> list[pb.Order]:
         """Newest first; only `account_id`'s orders unless it is None (an internal call)."""
         filters = (
@@ -136,23 +110,115 @@ class OrderReads:
             ("id <", before_id),
         )
         wanted = [(f, v) for f, v in filters if v]
-        query = _page_query(tuple(f for f, _ in wanted))
-        rows = await self.db.read(lambda tx: tx.fetch(query, limit, *(v for _, v in wanted)))
+        rows = await tx.fetch(_page_query(tuple(f for f, _ in wanted)), limit, *(v for _, v in wanted))
         return [pb.Order.FromString(row["doc"]) for row in rows]
 
-    async def events_after(self, order_id: str, version: int) -> list[pb.Order]:
-        rows = await self.db.read(lambda tx: tx.fetch(EVENTS_AFTER, order_id, version))
-        return [pb.Order.FromString(row["doc"]) for row in rows]
+    @reads
+    async def events_after(self, tx: Tx, order_id: str, version: int) -> list[pb.Order]:
+        return [pb.Order.FromString(row["doc"]) for row in await tx.fetch(EVENTS_AFTER, order_id, version)]
 
-    async def versions(self, order_ids: Sequence[str]) -> dict[str, int]:
-        rows = await self.db.read(lambda tx: tx.fetch(VERSIONS, list(order_ids)))
-        return {row["id"]: row["version"] for row in rows}
+    @reads
+    async def versions(self, tx: Tx, order_ids: Sequence[str]) -> dict[str, int]:
+        return {row["id"]: row["version"] for row in await tx.fetch(VERSIONS, list(order_ids))}
 
-    async def claim_checks(self, lease_us: int, limit: int, at_us: int | None = None) -> list[tuple[str, str]]:
-        """Claim up to `limit` checks due by `at_us` (now), for `lease_us`."""
-        now = now_us() if at_us is None else at_us
-        rows = await self.db.write(lambda tx: tx.fetch(CLAIM_CHECKS, now, now + lease_us, limit))
+    @reads
+    async def checks_backlog(self, tx: Tx) -> int:
+        return int(await tx.fetchval(CHECKS_BACKLOG, now_us()))
+
+    # -- the order's changes -------------------------------------------------------------------
+
+    @writes
+    async def add_pending(self, tx: Tx, order: pb.Order, payment_method: str, charge_due_us: int) -> None:
+        """A new order (pending_payment, version 1) with the check of its charge, durable before
+        the charge is sent; under the request's idempotency key, the recovery point."""
+        await tx.execute(
+            INSERT_ORDER,
+            order.id,
+            order.customer_id,
+            status_name(order.status),
+            payment_method,
+            order.payment.id or None,
+            order.version,
+            order.SerializeToString(),
+            us_of(order.created_at),
+            us_of(order.updated_at),
+            order.account_id or None,
+        )
+        await _append_event(tx, order)
+        await tx.execute(ADD_CHECK, order.id, CHARGE_CHECK, charge_due_us)
+        if (claim := idempotency.held()) is not None:
+            await idempotency.set_order(tx, claim, order.id)
+        await self.changes.announce(tx, order.id, order.version)
+
+    @writes
+    async def record(
+        self,
+        tx: Tx,
+        order_id: str,
+        payment: payment_pb2.Payment | None,
+        *,
+        settles: Sequence[str] = (),
+        answers: bool = False,
+    ) -> pb.Order:
+        """In one transaction: take the payment onto the order (a new version, if the payment is
+        newer than what the order has), settle the checks the answer stands for, keep the expiry
+        check in step with the status, and — `answers`: this is the request's answer — store the
+        answer under the request's idempotency key. Watchers hear of it after the commit."""
+        order = _order(await tx.fetchrow(GET_FOR_UPDATE, order_id))
+        if order is None:
+            raise NotFound(f"order {order_id} not found")
+        was = order.status
+        if payment is not None and apply_payment(order, payment):
+            await tx.execute(
+                UPDATE_ORDER,
+                order.id,
+                status_name(order.status),
+                order.payment.id or None,
+                order.version,
+                order.SerializeToString(),
+                us_of(order.updated_at),
+            )
+            await _append_event(tx, order)
+            await self.changes.announce(tx, order.id, order.version)
+        for check in settles:
+            await tx.execute(DONE_CHECK, order_id, check)
+        if order.status == pb.ORDER_STATUS_REQUIRES_ACTION and order.payment.HasField("next_action"):
+            expires = max(us_of(order.payment.next_action.expires_at), now_us() + EXPIRY_RETRY_US)
+            await tx.execute(ADD_CHECK, order_id, EXPIRY_CHECK, expires)
+        elif was == pb.ORDER_STATUS_REQUIRES_ACTION:
+            await tx.execute(DONE_CHECK, order_id, EXPIRY_CHECK)
+        if answers and (claim := idempotency.held()) is not None:
+            await idempotency.answer(tx, claim, order, payment)
+        return order
+
+    # -- checks: what the reconciler asks the payment service about ----------------------------
+
+    @writes
+    async def add_check(self, tx: Tx, order_id: str, check_id: str, due_us: int) -> None:
+        """Due at `due_us` unless somebody settles it first (an existing check is moved there)."""
+        await tx.execute(ADD_CHECK, order_id, check_id, due_us)
+
+    @writes
+    async def reschedule_checks(self, tx: Tx, order_id: str, checks: Sequence[str], due_us: int) -> None:
+        for check in checks:
+            await tx.execute(ADD_CHECK, order_id, check, due_us)
+
+    @writes
+    async def settle_checks(self, tx: Tx, order_id: str, checks: Sequence[str]) -> None:
+        for check in checks:
+            await tx.execute(DONE_CHECK, order_id, check)
+
+    @writes
+    async def claim_checks(self, tx: Tx, lease_us: int, limit: int, at_us: int) -> list[tuple[str, str]]:
+        """Claim up to `limit` checks due by `at_us`, for `lease_us`."""
+        rows = await tx.fetch(CLAIM_CHECKS, at_us, at_us + lease_us, limit)
         return [(row["order_id"], row["check_id"]) for row in rows]
 
-    async def backlog(self) -> int:
-        return int(await self.db.read(lambda tx: tx.fetchval(CHECKS_BACKLOG, now_us())))
+    @writes
+    async def purge_keys(self, tx: Tx) -> int:
+        """Forget REST idempotency keys older than 24 hours."""
+        return await tx.execute(PURGE_KEYS, now_us() - idempotency.TTL_US)
+
+
+async def _append_event(tx: Tx, order: pb.Order) -> None:
+    await tx.execute(INSERT_EVENT, order.id, order.version, order.SerializeToString(), us_of(order.updated_at))

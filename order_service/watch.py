@@ -9,29 +9,28 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from common.caller import INTERNAL, CallerScope
 from common.errors import NotFound, OutOfRange, Unavailable
-from common.scope import INTERNAL, Scope
-from order_service.changes import LocalChanges
-from order_service.domain import FINAL
-from order_service.store import OrderReads
+from common.order_status import FINAL
+from order_service.store import OrderStore
 from shop.order.v1 import order_pb2 as pb
 
 EVENT_TYPE = "order.updated"
 
 
 async def watch_order(
-    reads: OrderReads,
-    changes: LocalChanges,
+    store: OrderStore,
     order_id: str,
     after_version: int | None,
-    scope: Scope = INTERNAL,
+    caller: CallerScope = INTERNAL,
 ) -> AsyncIterator[pb.OrderEvent]:
     """`after_version` None: the current version, then each new one. v ≥ 0: every version after
     v (0 replays the whole history). Ahead of the current version: OUT_OF_RANGE. An order outside
-    `scope`: NOT_FOUND (its owner and client secret never change, so one check is enough)."""
+    the caller's scope: NOT_FOUND (its owner and client secret never change, so one check is enough)."""
+    changes = store.changes
     with changes.subscribe(order_id) as watcher:
-        current = await reads.get(order_id)
-        if current is None or not scope.may_see(current.account_id, current.client_secret):
+        current = await store.get(order_id)
+        if current is None or not caller.may_see(current.account_id, current.client_secret):
             raise NotFound(f"order {order_id} not found")
         if current.status in FINAL and after_version is not None and after_version >= current.version:
             return  # the watcher has seen the end already
@@ -45,7 +44,7 @@ async def watch_order(
             if changes.closed:
                 raise Unavailable("the order service is shutting down; watch again with after_version")
             watcher.changed.clear()  # before reading, so that a commit during the read wakes us again
-            for order in await reads.events_after(order_id, watcher.version):
+            for order in await store.events_after(order_id, watcher.version):
                 yield pb.OrderEvent(type=EVENT_TYPE, version=order.version, order=order)
                 watcher.version = order.version
                 if order.status in FINAL:

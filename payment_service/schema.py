@@ -4,15 +4,11 @@ epoch (UTC)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import BigInteger, Column, ForeignKey, MetaData, String, Table
 
-metadata = MetaData()
+from common.migrations import CLUSTERED
 
-# SQLite: rows stored in their primary key's order, with no separate rowid (see
-# order_service/schema.py). PostgreSQL ignores it.
-CLUSTERED: dict[str, Any] = {"sqlite_with_rowid": False}
+metadata = MetaData()
 
 payments = Table(
     "payments",

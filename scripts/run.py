@@ -229,8 +229,8 @@ def main() -> int:
     order = load_settings(OrderSettings)
     gateway = load_settings(GatewaySettings)
     ready_timeout = run.run_ready_timeout_s
-    payment_at = Listener("PAYMENT_SERVICE", payment.payment_service_host, payment.payment_service_port)
-    order_at = Listener("ORDER_SERVICE", order.order_service_host, order.order_service_port)
+    payment_at = Listener("PAYMENT_SERVICE", payment.service_host, payment.service_port)
+    order_at = Listener("ORDER_SERVICE", order.service_host, order.service_port)
     gateway_at = Listener("GATEWAY", gateway.gateway_host, gateway.gateway_port)
     _check_listeners([payment_at, order_at, gateway_at])
     targets = _targets(gateway, order_at, payment_at)

@@ -1,13 +1,22 @@
 """One database layer for SQLite (the single-process default) and PostgreSQL (any number of
 replicas), chosen by URL.
 
-A service writes each transaction once, as an `async def body(tx)` that awaits only `tx`:
+A service writes each transaction once, as a method of its store that takes the transaction
+after `self` and awaits only `tx`; `@writes` (or `@reads`) runs it in one:
 
-    async def rename(tx: Tx) -> int:
-        row = await tx.fetchrow(GET_NAME, order_id)
-        return await tx.execute(SET_NAME, order_id, row["name"].upper())
+    class Names:
+        def __init__(self, db: Database) -> None:
+            self.db = db
 
-    await db.write(rename)
+        @writes
+        async def shout(self, tx: Tx, order_id: str) -> int:
+            row = await tx.fetchrow(GET_NAME, order_id)
+            return await tx.execute(SET_NAME, order_id, row["name"].upper())
+
+    await names.shout(order_id)        # one transaction, named `Names.shout`
+
+(`db.write(body)` takes any `async def body(tx)`; the decorators are that, with the method's
+own arguments bound.)
 
 - PostgreSQL (asyncpg): the body runs on a pooled connection inside BEGIN … COMMIT; asyncpg
   prepares each statement once per connection and reuses it.
@@ -25,12 +34,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Annotated, Any, Protocol, TypeVar
+from functools import update_wrapper
+from typing import Annotated, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from pydantic import AfterValidator
 from sqlalchemy.engine import make_url
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 SQLITE_SCHEMES = ("sqlite",)
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
@@ -108,6 +119,47 @@ class Database(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class HasDatabase(Protocol):
+    @property
+    def db(self) -> Database: ...
+
+
+H = TypeVar("H", bound=HasDatabase)
+Method = Callable[Concatenate[H, Tx, P], Coroutine[Any, Any, T]]
+
+
+class _Bound:
+    """`method(owner, tx, *args, **kwargs)` as a transaction body; `func` names it (common.observed_db)."""
+
+    __slots__ = ("args", "func", "kwargs", "owner")
+
+    def __init__(self, func: Callable[..., Coroutine[Any, Any, Any]], owner: object, args: Any, kwargs: Any) -> None:
+        self.func, self.owner, self.args, self.kwargs = func, owner, args, kwargs
+
+    def __call__(self, tx: Tx) -> Coroutine[Any, Any, Any]:
+        return self.func(self.owner, tx, *self.args, **self.kwargs)
+
+
+def writes(method: Method[H, P, T]) -> Callable[Concatenate[H, P], Coroutine[Any, Any, T]]:
+    """The method, run as one write transaction of `self.db` (its `tx` argument supplied)."""
+    return _in_transaction(method, write=True)
+
+
+def reads(method: Method[H, P, T]) -> Callable[Concatenate[H, P], Coroutine[Any, Any, T]]:
+    """The method, run on a read-only view of `self.db` (it must not write)."""
+    return _in_transaction(method, write=False)
+
+
+def _in_transaction(method: Method[H, P, T], *, write: bool) -> Callable[Concatenate[H, P], Coroutine[Any, Any, T]]:
+    async def run(owner: H, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        body = _Bound(method, owner, args, kwargs)
+        result: T = await (owner.db.write(body) if write else owner.db.read(body))
+        return result
+
+    update_wrapper(run, method)
+    return run
 
 
 class DatabaseUrlError(ValueError):

@@ -1,9 +1,8 @@
 """SQLite through the standard library's sqlite3, on the event loop's own thread, with group commit.
 
 Why no threads: in WAL mode with synchronous=NORMAL a statement or a commit does no fsync — it is
-microseconds of work — while a hop to a thread and back costs far more (the GIL changes hands
-twice, and the thread must be woken): measured, a transaction through a worker thread cost about
-three times its own work when requests came one at a time. So:
+microseconds of work — while a hop to a thread and back costs more than that work (the GIL
+changes hands twice, and the thread must be woken; bench/README.md has the figure). So:
 
 - reads run at once, on a connection of their own (in WAL mode they never wait for the writer);
 - a write is queued, and the loop runs the queue as one transaction as soon as the callbacks

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import grpc
 from prometheus_client import Counter
 
-from common.scope import Scope
+from common.caller import CallerScope
 from gateway.metrics import WATCH_STREAMS
 from gateway.push.shutdown import on_exit_signals
 from gateway.push.subscription import End, Subscription
@@ -83,7 +83,7 @@ class Hub:
             topic.stop(End.SHUTDOWN)
 
     async def subscribe(
-        self, order_id: str, after_version: int | None, scope: Scope, *, channel: str, replay: bool
+        self, order_id: str, after_version: int | None, scope: CallerScope, *, channel: str, replay: bool
     ) -> Subscription:
         """Follow an order, for a client acting for `scope` (its account or the order's client
         secret). The topic's stream is the order service's internal one, shared by every client of

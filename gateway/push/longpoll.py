@@ -13,7 +13,7 @@ import re
 
 from starlette.responses import Response
 
-from common.scope import Scope
+from common.caller import CallerScope
 from gateway.errors import ApiError
 from gateway.push.hub import Hub, OrderNotFound, PushUnavailable
 from gateway.push.subscription import End
@@ -80,7 +80,7 @@ def applied(wait: int) -> dict[str, str]:
     return {"Preference-Applied": f"wait={wait}"}
 
 
-async def hold(hub: Hub, order_id: str, version: int, wait: int, scope: Scope) -> Response:
+async def hold(hub: Hub, order_id: str, version: int, wait: int, scope: CallerScope) -> Response:
     """Wait up to `wait` seconds for a version after `version`: 200 with it, or 304."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait

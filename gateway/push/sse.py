@@ -23,7 +23,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from common.scope import Scope as CallScope
+from common.caller import CallerScope
 from gateway.auth import caller_of
 from gateway.deps import RESOURCE_ID_PATTERN
 from gateway.errors import ApiError
@@ -63,7 +63,7 @@ class EventStream:
     nothing more will come, 404 / 503 problem+json; `ApiError` for a bad Last-Event-ID."""
 
     def __init__(
-        self, hub: Hub, order_id: str, last_event_id_header: str | None, heartbeat_s: float, scope: CallScope
+        self, hub: Hub, order_id: str, last_event_id_header: str | None, heartbeat_s: float, scope: CallerScope
     ) -> None:
         self.hub = hub
         self.order_id = order_id

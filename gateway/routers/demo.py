@@ -20,7 +20,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from common.scope import CLIENT_SECRET_PATTERN, Scope
+from common.caller import CallerScope
+from common.input_limits import CLIENT_SECRET_PATTERN
 from gateway.auth import CHALLENGE
 from gateway.backends import Backends
 from gateway.deps import BackendsDep, IdempotencyKey, ResourceId, SettingsDep
@@ -35,18 +36,20 @@ router = APIRouter(prefix="/demo/orders", tags=["demo"], include_in_schema=False
 ClientSecret = Annotated[str | None, Query(pattern=CLIENT_SECRET_PATTERN)]
 
 
-def _demo(settings: GatewaySettings) -> Scope:
+def _demo(settings: GatewaySettings) -> CallerScope:
     assert settings.gateway_demo_account is not None  # the router is mounted only then
-    return Scope(account_id=settings.gateway_demo_account)
+    return CallerScope(account_id=settings.gateway_demo_account)
 
 
-async def _demo_order(order_id: str, client_secret: str | None, backends: Backends, settings: GatewaySettings) -> Scope:
+async def _demo_order(
+    order_id: str, client_secret: str | None, backends: Backends, settings: GatewaySettings
+) -> CallerScope:
     """The demo account's scope, for an order whose `client_secret` the request carries: 404
     otherwise (the same answer as for an unknown order)."""
     if client_secret is None:
         raise ApiError(401, "the order's client_secret is required", code="UNAUTHENTICATED", headers=CHALLENGE)
     message = order_pb2.GetOrderRequest(order_id=order_id)
-    await backends.call("GetOrder", backends.orders.GetOrder, message, Scope(client_secret=client_secret))
+    await backends.call("GetOrder", backends.orders.GetOrder, message, CallerScope(client_secret=client_secret))
     return _demo(settings)
 
 

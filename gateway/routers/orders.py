@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
-from common.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from common.scope import Scope
+from common.caller import CallerScope
+from common.input_limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from gateway.auth import authenticated
 from gateway.backends import Backends
 from gateway.convert import create_order_request, order_json
@@ -136,7 +136,7 @@ async def refund_order(
 
 
 async def create(
-    body: OrderCreate, backends: Backends, settings: GatewaySettings, idempotency_key: str | None, scope: Scope
+    body: OrderCreate, backends: Backends, settings: GatewaySettings, idempotency_key: str | None, scope: CallerScope
 ) -> Response:
     stub = backends.order_writes(idempotency_key)
     message = create_order_request(body)
@@ -145,7 +145,7 @@ async def create(
 
 
 async def cancel(
-    order_id: str, backends: Backends, settings: GatewaySettings, idempotency_key: str | None, scope: Scope
+    order_id: str, backends: Backends, settings: GatewaySettings, idempotency_key: str | None, scope: CallerScope
 ) -> Response:
     message = order_pb2.CancelOrderRequest(order_id=order_id)
     stub = backends.orders
@@ -159,7 +159,7 @@ async def refund(
     backends: Backends,
     settings: GatewaySettings,
     idempotency_key: str | None,
-    scope: Scope,
+    scope: CallerScope,
 ) -> Response:
     message = order_pb2.RefundOrderRequest(order_id=order_id)
     if body is not None and body.amount is not None:

@@ -15,7 +15,8 @@ import grpc
 from fastapi import APIRouter, Query
 from starlette.responses import FileResponse, HTMLResponse, Response
 
-from common.scope import CLIENT_SECRET_RE, Scope
+from common.caller import CallerScope
+from common.input_limits import CLIENT_SECRET_RE
 from common.timestamps import rfc3339
 from gateway.deps import BackendsDep, ResourceId
 from gateway.errors import problem
@@ -72,7 +73,7 @@ async def pay_page(
     if client_secret is None or not CLIENT_SECRET_RE.match(client_secret):
         return _not_found(payment_id)
     message = payment_pb2.GetPaymentRequest(payment_id=payment_id)
-    scope = Scope(client_secret=client_secret)
+    scope = CallerScope(client_secret=client_secret)
     try:
         payment, _ = await backends.call("GetPayment", backends.payments.GetPayment, message, scope)
     except grpc.aio.AioRpcError as exc:

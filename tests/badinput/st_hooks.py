@@ -17,7 +17,7 @@ from typing import Any
 
 import schemathesis
 
-from common.limits import IDEMPOTENCY_KEY_RE, MAX_ORDER_AMOUNT, MIN_ORDER_AMOUNT
+from common.input_limits import IDEMPOTENCY_KEY_RE, MAX_ORDER_AMOUNT, MIN_ORDER_AMOUNT
 
 
 def _total(body: Any) -> int | None:

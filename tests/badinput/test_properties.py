@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from common.errors import InvalidArgument
-from common.limits import (
+from common.input_limits import (
     CURRENCIES,
     IDEMPOTENCY_KEY_RE,
     MAX_ITEMS,
@@ -31,7 +31,7 @@ from common.limits import (
 from common.payment_methods import PAYMENT_METHODS
 from gateway.schemas import OrderCreate, RefundCreate
 from order_service.domain import order_amount, validate_create
-from order_service.servicer import _decode_token, _encode_token
+from order_service.servicer import decode_page_token, encode_page_token
 from shop.order.v1 import order_pb2 as pb
 
 INT64_MAX = 2**63 - 1
@@ -177,8 +177,8 @@ def test_idempotency_keys_are_visible_ascii(key: str) -> None:
 @given(st.text(max_size=80))
 def test_page_tokens_round_trip_and_refuse_anything_else(text: str) -> None:
     order_id = "ord_" + "".join(c for c in text if c.isalnum() and c.isascii())[:26]
-    assert _decode_token(_encode_token(order_id)) == order_id
+    assert decode_page_token(encode_page_token(order_id)) == order_id
     # Anything else is either a token of some order id, or INVALID_ARGUMENT — never a crash.
     for token in (text, base64.urlsafe_b64encode(text.encode()).decode()):
         with contextlib.suppress(InvalidArgument):
-            assert _decode_token(token).startswith("ord_")
+            assert decode_page_token(token).startswith("ord_")

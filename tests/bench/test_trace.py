@@ -26,10 +26,10 @@ def test_make_trace_prints_the_order_as_a_tree_of_three_processes() -> None:
         "gateway          POST /v1/orders",
         "└─ CreateOrder (client)",
         "└─ CreateOrder (server)",
-        "├─ write Orders.store_order",
+        "├─ write OrderStore.add_pending",
         "├─ Charge (client)",
         "│  └─ Charge (server)",
-        "└─ write Orders.record",
+        "└─ write OrderStore.record",
         "1 JSON in",
         "12-13 the Payment decoded",
     ):

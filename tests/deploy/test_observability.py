@@ -97,8 +97,8 @@ def test_the_dashboard_is_well_formed() -> None:
     ("job", "port"),
     [
         ("gateway", GatewaySettings.model_fields["gateway_port"].default),
-        ("order_service", OrderSettings.model_fields["order_metrics_port"].default),
-        ("payment_service", PaymentSettings.model_fields["payment_metrics_port"].default),
+        ("order_service", OrderSettings.model_fields["metrics_port"].default),
+        ("payment_service", PaymentSettings.model_fields["metrics_port"].default),
     ],
 )
 def test_prometheus_scrapes_every_service_on_its_metrics_port(job: str, port: int) -> None:

@@ -84,7 +84,7 @@ async def test_order_service_counts_times_and_tracks_its_calls(client: httpx.Asy
     assert value(after, "grpc_server_handling_seconds_bucket", **latency, le="+Inf") == value(after, count, **latency)
     assert value(after, "grpc_server_calls_in_flight", **latency) == 0
     # Each order: one transaction to store it, one to record its payment.
-    for operation in ("Orders.store_order", "Orders.record"):
+    for operation in ("OrderStore.add_pending", "OrderStore.record"):
         labels = {"kind": "write", "operation": operation}
         name = "db_transaction_duration_seconds_count"
         assert value(after, name, **labels) - value(before, name, **labels) == 2, operation
@@ -109,7 +109,7 @@ async def test_payment_service_counts_its_calls(client: httpx.AsyncClient, stack
     assert value(after, "grpc_server_handling_seconds_count", **charge) > value(
         before, "grpc_server_handling_seconds_count", **charge
     )
-    writes = {"kind": "write", "operation": "PaymentServicer.insert"}
+    writes = {"kind": "write", "operation": "Payments.insert"}
     assert value(after, "db_transaction_duration_seconds_count", **writes) > value(
         before, "db_transaction_duration_seconds_count", **writes
     )

@@ -121,9 +121,9 @@ async def test_one_order_is_one_trace_across_the_three_processes(http: httpx.Asy
     assert create.attributes["rpc.grpc.status_code"] == 0
     order_transactions = [s for s in children(orders, create) if s.name.startswith(("write ", "read "))]
     names = [s.name for s in order_transactions]
-    assert "write Orders.store_order" in names, names
-    assert "write Orders.record" in names, names
-    assert names.index("write Orders.store_order") < names.index("write Orders.record")
+    assert "write OrderStore.add_pending" in names, names
+    assert "write OrderStore.record" in names, names
+    assert names.index("write OrderStore.add_pending") < names.index("write OrderStore.record")
     charge_call = one(orders, "shop.payment.v1.PaymentService/Charge", "CLIENT")
     assert charge_call.parent_id == create.span_id
 

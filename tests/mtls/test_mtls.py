@@ -15,8 +15,8 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common.caller import ACCOUNT_KEY
 from common.devcerts import Authority
-from common.scope import ACCOUNT_KEY
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2, payment_pb2_grpc
 from tests.harness import ACCOUNT, Stack, free_port

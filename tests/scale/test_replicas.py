@@ -16,7 +16,7 @@ import grpc
 import httpx
 import pytest
 
-from common.scope import ACCOUNT_KEY
+from common.caller import ACCOUNT_KEY
 from order_service.changes import LISTENER_NAME
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from tests import postgres

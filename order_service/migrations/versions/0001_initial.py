@@ -3,17 +3,13 @@
 Revision ID: 0001
 """
 
-from typing import Any
-
 import sqlalchemy as sa
 from alembic import op
 
+from common.migrations import CLUSTERED
+
 revision = "0001"
 down_revision = None
-
-# SQLite: rows stored in their primary key's order, with no separate rowid and key index — one
-# b-tree fewer to write per insert. (PostgreSQL ignores it.)
-_CLUSTERED: dict[str, Any] = {"sqlite_with_rowid": False}
 
 
 def upgrade() -> None:
@@ -28,7 +24,7 @@ def upgrade() -> None:
         sa.Column("doc", sa.LargeBinary, nullable=False),
         sa.Column("created_us", sa.BigInteger, nullable=False),
         sa.Column("updated_us", sa.BigInteger, nullable=False),
-        **_CLUSTERED,
+        **CLUSTERED,
     )
     op.create_index("ix_orders_customer", "orders", ["customer_id", "id"])
     op.create_index("ix_orders_status", "orders", ["status", "id"])
@@ -39,7 +35,7 @@ def upgrade() -> None:
         sa.Column("doc", sa.LargeBinary, nullable=False),
         sa.Column("created_us", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("order_id", "version"),
-        **_CLUSTERED,
+        **CLUSTERED,
     )
     op.create_table(
         "idempotency_keys",
@@ -52,7 +48,7 @@ def upgrade() -> None:
         sa.Column("response", sa.LargeBinary),
         sa.Column("created_us", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("scope", "key"),
-        **_CLUSTERED,
+        **CLUSTERED,
     )
     op.create_index("ix_idempotency_keys_created", "idempotency_keys", ["created_us"])
     op.create_table(
@@ -61,7 +57,7 @@ def upgrade() -> None:
         sa.Column("check_id", sa.String(64), nullable=False),
         sa.Column("due_us", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("order_id", "check_id"),
-        **_CLUSTERED,
+        **CLUSTERED,
     )
     op.create_index("ix_order_checks_due", "order_checks", ["due_us"])
 

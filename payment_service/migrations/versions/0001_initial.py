@@ -3,16 +3,13 @@
 Revision ID: 0001
 """
 
-from typing import Any
-
 import sqlalchemy as sa
 from alembic import op
 
+from common.migrations import CLUSTERED
+
 revision = "0001"
 down_revision = None
-
-# SQLite: rows stored in their primary key's order, with no separate rowid (PostgreSQL ignores it).
-_CLUSTERED: dict[str, Any] = {"sqlite_with_rowid": False}
 
 
 def upgrade() -> None:
@@ -33,7 +30,7 @@ def upgrade() -> None:
         sa.Column("version", sa.BigInteger, nullable=False),
         sa.Column("created_us", sa.BigInteger, nullable=False),
         sa.Column("updated_us", sa.BigInteger, nullable=False),
-        **_CLUSTERED,
+        **CLUSTERED,
     )
     op.create_table(
         "refunds",
@@ -44,7 +41,7 @@ def upgrade() -> None:
         sa.Column("requested_amount", sa.BigInteger),
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column("created_us", sa.BigInteger, nullable=False),
-        **_CLUSTERED,
+        **CLUSTERED,
     )
     op.create_index("ix_refunds_payment_id", "refunds", ["payment_id"])
 

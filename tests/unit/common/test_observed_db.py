@@ -12,7 +12,7 @@ from opentelemetry.trace import StatusCode
 from prometheus_client import REGISTRY
 
 from common import tracing
-from common.db import Sql, Tx, open_database
+from common.db import Sql, Tx, open_database, reads, writes
 from common.errors import NotFound
 from common.observed_db import ObservedDatabase, observe, operation_name
 
@@ -91,3 +91,27 @@ async def test_spans_only_inside_a_trace(db: ObservedDatabase, spans: InMemorySp
     # A domain refusal raised in a body is the body's answer, not a failure of the database.
     assert refused.name == "write test_spans_only_inside_a_trace.refuse"
     assert refused.status.status_code is StatusCode.UNSET
+
+
+class Named:
+    """A store as the services write them: each method one transaction (common.db.writes/reads)."""
+
+    def __init__(self, db: ObservedDatabase) -> None:
+        self.db = db
+
+    @writes
+    async def _bump(self, tx: Tx, by: int) -> int:
+        return int(await tx.fetchval(ONE)) + by
+
+    @reads
+    async def peek(self, tx: Tx, *, plus: int = 0) -> int:
+        return int(await tx.fetchval(ONE)) + plus
+
+
+async def test_a_store_method_is_its_transaction_and_its_name(db: ObservedDatabase) -> None:
+    named = Named(db)
+    before = count("write", "Named.bump"), count("read", "Named.peek")
+    assert await named._bump(2) == 3
+    assert await named.peek(plus=1) == 2
+    assert (count("write", "Named.bump"), count("read", "Named.peek")) == (before[0] + 1, before[1] + 1)
+    assert Named.peek.__name__ == "peek"

@@ -4,10 +4,9 @@ import base64
 
 import orjson
 import pytest
-from starlette.types import ASGIApp, Receive, Send
-from starlette.types import Scope as Scope_
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from common.scope import Scope
+from common.caller import CallerScope
 from gateway.api_keys import parse_keys
 from gateway.auth import Authentication, Caller, caller_of, client_secret_of, key_from_header
 from gateway.ratelimit import MemoryStorage, Rate
@@ -87,7 +86,7 @@ async def test_a_key_lets_its_account_through(key: str, read_only: bool) -> None
     exchange = await run(authentication(inner), http_scope(path="/v1/orders", headers=[bearer(key)]))
     assert exchange.status == 200
     assert inner.scope is not None
-    assert caller_of(inner.scope) == Caller(Scope(account_id=ACCOUNT), read_only)
+    assert caller_of(inner.scope) == Caller(CallerScope(account_id=ACCOUNT), read_only)
 
 
 async def test_a_read_only_key_may_not_change_anything() -> None:
@@ -118,7 +117,7 @@ async def test_a_client_secret_opens_reading_its_order() -> None:
     scope = http_scope(path="/v1/orders/ord_1/events", query=f"client_secret={SECRET}".encode())
     assert (await run(authentication(inner), scope)).status == 200
     assert inner.scope is not None
-    assert caller_of(inner.scope) == Caller(Scope(client_secret=SECRET), read_only=True)
+    assert caller_of(inner.scope) == Caller(CallerScope(client_secret=SECRET), read_only=True)
 
 
 @pytest.mark.parametrize(("method", "path"), [("GET", "/v1/orders"), ("POST", "/v1/orders/ord_1/cancel")])
@@ -134,7 +133,7 @@ async def test_a_malformed_secret_is_answered_as_a_wrong_one() -> None:
 
 
 async def test_a_404_to_a_secret_counts_as_a_failed_authentication() -> None:
-    async def not_found(scope: Scope_, receive: Receive, send: Send) -> None:
+    async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 404, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
@@ -151,7 +150,7 @@ async def test_the_confirmation_takes_the_secret_from_its_body_and_the_route_get
     assert (await run(authentication(inner), scope, body[:10], body[10:])).status == 200
     assert inner.body == body
     assert inner.scope is not None
-    assert caller_of(inner.scope) == Caller(Scope(client_secret=SECRET), read_only=False)
+    assert caller_of(inner.scope) == Caller(CallerScope(client_secret=SECRET), read_only=False)
 
 
 async def test_a_confirmation_without_any_credential_is_401() -> None:

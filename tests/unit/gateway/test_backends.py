@@ -6,7 +6,7 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
-from common.scope import Scope
+from common.caller import CallerScope
 from gateway.backends import Backends
 from shop.order.v1 import order_pb2
 from tests.harness import free_port
@@ -30,7 +30,8 @@ def calls(method: str, code: str) -> float:
 async def test_a_call_acts_for_the_scope_and_carries_the_key(backends: Backends, answers: Answers) -> None:
     answers.messages["GetOrder"] = order()
     before = calls("GetOrder", "OK")
-    answer, replayed = await backends.call("GetOrder", backends.orders.GetOrder, GET, Scope(account_id="acct_1"), "k1")
+    account = CallerScope(account_id="acct_1")
+    answer, replayed = await backends.call("GetOrder", backends.orders.GetOrder, GET, account, "k1")
     assert answer.id == "ord_1"
     assert replayed is False
     asked = answers.last("GetOrder")
@@ -40,7 +41,7 @@ async def test_a_call_acts_for_the_scope_and_carries_the_key(backends: Backends,
 
 async def test_a_client_secret_travels_instead_of_an_account(backends: Backends, answers: Answers) -> None:
     answers.messages["GetOrder"] = order()
-    await backends.call("GetOrder", backends.orders.GetOrder, GET, Scope(client_secret=SECRET))
+    await backends.call("GetOrder", backends.orders.GetOrder, GET, CallerScope(client_secret=SECRET))
     metadata = answers.last("GetOrder").metadata
     assert metadata["x-client-secret"] == SECRET
     assert "x-account-id" not in metadata
@@ -50,7 +51,7 @@ async def test_a_client_secret_travels_instead_of_an_account(backends: Backends,
 async def test_a_replayed_answer_is_reported(backends: Backends, answers: Answers) -> None:
     answers.messages["GetOrder"] = order()
     answers.replayed = True
-    _, replayed = await backends.call("GetOrder", backends.orders.GetOrder, GET, Scope(account_id="acct_1"))
+    _, replayed = await backends.call("GetOrder", backends.orders.GetOrder, GET, CallerScope(account_id="acct_1"))
     assert replayed is True
 
 
@@ -58,7 +59,7 @@ async def test_an_error_propagates_and_is_counted_by_its_code(backends: Backends
     answers.errors["GetOrder"] = grpc.StatusCode.NOT_FOUND
     before = calls("GetOrder", "NOT_FOUND")
     with pytest.raises(grpc.aio.AioRpcError) as failed:
-        await backends.call("GetOrder", backends.orders.GetOrder, GET, Scope(account_id="acct_1"))
+        await backends.call("GetOrder", backends.orders.GetOrder, GET, CallerScope(account_id="acct_1"))
     assert failed.value.code() == grpc.StatusCode.NOT_FOUND
     assert calls("GetOrder", "NOT_FOUND") == before + 1
 

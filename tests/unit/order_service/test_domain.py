@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from common.errors import InvalidArgument
-from order_service.domain import FINAL, can_move, order_amount, status_for_payment, status_name, validate_create
+from common.order_status import FINAL, status_name
+from order_service.domain import can_move, order_amount, status_for_payment, validate_create
 from shop.order.v1 import order_pb2 as pb
 from shop.payment.v1 import payment_pb2
 

@@ -6,7 +6,7 @@ from typing import Any
 import grpc
 import pytest
 
-from common.scope import INTERNAL, Scope
+from common.caller import INTERNAL, CallerScope
 from gateway.push.hub import Hub, OrderNotFound, PushUnavailable, ResumeAhead
 from gateway.push.subscription import QUEUE_LIMIT, End, Subscription
 from shop.order.v1 import order_pb2
@@ -88,14 +88,16 @@ async def test_each_client_is_checked_against_the_order_before_it_joins_the_shar
     hub, orders = make_hub()
     owned = order(2)
     owned.account_id, owned.client_secret = "acct_a", "ord_1_secret_right-one-0123456789"
-    joining = asyncio.create_task(hub.subscribe("ord_1", None, Scope(account_id="acct_a"), channel="sse", replay=True))
+    account = CallerScope(account_id="acct_a")
+    joining = asyncio.create_task(hub.subscribe("ord_1", None, account, channel="sse", replay=True))
     call = await orders.next_call(1)
     call.push(owned)
     owner = await joining
-    for stranger in (Scope(account_id="acct_b"), Scope(client_secret="ord_1_secret_wrong-one-0123456789")):
+    for stranger in (CallerScope(account_id="acct_b"), CallerScope(client_secret="ord_1_secret_wrong-one-0123456789")):
         with pytest.raises(OrderNotFound):
             await hub.subscribe("ord_1", None, stranger, channel="websocket", replay=True)
-    browser = await hub.subscribe("ord_1", None, Scope(client_secret=owned.client_secret), channel="sse", replay=True)
+    browser_scope = CallerScope(client_secret=owned.client_secret)
+    browser = await hub.subscribe("ord_1", None, browser_scope, channel="sse", replay=True)
     assert len(orders.calls) == 1  # the refusals cost no stream; the browser shares the owner's
     assert (await get(owner)).version == 2
     assert (await get(browser)).version == 2

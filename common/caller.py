@@ -1,4 +1,4 @@
-"""Whom a gRPC call acts for (CONTRACT §11), read from its metadata.
+"""Whom a gRPC call acts for (CONTRACT §11): its `CallerScope`, read from its metadata.
 
 The gateway authenticates the caller and says so in two metadata entries:
 
@@ -16,21 +16,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
+
+import grpc
 
 from common.errors import InvalidArgument, PermissionDenied
+from common.input_limits import (
+    ACCOUNT_ID_RE,
+    ACCOUNT_ID_RULE,
+    CLIENT_SECRET_RE,
+    CLIENT_SECRET_RULE,
+    IDEMPOTENCY_KEY_RE,
+    IDEMPOTENCY_KEY_RULE,
+)
 
 ACCOUNT_KEY = "x-account-id"
 CLIENT_SECRET_KEY = "x-client-secret"
 SCOPE_KEYS = frozenset({ACCOUNT_KEY, CLIENT_SECRET_KEY})
-
-ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9_]{1,64}$"
-ACCOUNT_ID_RE = re.compile(ACCOUNT_ID_PATTERN.removesuffix("$") + r"\Z")
-# What order_service makes (`ord_…_secret_…`, URL-safe base64), with room to change it.
-CLIENT_SECRET_PATTERN = r"^[A-Za-z0-9_-]{16,200}$"
-CLIENT_SECRET_RE = re.compile(CLIENT_SECRET_PATTERN.removesuffix("$") + r"\Z")
+IDEMPOTENCY_KEY = "idempotency-key"
 
 
 def secrets_equal(given: str, expected: str) -> bool:
@@ -40,7 +45,7 @@ def secrets_equal(given: str, expected: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Scope:
+class CallerScope:
     account_id: str | None = None
     client_secret: str | None = None
 
@@ -79,10 +84,10 @@ class Scope:
         return ()
 
 
-INTERNAL = Scope()
+INTERNAL = CallerScope()
 
 
-def scope_of(metadata: Iterable[tuple[str, str | bytes]] | None) -> Scope:
+def caller_scope(metadata: Iterable[tuple[str, str | bytes]] | None) -> CallerScope:
     """The scope a call's metadata names; INVALID_ARGUMENT for a malformed value or for both
     at once (which would be ambiguous). The values are never echoed: one may be a secret."""
     account_id: str | None = None
@@ -91,17 +96,44 @@ def scope_of(metadata: Iterable[tuple[str, str | bytes]] | None) -> Scope:
         if key == ACCOUNT_KEY:
             if not isinstance(value, str) or not ACCOUNT_ID_RE.match(value):
                 raise InvalidArgument(
-                    "invalid x-account-id", violations=[(ACCOUNT_KEY, "must match " + ACCOUNT_ID_PATTERN)]
+                    "invalid x-account-id", violations=[(ACCOUNT_KEY, ACCOUNT_ID_RULE)]
                 )
             account_id = value
         elif key == CLIENT_SECRET_KEY:
             if not isinstance(value, str) or not CLIENT_SECRET_RE.match(value):
                 raise InvalidArgument(
-                    "invalid x-client-secret", violations=[(CLIENT_SECRET_KEY, "must match " + CLIENT_SECRET_PATTERN)]
+                    "invalid x-client-secret", violations=[(CLIENT_SECRET_KEY, CLIENT_SECRET_RULE)]
                 )
             client_secret = value
     if account_id is not None and client_secret is not None:
         raise InvalidArgument("send x-account-id or x-client-secret, not both")
     if account_id is None and client_secret is None:
         return INTERNAL
-    return Scope(account_id, client_secret)
+    return CallerScope(account_id, client_secret)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a handler reads of its call besides the request: whom it acts for, how long it may
+    take (what is left of the caller's deadline, passed on to the next service), and the REST
+    Idempotency-Key the gateway forwarded, if any."""
+
+    caller: CallerScope
+    timeout: float
+    idempotency_key: str | None = None
+
+    @classmethod
+    def of(cls, context: grpc.aio.ServicerContext[Any, Any], default_timeout: float) -> Call:
+        metadata = context.invocation_metadata()
+        remaining = context.time_remaining()
+        timeout = default_timeout if remaining is None else max(remaining, 0.001)
+        return cls(caller_scope(metadata), timeout, _idempotency_key(metadata))
+
+
+def _idempotency_key(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+    for key, value in metadata or ():
+        if key == IDEMPOTENCY_KEY:
+            if not isinstance(value, str) or not IDEMPOTENCY_KEY_RE.match(value):
+                raise InvalidArgument("invalid idempotency key", violations=[("Idempotency-Key", IDEMPOTENCY_KEY_RULE)])
+            return value
+    return None

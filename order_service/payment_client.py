@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import grpc
 
+from common.caller import ACCOUNT_KEY
 from common.errors import (
     Aborted,
     DeadlineExceeded,
@@ -29,7 +30,6 @@ from common.errors import (
     rich_status,
 )
 from common.grpc_client import open_channel
-from common.scope import ACCOUNT_KEY
 from common.tls import TlsFiles
 from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2 as pb

@@ -2,15 +2,15 @@ from __future__ import annotations
 
 import pytest
 
+from common.caller import ACCOUNT_KEY, CLIENT_SECRET_KEY, INTERNAL, CallerScope, caller_scope, secrets_equal
 from common.errors import InvalidArgument, PermissionDenied
-from common.scope import ACCOUNT_KEY, CLIENT_SECRET_KEY, INTERNAL, Scope, scope_of, secrets_equal
 
 SECRET = "ord_1_secret_0123456789abcdefABCDEF-_"
 
 
 def test_no_metadata_is_an_internal_call() -> None:
-    assert scope_of(None) is INTERNAL
-    assert scope_of([("x-request-id", "r")]) is INTERNAL
+    assert caller_scope(None) is INTERNAL
+    assert caller_scope([("x-request-id", "r")]) is INTERNAL
     assert INTERNAL.internal
     assert INTERNAL.may_see("acct_a", SECRET)
     assert INTERNAL.may_see("", "")  # records from before accounts too
@@ -18,8 +18,8 @@ def test_no_metadata_is_an_internal_call() -> None:
 
 
 def test_an_account_sees_its_own_records_only() -> None:
-    scope = scope_of([(ACCOUNT_KEY, "acct_a")])
-    assert scope == Scope(account_id="acct_a")
+    scope = caller_scope([(ACCOUNT_KEY, "acct_a")])
+    assert scope == CallerScope(account_id="acct_a")
     assert scope.may_see("acct_a", "")
     assert not scope.may_see("acct_b", SECRET)
     assert not scope.may_see("", "")
@@ -28,7 +28,7 @@ def test_an_account_sees_its_own_records_only() -> None:
 
 
 def test_a_client_secret_sees_its_one_record() -> None:
-    scope = scope_of([(CLIENT_SECRET_KEY, SECRET)])
+    scope = caller_scope([(CLIENT_SECRET_KEY, SECRET)])
     assert scope.may_see("acct_a", SECRET)
     assert not scope.may_see("acct_a", SECRET[:-1] + "x")
     assert not scope.may_see("acct_a", "")
@@ -52,7 +52,7 @@ def test_a_client_secret_sees_its_one_record() -> None:
 )
 def test_malformed_scope_metadata_is_invalid_and_not_echoed(metadata: list[tuple[str, str]]) -> None:
     with pytest.raises(InvalidArgument) as refused:
-        scope_of(metadata)
+        caller_scope(metadata)
     assert SECRET not in str(refused.value)
     assert SECRET not in repr(refused.value.violations)
 
