@@ -16,7 +16,8 @@ from gateway.backends import Backends
 from gateway.head import HeadAsGet
 from gateway.middleware import BodyGuard, BodyTooLarge, HeaderGuard, RequestContext
 from gateway.push import Hub
-from gateway.routers import demo, health, orders, pages, payments, push, qr
+from gateway.push.feed import FeedStreams
+from gateway.routers import demo, events, health, orders, pages, payments, push, qr, webhooks
 from gateway.settings import GatewaySettings
 from gateway.tracing import TraceRequests
 
@@ -29,9 +30,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
         app.state.hub = Hub(app.state.backends.orders, settings.gateway_public_url, settings.gateway_deadline_s)
         app.state.hub.start()
+        app.state.feed_streams = FeedStreams()  # the events feed's SSE streams (CONTRACT §13)
+        app.state.feed_streams.start()
         try:
             yield
         finally:
+            app.state.feed_streams.close()
             await app.state.hub.close()
             await app.state.backends.close()
             tracing.flush()
@@ -64,6 +68,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(payments.router)
     app.include_router(push.router)
+    app.include_router(events.router)  # the fifth way (CONTRACT §13): events feed and webhooks
+    app.include_router(webhooks.router)
     app.include_router(qr.router)
     app.include_router(pages.router)
     app.include_router(health.router)

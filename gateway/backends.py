@@ -5,14 +5,14 @@ is safe to repeat is retried on UNAVAILABLE (by service config), on the next rep
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.grpc_client import open_channel
 from common.tls import TlsFiles
-from shop.order.v1 import order_pb2_grpc
+from shop.order.v1 import events_pb2_grpc, order_pb2_grpc
 from shop.payment.v1 import payment_pb2_grpc
 
 _ORDER = "shop.order.v1.OrderService"
@@ -20,9 +20,18 @@ _PAYMENT = "shop.payment.v1.PaymentService"
 # Safe to repeat whatever the request: reads, and changes that are idempotent by state (a second
 # cancel of a canceled order, a second approval of an approved payment, answer as the first did).
 ORDER_RETRYABLE = [(_ORDER, m) for m in ("GetOrder", "ListOrders", "WatchOrder", "CancelOrder", "ConfirmPayment")]
+# The events feed and webhooks (CONTRACT §13): reads, and a delete (of a deleted endpoint: the same answer).
+ORDER_RETRYABLE += [("shop.order.v1.EventService", m) for m in ("ListEvents", "WatchEvents")]
+ORDER_RETRYABLE += [
+    ("shop.order.v1.WebhookService", m)
+    for m in ("GetWebhookEndpoint", "ListWebhookEndpoints", "ListWebhookDeliveries", "DeleteWebhookEndpoint")
+]
 # Safe to repeat only with an Idempotency-Key: without one, a retry of a call whose replica died
 # after its commit would make a second order or a second refund.
 ORDER_RETRYABLE_WITH_KEY = [(_ORDER, m) for m in ("CreateOrder", "RefundOrder")]
+ORDER_RETRYABLE_WITH_KEY += [
+    ("shop.order.v1.WebhookService", m) for m in ("CreateWebhookEndpoint", "RotateWebhookSecret")
+]
 PAYMENT_RETRYABLE = [(_PAYMENT, "GetPayment")]
 
 
@@ -35,6 +44,15 @@ class Backends:
     orders: order_pb2_grpc.OrderServiceAsyncStub
     keyed_orders: order_pb2_grpc.OrderServiceAsyncStub
     payments: payment_pb2_grpc.PaymentServiceAsyncStub
+    # The order service's EventService and WebhookService, on the order channel.
+    events: events_pb2_grpc.EventServiceAsyncStub = field(init=False)
+    webhooks: events_pb2_grpc.WebhookServiceAsyncStub = field(init=False)
+    keyed_webhooks: events_pb2_grpc.WebhookServiceAsyncStub = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events = events_pb2_grpc.EventServiceStub(self.order_channel)
+        self.webhooks = events_pb2_grpc.WebhookServiceStub(self.order_channel)
+        self.keyed_webhooks = events_pb2_grpc.WebhookServiceStub(self.keyed_order_channel)
 
     @classmethod
     def open(cls, order_target: str, payment_target: str, tls: TlsFiles | None = None) -> Backends:

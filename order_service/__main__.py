@@ -18,6 +18,7 @@ async def serve(settings: OrderSettings) -> None:
     # Finish what a crash or an outage left open; it does not hold up the start, and it retries
     # while the payment service is still coming up.
     service.reconciler.start()
+    service.deliveries.start()  # webhooks: every replica sends (order_service/webhooks/worker.py)
     await service.health_port.start()
     await run_until_signalled(
         service.server, service.health, [SERVICE_NAME], on_stop=service.close, on_draining=service.changes.close

@@ -16,15 +16,24 @@ from common.health_port import HealthPort
 from common.migrations import History, upgrade
 from common.observed_db import observe
 from order_service.changes import LocalChanges, PostgresChanges
+from order_service.event_service import EventServicer
+from order_service.events import Feed
 from order_service.orders import Orders
 from order_service.payments import PaymentClient
 from order_service.reconciler import Reconciler
 from order_service.servicer import OrderServicer
 from order_service.settings import OrderSettings
 from order_service.store import OrderReads
-from shop.order.v1 import order_pb2, order_pb2_grpc
+from order_service.webhooks.endpoints import Endpoints
+from order_service.webhooks.service import WebhookServicer
+from order_service.webhooks.worker import DeliveryWorker
+from shop.order.v1 import events_pb2, events_pb2_grpc, order_pb2, order_pb2_grpc
 
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
+# The events feed and webhooks (CONTRACT §13), served beside OrderService.
+EVENT_SERVICE_NAMES = [
+    events_pb2.DESCRIPTOR.services_by_name[name].full_name for name in ("EventService", "WebhookService")
+]
 HISTORY = History(
     service="order_service",
     directory=Path(__file__).parent / "migrations",
@@ -44,10 +53,13 @@ class OrderServer:
     changes: LocalChanges
     # The plaintext health-only port (ORDER_HEALTH_PORT), for probes without a certificate.
     health_port: HealthPort
+    # Sends webhooks (order_service/webhooks/worker.py); started beside the reconciler.
+    deliveries: DeliveryWorker
 
     async def close(self) -> None:
         await self.health_port.stop()
         await self.reconciler.stop()
+        await self.deliveries.stop()
         self.changes.close()
         await self.payments.close()
         await self.db.close()
@@ -71,9 +83,18 @@ async def create_server(settings: OrderSettings) -> OrderServer:
     payments = PaymentClient(settings.payment_service_target, tls)
     orders = Orders(db, payments, changes)
     servicer = OrderServicer(orders, settings.order_payment_deadline_s)
+    event_servicer = EventServicer(Feed(db), changes)
+    endpoints = Endpoints(db, settings.webhook_allow_private_networks, settings.webhook_secret_overlap_s)
+    webhook_servicer = WebhookServicer(endpoints)
+
+    def register(s: grpc.aio.Server) -> None:
+        order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, s)
+        events_pb2_grpc.add_EventServiceServicer_to_server(event_servicer, s)
+        events_pb2_grpc.add_WebhookServiceServicer_to_server(webhook_servicer, s)
+
     server, health_servicer, port = create_grpc_server(
-        [SERVICE_NAME],
-        lambda s: order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, s),
+        [SERVICE_NAME, *EVENT_SERVICE_NAMES],
+        register,
         settings.order_service_host,
         settings.order_service_port,
         tls=tls,
@@ -81,4 +102,5 @@ async def create_server(settings: OrderSettings) -> OrderServer:
     )
     reconciler = Reconciler(orders, settings.order_reconcile_interval_s, settings.order_payment_deadline_s)
     health_port = HealthPort.open(health_servicer, settings.order_service_host, settings.order_health_port)
-    return OrderServer(server, health_servicer, port, reconciler, payments, db, changes, health_port)
+    worker = DeliveryWorker(db, settings)
+    return OrderServer(server, health_servicer, port, reconciler, payments, db, changes, health_port, worker)

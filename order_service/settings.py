@@ -6,9 +6,10 @@ from common.authz import CallerPolicySettings
 from common.db import DatabaseUrl
 from common.settings import CommonSettings
 from common.tls import TlsSettings
+from order_service.webhooks.settings import WebhookSettings
 
 
-class OrderSettings(CommonSettings, TlsSettings, CallerPolicySettings):
+class OrderSettings(CommonSettings, TlsSettings, CallerPolicySettings, WebhookSettings):
     order_service_host: str = "127.0.0.1"
     order_service_port: int = Field(50051, ge=0, le=65535)
     # Prometheus text on ORDER_SERVICE_HOST:this port (0: not served).

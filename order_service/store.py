@@ -10,6 +10,7 @@ from functools import cache
 
 from common.db import Database, Sql, Tx
 from common.timestamps import now_us, us_of
+from order_service import events
 from order_service.domain import status_name
 from shop.order.v1 import order_pb2 as pb
 
@@ -90,6 +91,8 @@ async def save(tx: Tx, order: pb.Order) -> None:
 
 async def _append_event(tx: Tx, order: pb.Order) -> None:
     await tx.execute(INSERT_EVENT, order.id, order.version, order.SerializeToString(), us_of(order.updated_at))
+    # The events feed and webhooks (CONTRACT §13): numbered and queued in this same transaction.
+    await events.record(tx, order)
 
 
 async def locked(tx: Tx, order_id: str) -> pb.Order | None:
