@@ -42,6 +42,10 @@ class Behaviour:
     body_bytes: int = 0
     # Send the headers, then hold the body back this long.
     stall_s: float = 0.0
+    # Answer 503 to the first this many requests.
+    fail_first: int = 0
+    # Answer only once this is set.
+    hold: asyncio.Event | None = None
 
 
 @dataclass
@@ -66,14 +70,19 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        arrival = Arrival(request.path, dict(request.headers), body, time.time())
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        arrival = Arrival(request.path, headers, body, time.time())
         behaviour = self.behaviours.get(request.path, Behaviour())
         async with self._changed:
             self.arrivals.append(arrival)
             self._changed.notify_all()
-        headers = {"Location": behaviour.location} if behaviour.location else None
+        if behaviour.hold is not None:
+            await behaviour.hold.wait()
+        if len(self.at(request.path)) <= behaviour.fail_first:
+            return web.Response(status=503)
+        answer_headers = {"Location": behaviour.location} if behaviour.location else None
         if not behaviour.stall_s:
-            return web.Response(status=behaviour.status, body=b"x" * behaviour.body_bytes, headers=headers)
+            return web.Response(status=behaviour.status, body=b"x" * behaviour.body_bytes, headers=answer_headers)
         response = web.StreamResponse(status=behaviour.status, headers={"Content-Length": "100"})
         await response.prepare(request)
         await response.write(b"x")

@@ -83,6 +83,7 @@ class FeedStream(Response):
         heartbeat_s: float,
         streams: FeedStreams,
     ) -> None:
+        super().__init__()  # what FastAPI reads of a response (`background`, …); the body is sent below
         self.stub = stub
         self.call_scope = scope
         self.cursor = last_event_id

@@ -3,7 +3,7 @@ Read-only keys may read both."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
@@ -40,14 +40,6 @@ async def list_events(
     return JSONResponse({"events": [event_json(e, public_url) for e in reply.events], "next_cursor": reply.next_cursor})
 
 
-class _Stream(Response):
-    def __init__(self, stream: FeedStream) -> None:
-        self.stream = stream
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.stream(scope, receive, send)
-
-
 @router.get(
     "/stream",
     response_class=Response,
@@ -80,7 +72,7 @@ async def stream_events(
     Without `Last-Event-ID` the stream starts with new events only; with it, every event after
     that cursor comes first. A `: keep-alive` comment every SSE_HEARTBEAT_S."""
     streams: FeedStreams = http.app.state.feed_streams
-    stream = FeedStream(
+    return FeedStream(
         backends.events,
         authenticated(http).scope,
         last_event_id.strip() or None,
@@ -88,4 +80,3 @@ async def stream_events(
         settings.sse_heartbeat_s,
         streams,
     )
-    return _Stream(stream)
