@@ -1,10 +1,10 @@
 """The delivery worker: on every replica, claims due deliveries through the database and attempts
 them, each in a task of its own.
 
-A slow or dead endpoint holds up nothing else: this replica has at most PER_ENDPOINT attempts in
-flight to one endpoint, and while it has, it claims none of that endpoint's deliveries (so they
-stay free for nobody but their turn, and do not fill the claims meant for other endpoints);
-MAX_IN_FLIGHT bounds the whole. An endpoint that times out costs its own slots for
+A slow or dead endpoint holds up nothing else: this replica sends at most PER_ENDPOINT attempts at
+once to one endpoint (a claim may bring a few more, which wait for a slot), and while it holds
+that many of an endpoint's deliveries it claims no more of them — they do not fill the claims
+meant for other endpoints; MAX_IN_FLIGHT bounds the whole. An endpoint that times out costs its own slots for
 WEBHOOK_TIMEOUT_S, no one else's. A commit on this replica wakes the worker at once; deliveries
 committed by other replicas, retries that fall due and leases that run out are found by a look
 every POLL_S.
@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 64
 PER_ENDPOINT = 4
 POLL_S = 0.5
-# How long a claim holds a delivery beyond the attempt's own timeout, before another replica may
-# take it (this one having died, or lost its database mid-attempt).
+# How long a claim holds a delivery before another replica may take it (this one having died, or
+# lost its database mid-attempt): a wait for a slot and the attempt, each at most the timeout.
 LEASE_MARGIN_S = 5.0
 # At shutdown, attempts in flight may finish for this long; cut off, they are attempted again
 # by whichever replica claims them once their lease has run out.
@@ -50,8 +50,10 @@ class DeliveryWorker:
         self.db = db
         self.settings = settings
         self.sender = Sender(settings.webhook_allow_private_networks, settings.webhook_timeout_s)
-        self.lease_us = round((settings.webhook_timeout_s + LEASE_MARGIN_S) * 1_000_000)
+        self.lease_us = round((2 * settings.webhook_timeout_s + LEASE_MARGIN_S) * 1_000_000)
+        # Per endpoint: the deliveries this replica holds, and the slots they send through.
         self._in_flight: Counter[str] = Counter()
+        self._slots: dict[str, asyncio.Semaphore] = {}
         self._attempts: set[asyncio.Task[None]] = set()
         self._slot_free = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -104,6 +106,7 @@ class DeliveryWorker:
             self._claims_failing = False
         for delivery in claimed:
             self._in_flight[delivery.endpoint_id] += 1
+            self._slots.setdefault(delivery.endpoint_id, asyncio.Semaphore(PER_ENDPOINT))
             task = asyncio.create_task(self._attempt(delivery), name="webhook attempt")
             self._attempts.add(task)
             task.add_done_callback(functools.partial(self._done, endpoint_id=delivery.endpoint_id))
@@ -115,11 +118,13 @@ class DeliveryWorker:
         self._in_flight[endpoint_id] -= 1
         if self._in_flight[endpoint_id] <= 0:
             del self._in_flight[endpoint_id]
+            del self._slots[endpoint_id]
         self._slot_free.set()
 
     async def _attempt(self, delivery: Claimed) -> None:
         try:
-            outcome = await self._send(delivery)
+            async with self._slots[delivery.endpoint_id]:
+                outcome = await self._send(delivery)
             status = await deliveries.finish(self.db, delivery, outcome, self.settings.webhook_retry_schedule_s)
         except ServiceError as exc:  # the database: the lease runs out, and the delivery is tried again
             log.warning("could not record a webhook attempt", extra={"error": exc.message})
