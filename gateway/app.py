@@ -17,7 +17,7 @@ from gateway.head import HeadAsGet
 from gateway.middleware import BodyGuard, BodyTooLarge, HeaderGuard, RequestContext
 from gateway.push import Hub
 from gateway.push.feed import FeedStreams
-from gateway.routers import demo, events, health, orders, pages, payments, push, qr, webhooks
+from gateway.routers import demo, demo_webhooks, events, health, orders, pages, payments, push, qr, webhooks
 from gateway.settings import GatewaySettings
 from gateway.tracing import TraceRequests
 
@@ -76,6 +76,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(docs.router)
     if settings.gateway_demo_account is not None:
         app.include_router(demo.router)
+        app.include_router(demo_webhooks.router)  # the demo page's webhook receiver (the fifth way)
     if settings.gateway_bench_routes:
         # Only for `make bench`: the bare endpoint that POST /v1/orders is measured against.
         from gateway.routers import bench

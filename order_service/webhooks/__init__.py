@@ -1,8 +1,8 @@
 """Webhooks (CONTRACT §13): endpoints an account registers, and the deliveries of its events to
-them, sent by every replica's worker and signed as Standard Webhooks (standardwebhooks.com) does.
+them, sent by every replica's worker and signed as Standard Webhooks (standardwebhooks.com) does
+(common/webhook_signatures.py).
 
     settings.py    WEBHOOK_* settings
-    signing.py     secrets and the `webhook-signature` header
     urls.py        which URLs and addresses may be called (SSRF)
     endpoints.py   the endpoints: create, read, delete, rotate the secret
     deliveries.py  one row per event and endpoint: queued with the event, claimed, finished

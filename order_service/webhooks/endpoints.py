@@ -14,13 +14,14 @@ from collections.abc import Sequence
 
 from google.protobuf.message import Message
 
+from common import webhook_signatures as signing
 from common.db import Database, Row, Sql, Tx
 from common.errors import FailedPrecondition, InvalidArgument, NotFound
 from common.ids import new_id
 from common.timestamps import now_us, timestamp_us
 from order_service import events, idempotency
 from order_service.idempotency import Stored
-from order_service.webhooks import deliveries, signing, urls
+from order_service.webhooks import deliveries, urls
 from shop.order.v1 import events_pb2 as pb
 
 ENABLED, DELETED = "enabled", "deleted"

@@ -23,6 +23,7 @@ from common.db import Database
 from common.documents import event_json
 from common.errors import ServiceError
 from common.timestamps import now_us
+from common.webhook_signatures import signature_header
 from order_service.events import to_event
 from order_service.metrics import WEBHOOK_ATTEMPTS
 from order_service.webhooks import deliveries
@@ -30,7 +31,6 @@ from order_service.webhooks.deliveries import Claimed, Outcome
 from order_service.webhooks.endpoints import ENABLED, signing_secrets
 from order_service.webhooks.sender import Sender
 from order_service.webhooks.settings import WebhookSettings
-from order_service.webhooks.signing import signature_header
 
 log = logging.getLogger(__name__)
 

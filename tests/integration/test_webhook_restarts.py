@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import orjson
 
+from tests.conftest import WEBHOOK_ENV
 from tests.harness import Stack
-from tests.integration.conftest import WEBHOOK_ENV
 from tests.integration.helpers import create_order
 from tests.integration.webhooks import deliveries, wait_deliveries
 from tests.webhook_receiver import Arrival, Behaviour, receiving

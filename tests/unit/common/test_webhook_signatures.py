@@ -9,7 +9,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from order_service.webhooks.signing import SECRET_PREFIX, new_secret, secret_key, signature, signature_header
+from common.webhook_signatures import SECRET_PREFIX, new_secret, secret_key, signature, signature_header, verify
 
 # The vector of the standard's libraries (standard-webhooks/standard-webhooks, libraries/*/tests).
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -65,3 +65,14 @@ def test_any_change_breaks_the_signature(change: str) -> None:
         headers["webhook-timestamp"] = str(now - 1)
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(body, headers)
+
+
+def test_our_own_verification_agrees_with_the_library() -> None:
+    secret, body, now = new_secret(), b'{"a": 1}', int(time.time())
+    headers = _headers("evt_5", now, signature_header([new_secret(), secret], "evt_5", now, body))
+    Webhook(secret).verify(body, headers)
+    assert verify(secret, headers, body)
+    assert not verify(new_secret(), headers, body)
+    assert not verify(secret, headers, body + b" ")
+    assert not verify(secret, headers, body, now=now + 301)  # too old
+    assert not verify(secret, {**headers, "webhook-timestamp": "soon"}, body)
