@@ -8,11 +8,18 @@ finish within WEBHOOK_TIMEOUT_S; at most MAX_ANSWER_BYTES of the answer are read
 failed attempt: no receiver has a reason to send it); no proxy from the environment is used (it
 would connect for us, past the check). What goes wrong is said in `Outcome.error`, which the
 delivery log shows: a kind of failure, never an address.
+
+Each endpoint has a client (a connection pool) of its own, as many connections as the worker
+sends at once to one endpoint: a pool looks at each of its connections on every request, and an
+endpoint's connections are no use to another's (TLS names them, and a dead endpoint's pool stays
+its own). The clients of endpoints not called for a while are closed, beyond MAX_CLIENTS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
 import httpcore
@@ -23,8 +30,8 @@ from order_service.webhooks.deliveries import Outcome
 
 MAX_ANSWER_BYTES = 64 * 1024
 USER_AGENT = "shop-webhooks/1"
-# Connections kept for reuse across all endpoints (each endpoint has few at a time: worker.py).
-_MAX_CONNECTIONS = 200
+MAX_CLIENTS = 500
+_KEEPALIVE_S = 5.0
 
 
 class _CheckedNetwork(httpcore.AsyncNetworkBackend):
@@ -71,33 +78,46 @@ class _CheckedTransport(httpx.AsyncHTTPTransport):
     by `_CheckedNetwork`: httpx has no parameter for the pool's network backend, so the pool it
     made is replaced by an equal one that has it."""
 
-    def __init__(self, allow_private: bool) -> None:
-        super().__init__(trust_env=False)
+    def __init__(self, network: _CheckedNetwork, tls: ssl.SSLContext, connections: int) -> None:
+        super().__init__(verify=tls, trust_env=False)  # (given the context: no CA bundle loaded again)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=_MAX_CONNECTIONS,
-            max_keepalive_connections=_MAX_CONNECTIONS,
-            keepalive_expiry=5.0,
-            network_backend=_CheckedNetwork(allow_private),
+            ssl_context=tls,
+            max_connections=connections,
+            max_keepalive_connections=connections,
+            keepalive_expiry=_KEEPALIVE_S,
+            network_backend=network,
         )
 
 
 class Sender:
-    def __init__(self, allow_private: bool, timeout_s: float) -> None:
+    def __init__(self, allow_private: bool, timeout_s: float, connections_per_endpoint: int) -> None:
         self.timeout_s = timeout_s
-        self.client = httpx.AsyncClient(
-            transport=_CheckedTransport(allow_private),
-            follow_redirects=False,
-            trust_env=False,
-            timeout=httpx.Timeout(timeout_s),
-            headers={"user-agent": USER_AGENT},
-        )
+        self._network = _CheckedNetwork(allow_private)
+        self._tls = httpx.create_ssl_context(trust_env=False)  # loading the CA bundle once
+        self._connections = connections_per_endpoint
+        self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
 
-    async def send(self, url: str, headers: Mapping[str, str], body: bytes) -> Outcome:
+    def _client(self, endpoint_id: str) -> httpx.AsyncClient:
+        client = self._clients.get(endpoint_id)
+        if client is None:
+            client = self._clients[endpoint_id] = httpx.AsyncClient(
+                transport=_CheckedTransport(self._network, self._tls, self._connections),
+                follow_redirects=False,
+                trust_env=False,
+                timeout=httpx.Timeout(self.timeout_s),
+                headers={"user-agent": USER_AGENT},
+            )
+            while len(self._clients) > MAX_CLIENTS:
+                _, oldest = self._clients.popitem(last=False)
+                asyncio.get_running_loop().create_task(oldest.aclose())
+        self._clients.move_to_end(endpoint_id)
+        return client
+
+    async def send(self, endpoint_id: str, url: str, headers: Mapping[str, str], body: bytes) -> Outcome:
         try:
             urls.parse(url)
             async with asyncio.timeout(self.timeout_s):
-                return await self._post(url, headers, body)
+                return await self._post(self._client(endpoint_id), url, headers, body)
         except urls.UrlRefused as refused:
             return Outcome(False, error=f"not sent: {refused.reason}")
         except (TimeoutError, httpx.TimeoutException):
@@ -109,8 +129,9 @@ class Sender:
         except httpx.HTTPError as exc:
             return Outcome(False, error=f"the request failed ({type(exc).__name__})")
 
-    async def _post(self, url: str, headers: Mapping[str, str], body: bytes) -> Outcome:
-        async with self.client.stream("POST", url, content=body, headers=headers) as response:
+    @staticmethod
+    async def _post(client: httpx.AsyncClient, url: str, headers: Mapping[str, str], body: bytes) -> Outcome:
+        async with client.stream("POST", url, content=body, headers=headers) as response:
             code = response.status_code
             read = 0
             async for chunk in response.aiter_raw():
@@ -124,4 +145,5 @@ class Sender:
         return Outcome(False, code, f"the endpoint answered HTTP {code}")
 
     async def close(self) -> None:
-        await self.client.aclose()
+        clients, self._clients = list(self._clients.values()), OrderedDict()
+        await asyncio.gather(*(client.aclose() for client in clients))

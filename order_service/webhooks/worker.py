@@ -49,7 +49,7 @@ class DeliveryWorker:
     def __init__(self, db: Database, settings: WebhookSettings) -> None:
         self.db = db
         self.settings = settings
-        self.sender = Sender(settings.webhook_allow_private_networks, settings.webhook_timeout_s)
+        self.sender = Sender(settings.webhook_allow_private_networks, settings.webhook_timeout_s, PER_ENDPOINT)
         self.lease_us = round((2 * settings.webhook_timeout_s + LEASE_MARGIN_S) * 1_000_000)
         # Per endpoint: the deliveries this replica holds, and the slots they send through.
         self._in_flight: Counter[str] = Counter()
@@ -160,4 +160,4 @@ class DeliveryWorker:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature_header(signing_secrets(inputs, now_us()), event.id, timestamp, body),
         }
-        return await self.sender.send(inputs["url"], headers, body)
+        return await self.sender.send(delivery.endpoint_id, inputs["url"], headers, body)

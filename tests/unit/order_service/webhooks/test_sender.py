@@ -24,13 +24,13 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def sender() -> AsyncIterator[Sender]:
-    running = Sender(allow_private=True, timeout_s=TIMEOUT_S)
+    running = Sender(allow_private=True, timeout_s=TIMEOUT_S, connections_per_endpoint=4)
     yield running
     await running.close()
 
 
 async def test_a_2xx_is_delivered(receiver: Receiver, sender: Sender) -> None:
-    outcome = await sender.send(receiver.url(), HEADERS, b'{"a": 1}')
+    outcome = await sender.send("we_1", receiver.url(), HEADERS, b'{"a": 1}')
     assert (outcome.delivered, outcome.status_code, outcome.error) == (True, 204, None)
     (arrival,) = receiver.at("/hook")
     assert arrival.body == b'{"a": 1}'
@@ -51,7 +51,7 @@ async def test_a_failed_attempt(
     receiver: Receiver, sender: Sender, behaviour: Behaviour, code: int | None, error: str
 ) -> None:
     receiver.behaviours["/odd"] = behaviour
-    outcome = await sender.send(receiver.url("/odd"), HEADERS, b"{}")
+    outcome = await sender.send("we_1", receiver.url("/odd"), HEADERS, b"{}")
     assert not outcome.delivered
     assert outcome.status_code == code
     assert outcome.error is not None
@@ -61,22 +61,22 @@ async def test_a_failed_attempt(
 
 async def test_an_answer_that_is_not_http_is_a_failed_attempt(sender: Sender) -> None:
     async with garbage() as (url, seen):
-        outcome = await sender.send(url, HEADERS, b"{}")
+        outcome = await sender.send("we_1", url, HEADERS, b"{}")
     assert not outcome.delivered
     assert outcome.error == "the answer is not valid HTTP"
     assert len(seen) == 1
 
 
 async def test_nobody_listening_is_a_failed_attempt(sender: Sender) -> None:
-    outcome = await sender.send(f"http://127.0.0.1:{free_port()}/hook", HEADERS, b"{}")
+    outcome = await sender.send("we_1", f"http://127.0.0.1:{free_port()}/hook", HEADERS, b"{}")
     assert (outcome.delivered, outcome.error) == (False, "could not connect to the endpoint")
 
 
 async def test_a_refused_address_is_never_sent_to(receiver: Receiver) -> None:
-    strict = Sender(allow_private=False, timeout_s=TIMEOUT_S)
+    strict = Sender(allow_private=False, timeout_s=TIMEOUT_S, connections_per_endpoint=4)
     try:
         for url in (receiver.url(), f"http://localhost:{receiver.port}/hook"):
-            outcome = await strict.send(url, HEADERS, b"{}")
+            outcome = await strict.send("we_1", url, HEADERS, b"{}")
             assert not outcome.delivered
             assert outcome.error is not None
             assert outcome.error.startswith("not sent: the host is or resolves to a loopback address")

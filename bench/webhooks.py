@@ -1,0 +1,133 @@
+"""Benchmark 4, webhooks (CONTRACT §9, §13): events delivered per second, and the delay from a
+change to the receiver's 2xx, with one endpoint and with 100 endpoints of which one is dead.
+
+A stack of its own on SQLite (webhooks allowed to loopback) and a receiver in another process
+(bench/webhook_receiver.py) that answers 204 at once. Each scenario registers its endpoints,
+then places `webhook_orders` orders (`pm_card_visa`: two events each, `pending_payment` and
+`paid`) from 8 concurrent clients, and waits until every live endpoint has every event. The dead
+endpoint is a port nobody listens on: each attempt fails at once, and is retried later (5 s,
+then 300 s), never holding up the others. Delays run from the event's `created_at` (when the
+order service recorded the version) to its arrival at the receiver; throughput from the first
+order placed to the last arrival, in deliveries (an event to one endpoint) and in events fully
+delivered to every live endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import auth
+from bench.config import Plan
+from bench.procs import Server, stop_together
+from bench.stats import percentile
+from tests.harness import Stack, free_port
+from tests.integration.helpers import order_body
+
+log = logging.getLogger(__name__)
+
+CLIENTS = 8
+EVENTS_PER_ORDER = 2
+ENV = {"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true", "WEBHOOK_RETRY_SCHEDULE_S": "5,300"}
+_WAIT_S = 300.0
+
+
+def run(plan: Plan, workdir: Path) -> dict[str, Any]:
+    stack = Stack(workdir / "webhooks", env=ENV, keys=auth.KEYS)
+    port = free_port()
+    receiver = Server("bench.webhook_receiver", [str(port)], workdir / "webhook_receiver.log")
+    try:
+        stack.start()
+        receiver.wait_http(f"http://127.0.0.1:{port}/healthz")
+        scenarios = [(1, 0, plan.webhook_orders[0]), (100, 1, plan.webhook_orders[1])]
+        rows = [
+            asyncio.run(_scenario(stack, f"http://127.0.0.1:{port}", endpoints, dead, orders, f"s{n}"))
+            for n, (endpoints, dead, orders) in enumerate(scenarios)
+        ]
+    finally:
+        receiver.stop()
+        stop_together([s.proc for s in stack.services.values() if s.proc is not None])
+    return {"clients": CLIENTS, "events_per_order": EVENTS_PER_ORDER, "results": rows}
+
+
+async def _scenario(stack: Stack, receiver: str, endpoints: int, dead: int, orders: int, name: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=stack.url, headers=auth.headers(), timeout=30) as client:
+        urls = [f"{receiver}/{name}/{n}" for n in range(endpoints - dead)]
+        urls += [f"http://127.0.0.1:{free_port()}/dead"] * dead  # claimed, and nothing listens there
+        made = [await _endpoint(client, url) for url in urls]
+        before = len(await _arrivals(receiver, 0))
+        started = time.time()
+        await _place(client, orders)
+        expected = orders * EVENTS_PER_ORDER * (endpoints - dead)
+        arrivals = await _until(receiver, before, expected)
+        for endpoint_id in made:
+            await client.delete(f"/v1/webhook_endpoints/{endpoint_id}")
+    delays_ms = [(came - created) * 1000 for _path, _id, created, came in arrivals]
+    span = max(came for *_, came in arrivals) - started
+    row = {
+        "endpoints": endpoints,
+        "dead": dead,
+        "orders": orders,
+        "deliveries": len(arrivals),
+        "duplicates": len(arrivals) - len({(path, webhook_id) for path, webhook_id, *_ in arrivals}),
+        "deliveries_per_s": round(len(arrivals) / span, 1),
+        "events_per_s": round(orders * EVENTS_PER_ORDER / span, 1),
+        "p50_ms": round(percentile(delays_ms, 50), 1),
+        "p99_ms": round(percentile(delays_ms, 99), 1),
+        "max_ms": round(max(delays_ms), 1),
+    }
+    log.info("webhooks: %s", row)
+    return row
+
+
+async def _endpoint(client: httpx.AsyncClient, url: str) -> str:
+    reply = await client.post("/v1/webhook_endpoints", json={"url": url})
+    reply.raise_for_status()
+    return str(reply.json()["id"])
+
+
+async def _place(client: httpx.AsyncClient, orders: int) -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(orders):
+        queue.put_nowait(n)
+
+    async def one_client() -> None:
+        while not queue.empty():
+            queue.get_nowait()
+            await _order(client)
+
+    await asyncio.gather(*(one_client() for _ in range(CLIENTS)))
+
+
+async def _order(client: httpx.AsyncClient) -> None:
+    """One order, with an Idempotency-Key, asked again after a 503 or 504 (a loaded machine)."""
+    body, key = order_body(), f"bench-webhooks-{uuid.uuid4()}"
+    for _ in range(10):
+        reply = await client.post("/v1/orders", json=body, headers={"Idempotency-Key": key})
+        if reply.status_code not in (409, 503, 504):
+            reply.raise_for_status()
+            return
+        await asyncio.sleep(0.5)
+    reply.raise_for_status()
+
+
+async def _arrivals(receiver: str, after: int) -> list[tuple[str, str, float, float]]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        reply = await http.get(f"{receiver}/arrivals", params={"after": after})
+    return [(str(p), str(i), float(c), float(t)) for p, i, c, t in reply.json()]
+
+
+async def _until(receiver: str, before: int, expected: int) -> list[tuple[str, str, float, float]]:
+    """The scenario's arrivals, once there are `expected` of them (looked at every 0.1 s)."""
+    async with asyncio.timeout(_WAIT_S):
+        while True:
+            found = await _arrivals(receiver, before)
+            if len(found) >= expected:
+                return found
+            await asyncio.sleep(0.1)
