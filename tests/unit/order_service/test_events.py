@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from common.db import Database, Tx
 from common.errors import InvalidArgument
@@ -106,3 +108,14 @@ def test_a_cursor_that_is_not_one_is_refused(cursor: str) -> None:
     with pytest.raises(InvalidArgument) as refused:
         events.decode_cursor(cursor)
     assert refused.value.violations == (("after", "is not a cursor this API gave"),)
+
+
+@given(st.text(max_size=80))
+def test_any_text_is_a_cursor_or_refused_as_not_one(text: str) -> None:
+    try:
+        seq = events.decode_cursor(text)
+    except InvalidArgument as refused:
+        assert refused.violations == (("after", "is not a cursor this API gave"),)
+    else:
+        assert seq >= 0
+        assert events.decode_cursor(events.encode_cursor(seq)) == seq
