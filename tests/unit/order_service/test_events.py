@@ -4,6 +4,7 @@ and checked. (The same under concurrent writers on PostgreSQL: tests/scale/test_
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -112,10 +113,11 @@ def test_a_cursor_that_is_not_one_is_refused(cursor: str) -> None:
 
 @given(st.text(max_size=80))
 def test_any_text_is_a_cursor_or_refused_as_not_one(text: str) -> None:
-    try:
+    """Nothing but InvalidArgument comes out of a bad cursor (no 500), and what passes is a number
+    that a cursor of this API also stands for."""
+    seq: int | None = None
+    with contextlib.suppress(InvalidArgument):
         seq = events.decode_cursor(text)
-    except InvalidArgument as refused:
-        assert refused.violations == (("after", "is not a cursor this API gave"),)
-    else:
+    if seq is not None:
         assert seq >= 0
         assert events.decode_cursor(events.encode_cursor(seq)) == seq
