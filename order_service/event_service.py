@@ -49,11 +49,19 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         self.feed = feed
         self.changes = changes
 
+    async def _check_reached(self, account_id: str, after: int) -> None:
+        """A cursor past the account's newest event was not given for this feed (another
+        account's, or made up): following it would skip events, so it is refused."""
+        if after and after > await self.feed.head(account_id):
+            raise InvalidArgument("invalid cursor", violations=[("after", "is not a cursor of this account's feed")])
+
     async def ListEvents(self, request: pb.ListEventsRequest, context: Context) -> pb.ListEventsResponse:
         account_id = account_of(context)
         size = page_size(request.page_size)
         after = decode_cursor(request.after) if request.after else 0
         found = await self.feed.page(account_id, after, size)
+        if not found:
+            await self._check_reached(account_id, after)
         next_cursor = encode_cursor(found[-1].seq if found else after)
         return pb.ListEventsResponse(events=[f.event for f in found], next_cursor=next_cursor)
 
@@ -64,6 +72,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
                 after = await self.feed.head(account_id)
             else:
                 after = decode_cursor(request.after) if request.after else 0
+                await self._check_reached(account_id, after)
             await context.send_initial_metadata(((CURSOR_KEY, encode_cursor(after)),))
             while True:
                 if self.changes.closed:

@@ -12,6 +12,7 @@ import httpx
 import orjson
 import pytest
 
+from order_service.events import encode_cursor
 from tests.harness import Stack, bearer
 from tests.integration.helpers import assert_problem, create_order
 from tests.integration.webhooks import Json, feed_end, read_feed
@@ -177,3 +178,12 @@ async def test_read_only_keys_may_follow_the_stream(client: httpx.AsyncClient, w
             await follower.wait(lambda f: versions_of(f, order["id"]) == [1, 2])
         finally:
             task.cancel()
+
+
+async def test_a_cursor_past_the_accounts_feed_is_refused(client: httpx.AsyncClient) -> None:
+    # Another account's cursor, or a made-up one: following it would skip this account's events.
+    ahead = encode_cursor(10**12)
+    problem = assert_problem(await client.get("/v1/events", params={"after": ahead}), 400)
+    assert problem["errors"] == [{"field": "after", "message": "is not a cursor of this account's feed"}]
+    problem = assert_problem(await client.get("/v1/events/stream", headers={"Last-Event-ID": ahead}), 400)
+    assert problem["errors"][0]["field"] == "Last-Event-ID"
