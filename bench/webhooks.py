@@ -1,4 +1,4 @@
-"""Benchmark 4, webhooks (CONTRACT §9, §13): events delivered per second, and the delay from a
+"""Benchmark 4, webhooks (docs/webhooks.md): events delivered per second, and the delay from a
 change to the receiver's 2xx, with one endpoint and with 100 endpoints of which one is dead.
 
 A stack of its own on SQLite (webhooks allowed to loopback) and a receiver in another process

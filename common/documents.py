@@ -1,5 +1,5 @@
-"""Protobuf messages → the REST API's JSON documents: the order and payment of CONTRACT §3 (steps
-13-14 on the gateway's side) and the event of §13. The gateway answers with them, and the order
+"""Protobuf messages → the REST API's JSON documents: the order and payment of REST API (steps
+13-14 on the gateway's side) and the event of docs/webhooks.md#events. The gateway answers with them, and the order
 service sends the same event documents to webhooks, so one event reads alike in the feed and in a
 webhook's body. `public_url` is the gateway's (GATEWAY_PUBLIC_URL): the payment's `next_action`
 links point there."""

@@ -30,7 +30,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
         app.state.hub = Hub(app.state.backends.orders, settings.gateway_public_url, settings.gateway_deadline_s)
         app.state.hub.start()
-        app.state.feed_streams = FeedStreams()  # the events feed's SSE streams (CONTRACT §13)
+        app.state.feed_streams = FeedStreams()  # the events feed's SSE streams (docs/webhooks.md)
         app.state.feed_streams.start()
         try:
             yield
@@ -68,7 +68,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(payments.router)
     app.include_router(push.router)
-    app.include_router(events.router)  # the fifth way (CONTRACT §13): events feed and webhooks
+    app.include_router(events.router)  # the fifth way (docs/webhooks.md): events feed and webhooks
     app.include_router(webhooks.router)
     app.include_router(qr.router)
     app.include_router(pages.router)

@@ -20,7 +20,7 @@ _PAYMENT = "shop.payment.v1.PaymentService"
 # Safe to repeat whatever the request: reads, and changes that are idempotent by state (a second
 # cancel of a canceled order, a second approval of an approved payment, answer as the first did).
 ORDER_RETRYABLE = [(_ORDER, m) for m in ("GetOrder", "ListOrders", "WatchOrder", "CancelOrder", "ConfirmPayment")]
-# The events feed and webhooks (CONTRACT §13): reads, and a delete (of a deleted endpoint: the same answer).
+# The events feed and webhooks (docs/webhooks.md): reads, and a delete (of a deleted endpoint: the same answer).
 ORDER_RETRYABLE += [("shop.order.v1.EventService", m) for m in ("ListEvents", "WatchEvents")]
 ORDER_RETRYABLE += [
     ("shop.order.v1.WebhookService", m)

@@ -1,4 +1,4 @@
-"""The JSON shapes of the events feed and webhooks (CONTRACT §13): request models that refuse what
+"""The JSON shapes of the events feed and webhooks (docs/webhooks.md): request models that refuse what
 the contract does not allow, and response models for OpenAPI."""
 
 from __future__ import annotations

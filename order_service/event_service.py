@@ -1,4 +1,4 @@
-"""EventService: the events feed over gRPC (CONTRACT §13) — a page of the account's events after a
+"""EventService: the events feed over gRPC (docs/webhooks.md) — a page of the account's events after a
 cursor, or a stream that follows them. The feed itself is order_service/events.py."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The events feed (CONTRACT §13): every new version of an order is an event of the order's
+"""The events feed (docs/webhooks.md): every new version of an order is an event of the order's
 account, numbered in the order the account's events commit.
 
 Why numbered at commit, under a lock: a feed that hands out "everything after the largest id

@@ -101,7 +101,7 @@ order_checks = Table(
     **CLUSTERED,
 )
 
-# -- the events feed and webhooks (CONTRACT §13; order_service/events.py, order_service/webhooks/) --
+# -- the events feed and webhooks (docs/webhooks.md; order_service/events.py, order_service/webhooks/) --
 
 # The last number given to an event of each account. The transaction that writes an event
 # increments it, and holds the row's lock until it commits: the account's events are numbered in

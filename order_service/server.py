@@ -30,7 +30,7 @@ from order_service.webhooks.worker import DeliveryWorker
 from shop.order.v1 import events_pb2, events_pb2_grpc, order_pb2, order_pb2_grpc
 
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
-# The events feed and webhooks (CONTRACT §13), served beside OrderService.
+# The events feed and webhooks (docs/webhooks.md), served beside OrderService.
 EVENT_SERVICE_NAMES = [
     events_pb2.DESCRIPTOR.services_by_name[name].full_name for name in ("EventService", "WebhookService")
 ]

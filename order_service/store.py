@@ -91,7 +91,7 @@ async def save(tx: Tx, order: pb.Order) -> None:
 
 async def _append_event(tx: Tx, order: pb.Order) -> None:
     await tx.execute(INSERT_EVENT, order.id, order.version, order.SerializeToString(), us_of(order.updated_at))
-    # The events feed and webhooks (CONTRACT §13): numbered and queued in this same transaction.
+    # The events feed and webhooks (docs/webhooks.md): numbered and queued in this same transaction.
     await events.record(tx, order)
 
 

@@ -53,7 +53,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert running.leaked_lines() == []
 
 
-# The stack of the events-feed and webhook suites (CONTRACT §13): private networks allowed (the
+# The stack of the events-feed and webhook suites (docs/webhooks.md): private networks allowed (the
 # receivers listen on loopback), a short retry schedule and timeout, a short SSE heartbeat.
 WEBHOOK_ENV = {
     "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
@@ -68,7 +68,7 @@ def webhook_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = Stack(tmp_path_factory.mktemp("webhooks"), env=WEBHOOK_ENV).start()
     yield running
     running.stop()
-    # No key, client secret or webhook signing secret in any log line (CONTRACT §11, §13).
+    # No key, client secret or webhook signing secret in any log line (docs/webhooks.md#webhook-endpoints).
     assert running.leaked_lines(["whsec_"]) == []
 
 

@@ -1,4 +1,4 @@
-"""GET /v1/events/stream: an account's events feed as Server-Sent Events (CONTRACT §13).
+"""GET /v1/events/stream: an account's events feed as Server-Sent Events (docs/webhooks.md).
 
     retry: 2000
 

@@ -1,4 +1,4 @@
-"""The demo page's fifth way (CONTRACT §13): a webhook receiver inside the demo, so that the page
+"""The demo page's fifth way (docs/webhooks.md): a webhook receiver inside the demo, so that the page
 shows each webhook arriving beside the four channels.
 
     POST /demo/webhooks/endpoint                      make sure the demo account has an endpoint

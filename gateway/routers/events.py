@@ -1,4 +1,4 @@
-"""/v1/events: the caller's account's events feed (CONTRACT §13), paged or as Server-Sent Events.
+"""/v1/events: the caller's account's events feed (docs/webhooks.md), paged or as Server-Sent Events.
 Read-only keys may read both."""
 
 from __future__ import annotations

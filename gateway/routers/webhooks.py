@@ -1,4 +1,4 @@
-"""/v1/webhook_endpoints: the caller's webhook endpoints and their delivery logs (CONTRACT §13).
+"""/v1/webhook_endpoints: the caller's webhook endpoints and their delivery logs (docs/webhooks.md).
 
 Read-only (`rk_`) keys may read them; creating, deleting and rotating a secret need a secret key
 (gateway/auth.py answers 403 to any other method of an `rk_` key). Another account's endpoint

@@ -1,4 +1,4 @@
-// The fifth way (CONTRACT §13): the order service POSTs each version of the order to a webhook
+// The fifth way (docs/webhooks.md): the order service POSTs each version of the order to a webhook
 // receiver, server to server — no browser involved. The demo's receiver lives in the gateway
 // (/demo/webhooks/…, gateway/routers/demo_webhooks.py); this panel shows what it got. Its
 // "HTTP requests" are the POSTs the receiver got (retries included), its "after change" the

@@ -1,4 +1,4 @@
-"""Webhooks (CONTRACT §13): endpoints an account registers, and the deliveries of its events to
+"""Webhooks (docs/webhooks.md): endpoints an account registers, and the deliveries of its events to
 them, sent by every replica's worker and signed as Standard Webhooks (standardwebhooks.com) does
 (common/webhook_signatures.py).
 

@@ -182,7 +182,7 @@ def signing_secrets(row: Row, at_us: int) -> list[str]:
 
 
 async def _claim_key(tx: Tx, scope: str, key: str | None, request: Message) -> idempotency.Claim | Stored | None:
-    """The idempotency key's claim (REST POSTs, CONTRACT §3), inside the change's own transaction:
+    """The idempotency key's claim (REST POSTs' Idempotency-Key), inside the change's own transaction:
     a stored answer to replay, the claim to answer under, or None without a key. (A key in use
     by a request still running waits for that transaction, then finds its answer.)"""
     if key is None:

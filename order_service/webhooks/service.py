@@ -1,4 +1,4 @@
-"""WebhookService: webhook endpoints and their delivery logs over gRPC (CONTRACT §13)."""
+"""WebhookService: webhook endpoints and their delivery logs over gRPC (docs/webhooks.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The webhook settings of the order service (CONTRACT §7, §13), read with the others at start;
+"""The webhook settings of the order service (docs/webhooks.md#settings-order-service), read with the others at start;
 a bad value stops the service with one line naming the variable."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Which webhook URLs may be called (CONTRACT §13): our users point this HTTP client wherever they
+"""Which webhook URLs may be called (docs/webhooks.md): our users point this HTTP client wherever they
 like, so it must not become a way into the networks behind it (SSRF).
 
 Refused: a scheme other than http/https, user info, more than 2,048 characters, and a host that
@@ -112,7 +112,7 @@ async def checked_addresses(host: str, port: int, allow_private: bool) -> list[I
 
 
 async def check(url: str, allow_private: bool) -> httpx.URL:
-    """The whole check of CONTRACT §13, as at an endpoint's creation."""
+    """The whole check of docs/webhooks.md#urls-that-are-refused, as at an endpoint's creation."""
     parsed = parse(url)
     await checked_addresses(parsed.host, port_of(parsed), allow_private)
     return parsed

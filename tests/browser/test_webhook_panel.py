@@ -1,4 +1,4 @@
-"""The fifth panel of the demo page (CONTRACT §13): beside the four channels, the webhooks the
+"""The fifth panel of the demo page (docs/webhooks.md): beside the four channels, the webhooks the
 order service sent to the demo's receiver, each with its delay — on a stack whose webhooks may
 reach the gateway on loopback, as under `make run`."""
 

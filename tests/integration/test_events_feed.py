@@ -1,4 +1,4 @@
-"""The events feed over REST and SSE (CONTRACT §13): the account's events oldest first, each once,
+"""The events feed over REST and SSE (docs/webhooks.md): the account's events oldest first, each once,
 each order's versions ascending; an opaque cursor (a bad one is 400); SSE that starts with new
 events only, resumes after Last-Event-ID, and keeps the connection alive."""
 

@@ -182,7 +182,7 @@ async def test_changing_only_the_ports_gives_a_stack_that_finds_itself(
     await running.line(lambda line: f"gateway ready: http://localhost:{gateway_port}" in line, 45)
     # The banner gives the development key it made, kept for its owner's eyes only.
     exported = await running.line(lambda line: "export SHOP_KEY=" in line, 5)
-    # Webhooks may call this machine (CONTRACT §13: make run sets it, and says so).
+    # Webhooks may call this machine (make run sets it, and says so: docs/webhooks.md#urls-that-are-refused).
     assert any("WEBHOOK_ALLOW_PRIVATE_NETWORKS=true" in line for line in running.lines)
     key = exported.split("=", 1)[1]
     key_file = tmp_path / "dev-api-key"

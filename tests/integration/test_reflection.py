@@ -66,7 +66,7 @@ class ReflectionV1:
 @pytest.mark.parametrize(
     ("target", "own"),
     [
-        # The order service's events feed and webhooks (CONTRACT §13) beside its OrderService.
+        # The order service's events feed and webhooks (docs/webhooks.md) beside its OrderService.
         ("order_target", {"shop.order.v1.OrderService", "shop.order.v1.EventService", "shop.order.v1.WebhookService"}),
         ("payment_target", {"shop.payment.v1.PaymentService"}),
     ],

@@ -1,4 +1,4 @@
-"""Webhook deliveries through the real services (CONTRACT §13), to real receivers on loopback:
+"""Webhook deliveries through the real services (docs/webhooks.md), to real receivers on loopback:
 every event arrives signed (verified with the Standard Webhooks library), in version order per
 order; failures are retried on the schedule, then `failed`; a receiver that misbehaves — a
 redirect, a huge, slow or garbage answer — costs only its own deliveries."""

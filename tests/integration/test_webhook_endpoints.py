@@ -1,4 +1,4 @@
-"""Webhook endpoints over REST (CONTRACT §13): create (the secret shown once), list, read, delete,
+"""Webhook endpoints over REST (docs/webhooks.md): create (the secret shown once), list, read, delete,
 rotate; who may do what; and every refusal is problem+json that changes nothing."""
 
 from __future__ import annotations

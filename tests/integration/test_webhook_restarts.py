@@ -1,4 +1,4 @@
-"""Webhooks across restarts (CONTRACT §13): every event is delivered at least once through a
+"""Webhooks across restarts (docs/webhooks.md): every event is delivered at least once through a
 SIGKILL of the order service in the middle of its attempts and a restart of everything, in
 version order per order; and the address check is made again at every attempt (a delivery to
 an address that is no longer allowed fails, saying why, and nothing is sent)."""

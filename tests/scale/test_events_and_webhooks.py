@@ -1,8 +1,9 @@
-"""The events feed and webhooks with two replicas of every service on PostgreSQL (CONTRACT §10,
-§13): a reader that follows the cursor while both order replicas write sees every event exactly
-once, each order's versions ascending; the feed's numbers cannot run ahead of a transaction that
-is still open; deliveries claimed by both replicas' workers reach the receiver exactly once when
-nothing fails, and at least once, in version order per order, across a SIGKILL of a replica."""
+"""The events feed and webhooks with two replicas of every service on PostgreSQL
+(docs/webhooks.md#why-the-cursor-never-skips-an-event, docs/webhooks.md#delivery): a reader that
+follows the cursor while both order replicas write sees every event exactly once, each order's
+versions ascending; the feed's numbers cannot run ahead of a transaction that is still open;
+deliveries claimed by both replicas' workers reach the receiver exactly once when nothing fails,
+and at least once, in version order per order, across a SIGKILL of a replica."""
 
 from __future__ import annotations
 

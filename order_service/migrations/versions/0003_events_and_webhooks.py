@@ -1,4 +1,4 @@
-"""The events feed and webhooks (CONTRACT §13): each account's events numbered in commit order,
+"""The events feed and webhooks (docs/webhooks.md): each account's events numbered in commit order,
 webhook endpoints, and one delivery row per event and endpoint.
 
 Existing events of orders that belong to an account are numbered here, each order's versions

@@ -1,4 +1,4 @@
-"""Which webhook URLs and addresses are refused (CONTRACT §13), and that a refusal never names
+"""Which webhook URLs and addresses are refused (docs/webhooks.md), and that a refusal never names
 the address."""
 
 from __future__ import annotations
