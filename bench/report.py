@@ -239,7 +239,7 @@ def _push_replicas(part: Results) -> Table:
 def _webhooks(part: Results) -> Table:
     rows: list[Row] = [
         (
-            f"{r['endpoints']} endpoint(s)" + (f", {r['dead']} dead" if r["dead"] else ""),
+            f"{r['endpoints']} endpoint(s)" + (f", {r['dead']} dead" if r["dead"] else "") + f" · {r['mode']}",
             r["events_per_s"],
             r["deliveries_per_s"],
             r["p50_ms"],
@@ -251,10 +251,10 @@ def _webhooks(part: Results) -> Table:
         for r in part["results"]
     ]
     title = (
-        f"4. Webhooks (SQLite, {part['clients']} clients placing orders): events and deliveries per second, "
-        "delay from the change to the receiver"
+        f"4. Webhooks (SQLite): events and deliveries per second, delay from the change to the receiver "
+        f"(burst: orders from {part['clients']} clients at once; paced: one order at a time)"
     )
-    header = ("endpoints", "events/s", "deliveries/s", "p50 ms", "p99 ms", "max ms", "deliveries", "twice")
+    header = ("endpoints · orders", "events/s", "deliveries/s", "p50 ms", "p99 ms", "max ms", "deliveries", "twice")
     return (title, header, rows)
 
 

@@ -156,7 +156,9 @@ def test_push_figures(report: dict[str, Any]) -> None:
 
 def test_webhook_figures(report: dict[str, Any]) -> None:
     rows = report["webhooks"]["results"]
-    assert [(r["endpoints"], r["dead"]) for r in rows] == [(1, 0), (100, 1)]
+    assert [(r["endpoints"], r["dead"], r["mode"]) for r in rows] == [
+        (e, d, m) for e, d in ((1, 0), (100, 1)) for m in ("burst", "paced")
+    ]
     for row in rows:
         # Every event reached every live endpoint (the run waits for that), none of them twice.
         assert row["deliveries"] == row["orders"] * report["webhooks"]["events_per_order"] * (
