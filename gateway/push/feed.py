@@ -46,7 +46,7 @@ _HEADERS = [
 _KEEP_ALIVE = b": keep-alive\n\n"
 # Re-opening the gRPC stream after the replica behind it went away: this often, this long at most.
 _REOPEN_EVERY_S = 0.2
-_REOPEN_FOR_S = 10.0
+_REOPEN_FOR_S = 30.0
 _QUEUE = 256
 
 

@@ -5,17 +5,15 @@ events only, resumes after Last-Event-ID, and keeps the connection alive."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 
 import httpx
-import orjson
 import pytest
 
 from order_service.events import encode_cursor
 from tests.harness import Stack, bearer
 from tests.integration.helpers import assert_problem, create_order
-from tests.integration.webhooks import Json, feed_end, read_feed
+from tests.integration.webhooks import SseFollower, feed_end, read_feed, stream, versions_of
 
 
 @pytest.fixture
@@ -78,50 +76,6 @@ async def test_another_account_sees_only_its_own_events(client: httpx.AsyncClien
 )
 async def test_bad_paging_is_400(client: httpx.AsyncClient, query: dict[str, str]) -> None:
     assert_problem(await client.get("/v1/events", params=query), 400)
-
-
-@dataclass
-class SseFollower:
-    """Reads an SSE response: its events, comments (keep-alives), in the order they came."""
-
-    events: list[tuple[str, str, Json]] = field(default_factory=list)
-    comments: int = 0
-    started: asyncio.Event = field(default_factory=asyncio.Event)
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    async def follow(self, response: httpx.Response) -> None:
-        fields: dict[str, str] = {}
-        async for line in response.aiter_lines():
-            if line.startswith("retry:"):
-                self.started.set()
-            elif line.startswith(":"):
-                async with self.changed:
-                    self.comments += 1
-                    self.changed.notify_all()
-            elif line:
-                name, _, value = line.partition(":")
-                fields[name] = value.strip()
-            elif "data" in fields:
-                async with self.changed:
-                    self.events.append((fields["id"], fields["event"], orjson.loads(fields["data"])))
-                    self.changed.notify_all()
-                fields = {}
-
-    async def wait(self, ready: Callable[[SseFollower], bool], timeout: float = 15) -> None:
-        async with asyncio.timeout(timeout), self.changed:
-            await self.changed.wait_for(lambda: ready(self))
-
-
-async def stream(client: httpx.AsyncClient, follower: SseFollower, last_event_id: str | None = None) -> None:
-    headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
-    async with client.stream("GET", "/v1/events/stream", headers=headers, timeout=None) as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        await follower.follow(response)
-
-
-def versions_of(follower: SseFollower, order_id: str) -> list[int]:
-    return [event["data"]["version"] for _, _, event in follower.events if event["data"]["order"]["id"] == order_id]
 
 
 async def test_the_stream_starts_with_new_events_and_keeps_alive(client: httpx.AsyncClient) -> None:

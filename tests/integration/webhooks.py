@@ -1,11 +1,12 @@
-"""Helpers of the events-feed and webhook suites: reading the feed to its end, following it, and
-waiting for what the delivery log says (polled: it is what a user would look at)."""
+"""Helpers of the events-feed and webhook suites: reading the feed to its end, following its SSE
+stream, and waiting for what the delivery log says (polled: it is what a user would look at)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -84,3 +85,47 @@ async def endpoint(
 def of_order(arrivals: list[Arrival], order_id: str) -> list[Arrival]:
     """The arrivals that carry an event of `order_id`."""
     return [a for a in arrivals if orjson.loads(a.body)["data"]["order"]["id"] == order_id]
+
+
+@dataclass
+class SseFollower:
+    """Reads an SSE response: its events, comments (keep-alives), in the order they came."""
+
+    events: list[tuple[str, str, Json]] = field(default_factory=list)
+    comments: int = 0
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def follow(self, response: httpx.Response) -> None:
+        fields: dict[str, str] = {}
+        async for line in response.aiter_lines():
+            if line.startswith("retry:"):
+                self.started.set()
+            elif line.startswith(":"):
+                async with self.changed:
+                    self.comments += 1
+                    self.changed.notify_all()
+            elif line:
+                name, _, value = line.partition(":")
+                fields[name] = value.strip()
+            elif "data" in fields:
+                async with self.changed:
+                    self.events.append((fields["id"], fields["event"], orjson.loads(fields["data"])))
+                    self.changed.notify_all()
+                fields = {}
+
+    async def wait(self, ready: Callable[[SseFollower], bool], timeout: float = 15) -> None:
+        async with asyncio.timeout(timeout), self.changed:
+            await self.changed.wait_for(lambda: ready(self))
+
+
+async def stream(client: httpx.AsyncClient, follower: SseFollower, last_event_id: str | None = None) -> None:
+    headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
+    async with client.stream("GET", "/v1/events/stream", headers=headers, timeout=None) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        await follower.follow(response)
+
+
+def versions_of(follower: SseFollower, order_id: str) -> list[int]:
+    return [event["data"]["version"] for _, _, event in follower.events if event["data"]["order"]["id"] == order_id]
