@@ -141,3 +141,10 @@ async def test_a_cursor_past_the_accounts_feed_is_refused(client: httpx.AsyncCli
     assert problem["errors"] == [{"field": "after", "message": "is not a cursor of this account's feed"}]
     problem = assert_problem(await client.get("/v1/events/stream", headers={"Last-Event-ID": ahead}), 400)
     assert problem["errors"][0]["field"] == "Last-Event-ID"
+
+
+async def test_head_of_the_stream_answers_its_headers_and_ends(client: httpx.AsyncClient) -> None:
+    reply = await client.head("/v1/events/stream")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    assert reply.content == b""
