@@ -42,6 +42,7 @@ from bench import (
     report,
     server,
     tracing_cost,
+    webhooks,
 )
 from bench.config import FULL, QUICK, Plan
 from bench.procs import stop_together
@@ -50,7 +51,7 @@ from tests.harness import ROOT, Stack
 
 log = logging.getLogger("bench")
 
-SECTIONS = ("codec", "ratelimit", "hop", "e2e", "server", "push", "e2e_postgres", "push_replicas")
+SECTIONS = ("codec", "ratelimit", "hop", "e2e", "server", "push", "e2e_postgres", "push_replicas", "webhooks")
 _ON_STACK = ("e2e", "server", "push")  # the sections that share the SQLite stack
 RESULTS = ROOT / "bench" / "results"
 
@@ -97,6 +98,8 @@ def run(plan: Plan, sections: list[str], workdir: Path, http_load: str = "auto")
         _on_stack(results, plan, sections, workdir, tool)
     if "e2e_postgres" in sections or "push_replicas" in sections:
         _on_postgres(results, plan, sections, workdir, tool)
+    if "webhooks" in sections:  # a stack of its own: webhooks allowed to loopback
+        _section(results, "webhooks", lambda: webhooks.run(plan, workdir))
     results["goals"] = goals.evaluate(results)
     results["duration_s"] = round(time.monotonic() - started, 1)
     return results

@@ -28,6 +28,8 @@ class Plan:
     idle_window_s: float
     memory_watchers: int
     memory_fresh_gateway: bool  # restart the gateway before each memory measurement
+    # Orders placed with 1 endpoint, and with 100 endpoints (one dead): bench/webhooks.py.
+    webhook_orders: tuple[int, int] = (300, 30)
 
 
 FULL = Plan(
@@ -76,4 +78,5 @@ QUICK = Plan(
     idle_window_s=2.5,
     memory_watchers=50,
     memory_fresh_gateway=False,
+    webhook_orders=(20, 3),
 )

@@ -253,6 +253,28 @@ def _push_replicas(part: Results) -> Table:
     return (title, ("watcher · where", *_DELAY_HEADER), rows)
 
 
+def _webhooks(part: Results) -> Table:
+    rows: list[Row] = [
+        (
+            f"{r['endpoints']} endpoint(s)" + (f", {r['dead']} dead" if r["dead"] else "") + f" · {r['mode']}",
+            r["events_per_s"],
+            r["deliveries_per_s"],
+            r["p50_ms"],
+            r["p99_ms"],
+            r["max_ms"],
+            r["deliveries"],
+            r["duplicates"],
+        )
+        for r in part["results"]
+    ]
+    title = (
+        f"4. Webhooks (SQLite): events and deliveries per second, delay from the change to the receiver "
+        f"(burst: orders from {part['clients']} clients at once; paced: one order at a time)"
+    )
+    header = ("endpoints · orders", "events/s", "deliveries/s", "p50 ms", "p99 ms", "max ms", "deliveries", "twice")
+    return (title, header, rows)
+
+
 def _goals(goals: list[Results]) -> Table:
     verdict = {True: "met", False: "MISSED", None: "not measured"}
     rows: list[Row] = [(g["goal"], g["measured"], g["unit"], verdict[g["met"]], g.get("basis", "")) for g in goals]
@@ -277,6 +299,8 @@ def _tables(results: Results) -> list[Table]:
         tables += _push(results["push"])
     if "delay" in results.get("push_replicas", {}):
         tables.append(_push_replicas(results["push_replicas"]))
+    if "results" in results.get("webhooks", {}):
+        tables.append(_webhooks(results["webhooks"]))
     if results.get("goals"):
         tables.append(_goals(results["goals"]))
     return tables

@@ -14,8 +14,9 @@ from common.loop_lag import monitor_loop_lag
 from gateway import errors, openapi, pipeline
 from gateway.backends import Backends
 from gateway.push import Hub
+from gateway.push.feed import FeedStreams
 from gateway.ratelimit import open_storage
-from gateway.routers import demo, docs, health, orders, pages, payments, push, qr
+from gateway.routers import demo, demo_webhooks, docs, events, health, orders, pages, payments, push, qr, webhooks
 from gateway.settings import GatewaySettings
 
 
@@ -32,11 +33,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
         app.state.hub = Hub(app.state.backends.orders, settings.gateway_public_url, settings.gateway_deadline_s)
         app.state.hub.start()
+        app.state.feed_streams = FeedStreams()  # the events feed's SSE streams (docs/webhooks.md)
+        app.state.feed_streams.start()
         lag = monitor_loop_lag()
         try:
             yield
         finally:
             lag.cancel()
+            app.state.feed_streams.close()
             await app.state.hub.close()
             await app.state.backends.close()
             await rates.close()
@@ -67,10 +71,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(payments.router)
     app.include_router(push.router)
+    app.include_router(events.router)  # the fifth way (docs/webhooks.md): events feed and webhooks
+    app.include_router(webhooks.router)
     app.include_router(qr.router)
     app.include_router(pages.router)
     app.include_router(health.router)
     app.include_router(docs.router)
     if settings.gateway_demo_account is not None:
         app.include_router(demo.router)
+        app.include_router(demo_webhooks.router)  # the demo page's webhook receiver (the fifth way)
     return app

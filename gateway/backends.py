@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import grpc
@@ -21,7 +21,7 @@ from common.errors import REPLAYED_KEY, metadata_value
 from common.grpc_client import open_channel
 from common.tls import TlsFiles
 from gateway.metrics import GRPC_CALLS, GRPC_LATENCY
-from shop.order.v1 import order_pb2_grpc
+from shop.order.v1 import events_pb2_grpc, order_pb2_grpc
 from shop.payment.v1 import payment_pb2_grpc
 
 _ORDER = "shop.order.v1.OrderService"
@@ -29,9 +29,18 @@ _PAYMENT = "shop.payment.v1.PaymentService"
 # Safe to repeat whatever the request: reads, and changes that are idempotent by state (a second
 # cancel of a canceled order, a second approval of an approved payment, answer as the first did).
 ORDER_RETRYABLE = [(_ORDER, m) for m in ("GetOrder", "ListOrders", "WatchOrder", "CancelOrder", "ConfirmPayment")]
+# The events feed and webhooks (docs/webhooks.md): reads, and a delete (of a deleted endpoint: the same answer).
+ORDER_RETRYABLE += [("shop.order.v1.EventService", m) for m in ("ListEvents", "WatchEvents")]
+ORDER_RETRYABLE += [
+    ("shop.order.v1.WebhookService", m)
+    for m in ("GetWebhookEndpoint", "ListWebhookEndpoints", "ListWebhookDeliveries", "DeleteWebhookEndpoint")
+]
 # Safe to repeat only with an Idempotency-Key: without one, a retry of a call whose replica died
 # after its commit would make a second order or a second refund.
 ORDER_RETRYABLE_WITH_KEY = [(_ORDER, m) for m in ("CreateOrder", "RefundOrder")]
+ORDER_RETRYABLE_WITH_KEY += [
+    ("shop.order.v1.WebhookService", m) for m in ("CreateWebhookEndpoint", "RotateWebhookSecret")
+]
 PAYMENT_RETRYABLE = [(_PAYMENT, "GetPayment")]
 
 _Request = TypeVar("_Request")
@@ -48,6 +57,15 @@ class Backends:
     keyed_orders: order_pb2_grpc.OrderServiceAsyncStub
     payments: payment_pb2_grpc.PaymentServiceAsyncStub
     deadline_s: float
+    # The order service's EventService and WebhookService, on the order channel.
+    events: events_pb2_grpc.EventServiceAsyncStub = field(init=False)
+    webhooks: events_pb2_grpc.WebhookServiceAsyncStub = field(init=False)
+    keyed_webhooks: events_pb2_grpc.WebhookServiceAsyncStub = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events = events_pb2_grpc.EventServiceStub(self.order_channel)
+        self.webhooks = events_pb2_grpc.WebhookServiceStub(self.order_channel)
+        self.keyed_webhooks = events_pb2_grpc.WebhookServiceStub(self.keyed_order_channel)
 
     @classmethod
     def open(cls, order_target: str, payment_target: str, deadline_s: float, tls: TlsFiles | None = None) -> Backends:

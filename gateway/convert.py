@@ -1,22 +1,15 @@
 """Between the REST API's JSON and the services' protobuf messages: a new order's body becomes a
-CreateOrderRequest; orders and payments become the API's documents (gateway/schemas.py, steps
-13-14 on the gateway's side)."""
+CreateOrderRequest; orders, payments and events become the API's documents (steps 13-14 on the
+gateway's side). The documents are built in common/documents.py, shared with the order service,
+whose webhooks send the same event documents; gateway/schemas.py describes them for OpenAPI."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
-from common.timestamps import rfc3339
-from gateway.schemas import (
-    ORDER_STATUSES,
-    PAYMENT_STATUSES,
-    NextAction,
-    OrderCreate,
-    OrderPublic,
-    PaymentPublic,
-)
+from common.documents import confirm_url, event_json, order_json, payment_json, with_secret
+from gateway.schemas import OrderCreate
 from shop.order.v1 import order_pb2
-from shop.payment.v1 import payment_pb2
+
+__all__ = ["confirm_url", "create_order_request", "event_json", "order_json", "payment_json", "with_secret"]
 
 
 def create_order_request(body: OrderCreate) -> order_pb2.CreateOrderRequest:
@@ -26,55 +19,3 @@ def create_order_request(body: OrderCreate) -> order_pb2.CreateOrderRequest:
         items=[order_pb2.LineItem(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price) for i in body.items],
         payment_method=body.payment_method,
     )
-
-
-def with_secret(url: str, client_secret: str) -> str:
-    """The URL with `?client_secret=`: what a browser or the phone page needs instead of a key."""
-    return f"{url}?client_secret={quote(client_secret, safe='')}" if client_secret else url
-
-
-def confirm_url(public_url: str, payment: payment_pb2.Payment) -> str:
-    """The phone's confirmation page of the payment, with the secret that lets it read and confirm."""
-    return with_secret(f"{public_url}/pay/{payment.id}", payment.client_secret)
-
-
-def payment_json(payment: payment_pb2.Payment, public_url: str) -> PaymentPublic:
-    next_action: NextAction | None = None
-    if payment.status == payment_pb2.PAYMENT_STATUS_REQUIRES_ACTION and payment.HasField("next_action"):
-        next_action = {
-            "type": "scan_qr",
-            "confirm_url": confirm_url(public_url, payment),
-            "qr_svg_url": with_secret(f"{public_url}/v1/payments/{payment.id}/qr.svg", payment.client_secret),
-            "expires_at": rfc3339(payment.next_action.expires_at),
-        }
-    return {
-        "id": payment.id,
-        "status": PAYMENT_STATUSES[payment.status],
-        "payment_method": payment.payment_method,
-        "amount": payment.amount,
-        "amount_refunded": payment.amount_refunded,
-        "currency": payment.currency,
-        "failure_code": payment.failure_code if payment.HasField("failure_code") else None,
-        "decline_code": payment.decline_code if payment.HasField("decline_code") else None,
-        "failure_message": payment.failure_message if payment.HasField("failure_message") else None,
-        "next_action": next_action,
-        "created_at": rfc3339(payment.created_at),
-        "updated_at": rfc3339(payment.updated_at),
-    }
-
-
-def order_json(order: order_pb2.Order, public_url: str) -> OrderPublic:
-    return {
-        "id": order.id,
-        "client_secret": order.client_secret or None,
-        "customer_id": order.customer_id,
-        "status": ORDER_STATUSES[order.status],
-        "currency": order.currency,
-        "items": [{"sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price} for i in order.items],
-        "amount": order.amount,
-        "amount_refunded": order.amount_refunded,
-        "payment": payment_json(order.payment, public_url) if order.HasField("payment") else None,
-        "version": order.version,
-        "created_at": rfc3339(order.created_at),
-        "updated_at": rfc3339(order.updated_at),
-    }

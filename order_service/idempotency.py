@@ -119,7 +119,44 @@ async def set_order(tx: Tx, held: Claim, order_id: str) -> None:
 
 async def answer(tx: Tx, held: Claim, order: order_pb2.Order, payment: payment_pb2.Payment | None) -> None:
     """Store the success to replay, in the transaction of the change it answers."""
-    await tx.execute(_ANSWER, held.scope, held.key, OK, held.answer_of(order, payment).SerializeToString())
+    await answer_with(tx, held, held.answer_of(order, payment))
+
+
+async def answer_with(tx: Tx, held: Claim, response: Message) -> None:
+    """Store `response` as the success to replay, in the transaction of the change it answers."""
+    await tx.execute(_ANSWER, held.scope, held.key, OK, response.SerializeToString())
+
+
+async def claim(
+    tx: Tx, scope: str, key: str, digest: str, lease_us: int, answer_type: type[Message] = order_pb2.Order
+) -> Claim | Stored:
+    """Take the key for a request (its `digest`) for `lease_us`, in the caller's transaction: the
+    claim to answer under, or the answer stored for it."""
+    now = now_us()
+    if await tx.execute(_CLAIM, scope, key, digest, now + lease_us, now) == 1:
+        return Claim(scope, key, None, answer_type)
+    row = await tx.fetchrow(_GET, scope, key)
+    assert row is not None
+    if row["created_us"] <= now - TTL_US:
+        # Older than 24 h: forgotten, so this is a new request (the purge may not have run yet).
+        await tx.execute(_RENEW, scope, key, digest, now + lease_us, now)
+        return Claim(scope, key, None, answer_type)
+    if row["fingerprint"] != digest:
+        raise FailedPrecondition(
+            "this idempotency key was used with a different request", reason="IDEMPOTENCY_KEY_REUSED"
+        )
+    if row["response_code"] is not None:
+        return Stored(row["response_code"], bytes(row["response"]))
+    locked_until = row["locked_until_us"]
+    if locked_until is not None and locked_until > now:
+        raise Aborted(
+            "a request with this idempotency key is in progress",
+            reason="IDEMPOTENCY_KEY_IN_USE",
+            retry_after_s=max(1, math.ceil((locked_until - now) / 1_000_000)),
+        )
+    await tx.execute(_TAKE_OVER, scope, key, now + lease_us)
+    return Claim(scope, key, row["order_id"], answer_type)
+
 
 
 _held: ContextVar[Claim | None] = ContextVar("idempotency_claim", default=None)
@@ -182,30 +219,7 @@ class Idempotency:
     async def _claim(
         self, tx: Tx, scope: str, key: str, digest: str, lease_us: int, answer_type: type[Message]
     ) -> Claim | Stored:
-        now = now_us()
-        if await tx.execute(_CLAIM, scope, key, digest, now + lease_us, now) == 1:
-            return Claim(scope, key, None, answer_type)
-        row = await tx.fetchrow(_GET, scope, key)
-        assert row is not None
-        if row["created_us"] <= now - TTL_US:
-            # Older than 24 h: forgotten, so this is a new request (the purge may not have run yet).
-            await tx.execute(_RENEW, scope, key, digest, now + lease_us, now)
-            return Claim(scope, key, None, answer_type)
-        if row["fingerprint"] != digest:
-            raise FailedPrecondition(
-                "this idempotency key was used with a different request", reason="IDEMPOTENCY_KEY_REUSED"
-            )
-        if row["response_code"] is not None:
-            return Stored(row["response_code"], bytes(row["response"]))
-        locked_until = row["locked_until_us"]
-        if locked_until is not None and locked_until > now:
-            raise Aborted(
-                "a request with this idempotency key is in progress",
-                reason="IDEMPOTENCY_KEY_IN_USE",
-                retry_after_s=max(1, math.ceil((locked_until - now) / 1_000_000)),
-            )
-        await tx.execute(_TAKE_OVER, scope, key, now + lease_us)
-        return Claim(scope, key, row["order_id"], answer_type)
+        return await claim(tx, scope, key, digest, lease_us, answer_type)
 
     async def _settle(self, held: Claim, error: ServiceError | None) -> None:
         """Store the error to replay; or (None: the outcome is not known yet) give the key up

@@ -23,3 +23,12 @@ def check_kind(check: str) -> str:
     """The label of a check: `charge`, `expiry`, or `payment_change` (a confirm, cancel or refund
     whose answer may be lost; each has an id of its own, which would be a label per check)."""
     return check if check in (CHARGE_CHECK, EXPIRY_CHECK) else "payment_change"
+
+# -- webhooks (order_service/webhooks/worker.py) --
+
+WEBHOOK_ATTEMPTS = Counter(
+    "order_webhook_attempts_total",
+    "Webhook delivery attempts by what they came to: delivered (a 2xx), pending (failed, to be retried), "
+    "failed (failed, and the last of the retry schedule), lost_claim (finished after the lease ran out)",
+    ["outcome"],
+)

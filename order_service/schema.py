@@ -8,7 +8,18 @@ microseconds since the epoch (UTC) in both engines; an order is stored whole, as
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 from common.migrations import CLUSTERED
 
@@ -84,4 +95,73 @@ order_checks = Table(
     PrimaryKeyConstraint("order_id", "check_id"),
     Index("ix_order_checks_due", "due_us"),
     **CLUSTERED,
+)
+
+# -- the events feed and webhooks (docs/webhooks.md; order_service/events.py, order_service/webhooks/) --
+
+# The last number given to an event of each account. The transaction that writes an event
+# increments it, and holds the row's lock until it commits: the account's events are numbered in
+# the order they commit, with no gap, so a feed read after number n never misses one that
+# commits later.
+event_heads = Table(
+    "event_heads",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    **CLUSTERED,
+)
+
+# Each account's events (an order's versions, in `order_events`) by their number.
+account_events = Table(
+    "account_events",
+    metadata,
+    Column("account_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("order_id", String(40), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "seq"),
+    **CLUSTERED,
+)
+
+# `enabled_events`: the event types, space-separated, or `*`. `secret` signs every delivery;
+# while `old_secret_until_us` is ahead, `old_secret` signs beside it (a rotation's overlap).
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("description", String(1000), nullable=False),
+    Column("enabled_events", String(1000), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("secret", String(100), nullable=False),
+    Column("old_secret", String(100)),
+    Column("old_secret_until_us", BigInteger),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Index("ix_webhook_endpoints_account", "account_id", "id"),
+    **CLUSTERED,
+)
+
+# One row per event and endpoint, written in the transaction of the event. `next_attempt_us` is
+# NULL while an earlier version of the same order is still pending for the endpoint (it waits its
+# turn), and is pushed ahead by a lease while a replica holds the delivery (`claim`).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("endpoint_id", String(40), nullable=False),
+    Column("order_id", String(40), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_us", BigInteger),
+    Column("claim", String(40)),
+    Column("last_status_code", Integer),
+    Column("last_error", String(500)),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    UniqueConstraint("endpoint_id", "order_id", "version", name="uq_webhook_deliveries_lane"),
+    Index("ix_webhook_deliveries_endpoint", "endpoint_id", "seq"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_us"),
 )

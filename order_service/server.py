@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
-from functools import partial
+import grpc
 
 from common.db.postgres import PostgresDatabase
 from common.migrations import History
 from common.service import Service, build_service, open_service_database, service_main
 from order_service.changes import LocalChanges, PostgresChanges
+from order_service.event_service import EventServicer
+from order_service.events import Feed
 from order_service.idempotency import Idempotency
 from order_service.orders import Orders
 from order_service.payment_client import PaymentClient
@@ -18,9 +20,16 @@ from order_service.reconciler import Reconciler
 from order_service.servicer import OrderServicer
 from order_service.settings import OrderSettings
 from order_service.store import OrderStore
-from shop.order.v1 import order_pb2, order_pb2_grpc
+from order_service.webhooks.endpoints import Endpoints
+from order_service.webhooks.service import WebhookServicer
+from order_service.webhooks.worker import DeliveryWorker
+from shop.order.v1 import events_pb2, events_pb2_grpc, order_pb2, order_pb2_grpc
 
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
+# The events feed and webhooks (docs/webhooks.md), served beside OrderService.
+EVENT_SERVICE_NAMES = [
+    events_pb2.DESCRIPTOR.services_by_name[name].full_name for name in ("EventService", "WebhookService")
+]
 HISTORY = History.of_service("order_service", marker_table="orders")
 
 
@@ -35,16 +44,26 @@ async def create_server(settings: OrderSettings) -> Service:
     orders = Orders(store, payments)
     servicer = OrderServicer(orders, Idempotency(db), settings.payment_deadline_s)
     reconciler = Reconciler(orders, settings.reconcile_interval_s, settings.payment_deadline_s)
+    event_servicer = EventServicer(Feed(db), store.changes)
+    endpoints = Endpoints(db, settings.webhook_allow_private_networks, settings.webhook_secret_overlap_s)
+    webhook_servicer = WebhookServicer(endpoints)
+    deliveries = DeliveryWorker(db, settings)  # every replica sends (order_service/webhooks/worker.py)
+
+    def register(server: grpc.aio.Server) -> None:
+        order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server)
+        events_pb2_grpc.add_EventServiceServicer_to_server(event_servicer, server)
+        events_pb2_grpc.add_WebhookServiceServicer_to_server(webhook_servicer, server)
+
     return build_service(
         settings,
         db,
-        [SERVICE_NAME],
-        partial(order_pb2_grpc.add_OrderServiceServicer_to_server, servicer),
-        # Finish what a crash or an outage left open; it does not hold up the start, and it
-        # retries while the payment service is still coming up.
-        on_start=[reconciler.start],
+        [SERVICE_NAME, *EVENT_SERVICE_NAMES],
+        register,
+        # Finish what a crash or an outage left open, and send what is due; neither holds up the
+        # start, and both retry while the payment service or a receiver is still coming up.
+        on_start=[reconciler.start, deliveries.start],
         on_draining=[store.changes.close],
-        on_close=[reconciler.stop, payments.close],
+        on_close=[reconciler.stop, deliveries.stop, payments.close],
     )
 
 

@@ -8,9 +8,10 @@ from pydantic_settings import SettingsConfigDict
 
 from common.db import DatabaseUrl
 from common.service import ServiceSettings
+from order_service.webhooks.settings import WebhookSettings
 
 
-class OrderSettings(ServiceSettings):
+class OrderSettings(ServiceSettings, WebhookSettings):
     model_config = SettingsConfigDict(env_prefix="ORDER_")
 
     service_port: int = Field(50051, ge=0, le=65535)

@@ -17,7 +17,7 @@ from common.db import Database, Row, Sql, Tx, reads, writes
 from common.errors import NotFound
 from common.order_status import status_name
 from common.timestamps import now_us, us_of
-from order_service import idempotency
+from order_service import events, idempotency
 from order_service.changes import LocalChanges
 from order_service.domain import apply_payment
 from shop.order.v1 import order_pb2 as pb
@@ -222,3 +222,5 @@ class OrderStore:
 
 async def _append_event(tx: Tx, order: pb.Order) -> None:
     await tx.execute(INSERT_EVENT, order.id, order.version, order.SerializeToString(), us_of(order.updated_at))
+    # The events feed and webhooks (docs/webhooks.md): numbered and queued in this same transaction.
+    await events.record(tx, order)

@@ -11,6 +11,9 @@ The gateway needs an API key (CONTRACT §11). Unless GATEWAY_API_KEYS is given, 
 is made once into data/dev-api-key (mode 0600, kept across runs, for the account `acct_dev`) and
 printed in the banner; the demo page's routes act for `acct_dev` too (GATEWAY_DEMO_ACCOUNT), so
 the orders made on the page show up in `curl -u "$SHOP_KEY:" localhost:8000/v1/orders`.
+
+Webhooks may call loopback and private addresses here (WEBHOOK_ALLOW_PRIVATE_NETWORKS=true,
+unless it is given), so that a receiver on this machine works; the banner says so.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ def _development_defaults(key_file: Path) -> str | None:
     process's environment (read by the settings below and passed on to the three). Returns the
     development key when one is used."""
     os.environ.setdefault("GATEWAY_DEMO_ACCOUNT", DEV_ACCOUNT)
+    os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
     if "GATEWAY_API_KEYS" in os.environ:
         return None
     key = _dev_key(key_file)
@@ -92,8 +96,10 @@ def _development_defaults(key_file: Path) -> str | None:
     return key
 
 
-def _banner(public_url: str, local_url: str, dev_key: str | None, key_file: Path) -> str:
+def _banner(public_url: str, local_url: str, dev_key: str | None, key_file: Path, private_webhooks: bool) -> str:
     lines = ["", f"  gateway ready: {public_url}  (demo page /, API docs /docs)"]
+    if private_webhooks:
+        lines.append("  webhooks may call loopback and private addresses (WEBHOOK_ALLOW_PRIVATE_NETWORKS=true)")
     if dev_key is not None:
         lines += [
             f"  development API key ({key_file}, account {DEV_ACCOUNT}):",
@@ -245,7 +251,8 @@ def main() -> int:
     stack = Stack({**os.environ, **targets})
     stack.start()
     try:
-        banner = _banner(gateway.gateway_public_url, url, dev_key, run.run_dev_key_file)
+        private_webhooks = order.webhook_allow_private_networks
+        banner = _banner(gateway.gateway_public_url, url, dev_key, run.run_dev_key_file, private_webhooks)
         return _supervise(stack, url, banner, targets, ready_timeout, lambda: stopping)
     finally:
         stack.stop()

@@ -62,6 +62,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert running.leaked_lines() == []
 
 
+# The stack of the events-feed and webhook suites (docs/webhooks.md): private networks allowed (the
+# receivers listen on loopback), a short retry schedule and timeout, a short SSE heartbeat.
+WEBHOOK_ENV = {
+    "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+    "WEBHOOK_RETRY_SCHEDULE_S": "0.2,0.2",
+    "WEBHOOK_TIMEOUT_S": "1",
+    "SSE_HEARTBEAT_S": "0.5",
+}
+
+
+@pytest.fixture(scope="session")
+def webhook_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(tmp_path_factory.mktemp("webhooks"), env=WEBHOOK_ENV).start()
+    yield running
+    running.stop()
+    # No key, client secret or webhook signing secret in any log line (docs/webhooks.md#webhook-endpoints).
+    assert running.leaked_lines(["whsec_"]) == []
+
+
 @pytest.fixture
 def fresh_stack(tmp_path: Path) -> Iterator[Stack]:
     """A stack of its own, for tests that kill, stop or reconfigure services (not started)."""

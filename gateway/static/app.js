@@ -4,10 +4,13 @@
 // file measures and shows what the channels deliver.
 import { ApiError, apiUrl, cancelOrder, createOrder, refundOrder } from "./api.js";
 import { CHANNELS, followWebSocket } from "./channels.js";
+import { WEBHOOK, prepareWebhooks } from "./webhooks.js";
 
 const $ = (id) => document.getElementById(id);
 const CANCELABLE = new Set(["pending_payment", "requires_action"]);
 const REFUNDABLE = new Set(["paid", "partially_refunded"]);
+// Every panel of the side-by-side view: the four channels, and the fifth way, a webhook.
+const PANELS = { ...CHANNELS, webhook: WEBHOOK };
 
 const state = {
   order: null, // the newest version of the order, from any channel or answer
@@ -71,13 +74,15 @@ function watcher(view) {
       requests += 1;
       view.requests(requests);
     },
-    update(order) {
+    // `arrivedAt`: when it arrived, if not now (a webhook arrives at its receiver, not here);
+    // every version such a follower hands on is a change, its first included.
+    update(order, arrivedAt = null) {
       if (stopped || order.id !== state.order.id || order.version <= lastVersion) {
         return;
       }
-      const first = lastVersion === 0;
+      const first = lastVersion === 0 && arrivedAt === null;
       lastVersion = order.version;
-      const arrived = new Date();
+      const arrived = arrivedAt || new Date();
       let afterClick = null;
       const ask = state.asked;
       if (!first && ask && ask !== measuredAsk && order.version > ask.version) {
@@ -103,7 +108,7 @@ function watcher(view) {
 
 function follow(channel, view) {
   const watching = watcher(view);
-  const stopChannel = CHANNELS[channel].follow(state.order, watching);
+  const stopChannel = PANELS[channel].follow(state.order, watching);
   state.stops.push(() => {
     watching.stop();
     stopChannel();
@@ -158,11 +163,15 @@ function panelView(channel) {
   panel.setAttribute("aria-labelledby", `panel-${channel}-title`);
   const title = panel.querySelector(".panel-title");
   title.id = `panel-${channel}-title`;
-  title.textContent = CHANNELS[channel].name;
-  panel.querySelector(".panel-how").textContent = CHANNELS[channel].how;
+  title.textContent = PANELS[channel].name;
+  panel.querySelector(".panel-how").textContent = PANELS[channel].how;
   const part = (name) => panel.querySelector(`.panel-${name}`);
   $("panels").append(panel);
   return {
+    // A panel that will show nothing, and why (webhooks that cannot reach this demo).
+    off(reason) {
+      part("how").textContent = reason;
+    },
     requests(count) {
       part("requests").textContent = String(count);
     },
@@ -309,13 +318,14 @@ async function placeOrder(event) {
   const button = $("place-order");
   button.disabled = true;
   try {
+    const view = chosenView();
+    const webhooks = view === "all" ? await prepareWebhooks() : null;
     const order = await createOrder({
       customer_id: "cus_demo",
       currency: "EUR",
       items: [{ sku: "BOOK-42", quantity: 2, unit_price: 1299 }],
       payment_method: $("payment-method").value,
     });
-    const view = chosenView();
     state.order = order;
     state.history = new Map();
     state.asked = null;
@@ -326,6 +336,12 @@ async function placeOrder(event) {
       $("compare-empty").hidden = true;
       for (const channel of Object.keys(CHANNELS)) {
         follow(channel, panelView(channel));
+      }
+      const webhookPanel = panelView("webhook");
+      if (webhooks.enabled) {
+        follow("webhook", webhookPanel);
+      } else {
+        webhookPanel.off(webhooks.reason);
       }
     } else {
       follow(view, singleView(view));

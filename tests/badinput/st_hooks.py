@@ -4,6 +4,11 @@ Every request that carries a valid `Idempotency-Key` gets a fresh one: schemathe
 same few values ("0") for unrelated requests, and a key reused with another body is rightly
 refused with 422 (CONTRACT §3). Replays of one key are the integration tests' business.
 
+Every webhook endpoint URL is aimed at a host under `.invalid`, which never resolves: the
+services must not be made to POST to whatever address schemathesis draws (on a CI machine with a
+network, that would be the internet). Such a URL is refused with 400; the integration tests
+create real endpoints.
+
 One rule of the API cannot be written in JSON Schema: an order's total (the sum of quantity x
 unit_price) must be 1-100,000,000. A body that keeps every per-field limit but breaks the total
 is refused with 400, as CONTRACT §3 says — so it is not "positive data", and it is dropped from
@@ -18,6 +23,8 @@ from typing import Any
 import schemathesis
 
 from common.input_limits import IDEMPOTENCY_KEY_RE, MAX_ORDER_AMOUNT, MIN_ORDER_AMOUNT
+
+NOWHERE = "https://webhooks.schemathesis.invalid/hook"
 
 
 def _total(body: Any) -> int | None:
@@ -63,3 +70,5 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case[Any],
     headers = case.headers
     if headers is not None and IDEMPOTENCY_KEY_RE.match(str(headers.get("idempotency-key", ""))):
         headers["idempotency-key"] = uuid.uuid4().hex
+    if isinstance(case.body, dict) and isinstance(case.body.get("url"), str):
+        case.body["url"] = NOWHERE

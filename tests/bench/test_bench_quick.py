@@ -14,7 +14,7 @@ import pytest
 from tests import postgres, redis_server
 from tests.harness import ROOT
 
-SECTIONS = ("codec", "ratelimit", "hop", "e2e", "server", "push", "e2e_postgres", "push_replicas")
+SECTIONS = ("codec", "ratelimit", "hop", "e2e", "server", "push", "e2e_postgres", "push_replicas", "webhooks")
 ON_POSTGRES = ("e2e_postgres", "push_replicas")
 CHANNELS = ("short_poll", "long_poll", "sse", "websocket")
 
@@ -170,6 +170,21 @@ def test_push_figures(report: dict[str, Any]) -> None:
     assert {r["channel"] for r in push["memory"]} == {"sse", "websocket"}
 
 
+def test_webhook_figures(report: dict[str, Any]) -> None:
+    rows = report["webhooks"]["results"]
+    assert [(r["endpoints"], r["dead"], r["mode"]) for r in rows] == [
+        (e, d, m) for e, d in ((1, 0), (100, 1)) for m in ("burst", "paced")
+    ]
+    for row in rows:
+        # Every event reached every live endpoint (the run waits for that), none of them twice.
+        assert row["deliveries"] == row["orders"] * report["webhooks"]["events_per_order"] * (
+            row["endpoints"] - row["dead"]
+        )
+        assert row["duplicates"] == 0, row
+        assert row["deliveries_per_s"] > 0, row
+        assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"], row
+
+
 def test_goals_are_reported(report: dict[str, Any]) -> None:
     assert report["goals"]
     for goal in report["goals"]:
@@ -181,7 +196,7 @@ def test_goals_are_reported(report: dict[str, Any]) -> None:
 
 def test_table_and_plots(quick: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     done, out = quick
-    titles = ["1a.", "1b.", "1c.", "2a.", "2c.", "3a.", "3b.", "Goals"]
+    titles = ["1a.", "1b.", "1c.", "2a.", "2c.", "3a.", "3b.", "4.", "Goals"]
     titles += ["2b.", "3c."] if postgres.available() else []
     for title in titles:
         assert f"\n{title}" in done.stdout

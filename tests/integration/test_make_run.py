@@ -182,6 +182,8 @@ async def test_changing_only_the_ports_gives_a_stack_that_finds_itself(
     await running.line(lambda line: f"gateway ready: http://localhost:{gateway_port}" in line, 45)
     # The banner gives the development key it made, kept for its owner's eyes only.
     exported = await running.line(lambda line: "export SHOP_KEY=" in line, 5)
+    # Webhooks may call this machine (make run sets it, and says so: docs/webhooks.md#urls-that-are-refused).
+    assert any("WEBHOOK_ALLOW_PRIVATE_NETWORKS=true" in line for line in running.lines)
     key = exported.split("=", 1)[1]
     key_file = tmp_path / "dev-api-key"
     assert key_file.read_text().strip() == key
@@ -192,6 +194,9 @@ async def test_changing_only_the_ports_gives_a_stack_that_finds_itself(
         reply = await client.post("/v1/orders", json=order_body("pm_wallet_qr"), auth=(key, ""))
     assert reply.status_code == 201, reply.text
     order = reply.json()
+    receiver = {"url": f"http://127.0.0.1:{free_port()}/hook"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}", timeout=10) as client:
+        assert (await client.post("/v1/webhook_endpoints", json=receiver, auth=(key, ""))).status_code == 201
     # The public URL follows the gateway's port, and the order is in *this* order service.
     assert order["payment"]["next_action"]["confirm_url"].startswith(f"http://localhost:{gateway_port}/pay/")
     async with grpc.aio.insecure_channel(f"127.0.0.1:{order_port}") as channel:

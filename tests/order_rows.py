@@ -1,0 +1,35 @@
+"""Orders written straight into the order service's database by the store's own transactions,
+for tests of what hangs off an order's writes (the events feed, webhooks) without a flow."""
+
+from __future__ import annotations
+
+from common.db import Tx
+from common.order_status import status_name
+from common.timestamps import now_us, us_of
+from order_service import store
+from shop.order.v1 import order_pb2 as pb
+
+
+async def insert(tx: Tx, order: pb.Order, payment_method: str) -> None:
+    """The order as `OrderStore.add_pending` writes it (its event, its check), inside `tx`."""
+    add_pending = store.OrderStore.add_pending.__wrapped__  # type: ignore[attr-defined]
+    await add_pending(None, tx, order, payment_method, now_us())
+
+
+async def locked(tx: Tx, order_id: str) -> pb.Order | None:
+    row = await tx.fetchrow(store.GET_FOR_UPDATE, order_id)
+    return None if row is None else pb.Order.FromString(row["doc"])
+
+
+async def save(tx: Tx, order: pb.Order) -> None:
+    """A new version of the order (the caller bumped `version`) and its event, inside `tx`."""
+    await tx.execute(
+        store.UPDATE_ORDER,
+        order.id,
+        status_name(order.status),
+        order.payment.id or None,
+        order.version,
+        order.SerializeToString(),
+        us_of(order.updated_at),
+    )
+    await store._append_event(tx, order)
