@@ -7,13 +7,23 @@ from common.db import Tx
 from common.order_status import status_name
 from common.timestamps import now_us, us_of
 from order_service import store
+from order_service.changes import LocalChanges
 from shop.order.v1 import order_pb2 as pb
+
+
+class _Quiet:
+    """Stands for the store: its changes announce to nobody (no watcher in these tests)."""
+
+    changes = LocalChanges()
+
+
+_QUIET = _Quiet()
 
 
 async def insert(tx: Tx, order: pb.Order, payment_method: str) -> None:
     """The order as `OrderStore.add_pending` writes it (its event, its check), inside `tx`."""
     add_pending = store.OrderStore.add_pending.__wrapped__  # type: ignore[attr-defined]
-    await add_pending(None, tx, order, payment_method, now_us())
+    await add_pending(_QUIET, tx, order, payment_method, now_us())
 
 
 async def locked(tx: Tx, order_id: str) -> pb.Order | None:
