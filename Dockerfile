@@ -57,8 +57,9 @@ COPY --from=app /app /app
 WORKDIR /app
 # In a container every service listens on all interfaces, and keeps its SQLite file under
 # /data (mount a volume there); /certs is where compose's one-shot `certs` service writes the
-# development certificates for mTLS (a new named volume takes the directory's owner, shop). The rest of the configuration (CONTRACT §7) comes from the
-# environment that `docker run -e` or compose passes.
+# development certificates for mTLS (a new named volume takes the directory's owner, shop). The rest
+# of the configuration (docs/operations.md#configuration) comes from the environment that `docker
+# run -e` or compose passes.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

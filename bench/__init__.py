@@ -1,1 +1,2 @@
-"""make bench: the article's claims measured on this machine (CONTRACT §9)."""
+"""make bench: the article's claims measured on this machine
+(bench/README.md#benchmarks-make-bench)."""

@@ -1,5 +1,5 @@
-"""`python -m bench [--quick]`: run the benchmarks of CONTRACT §9, print one table, write
-`latest.json`, `latest.md` and PNG plots.
+"""`python -m bench [--quick]`: run the benchmarks of bench/README.md#benchmarks-make-bench, print
+one table, write `latest.json`, `latest.md` and PNG plots.
 
 It starts what it needs itself, on free ports with temporary databases: the hop servers
 (bench/hop_server.py), the three services on SQLite (tests/harness.Stack) with a plain FastAPI

@@ -1,5 +1,5 @@
-"""The API keys of every stack the benchmark starts (CONTRACT §11), and the header its clients
-send: the secret key is handed to every load tool — in this process and in
+"""The API keys of every stack the benchmark starts (docs/security.md#api-keys), and the header its
+clients send: the secret key is handed to every load tool — in this process and in
 `python -m bench.http_load` — through the environment variable SHOP_BENCH_API_KEY. So the
 measured requests pay for authentication and the rate limiter like any client's (the stacks'
 limits are set far above the load: tests/harness.py)."""

@@ -251,7 +251,8 @@ async def _memory(plan: Plan, stack: Stack, channel: str) -> dict[str, Any]:
 
 
 async def _probe(base: str, channel: str) -> str | None:
-    """None when the gateway serves this channel (CONTRACT §5); else why not."""
+    """None when the gateway serves this channel (docs/push-channels.md#the-four-ways); else why
+    not."""
     follow = follower(channel, 1.0, 1)
     try:
         async with new_session() as session:

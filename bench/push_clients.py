@@ -1,5 +1,6 @@
-"""The four kinds of client of CONTRACT §5, each following one order until it sees a version
-newer than the one it started from, and counting the HTTP requests it spends on the way.
+"""The four kinds of client of docs/push-channels.md#the-four-ways, each following one order until
+it sees a version newer than the one it started from, and counting the HTTP requests it spends on
+the way.
 
 They run on one aiohttp session in the benchmark's process, not in the gateway's. Each records
 `time.perf_counter()` when it has the new version in hand (the body parsed), so a delay is

@@ -1,6 +1,7 @@
-"""Benchmark 3c, push across replicas (CONTRACT §10): how long until a watcher sees a change
-committed through order replica A, when it watches on A itself and when it watches on replica B
-(which hears of it only through PostgreSQL's NOTIFY, or its safety-net re-read of the log).
+"""Benchmark 3c, push across replicas (docs/push-channels.md#across-replicas): how long until a
+watcher sees a change committed through order replica A, when it watches on A itself and when it
+watches on replica B (which hears of it only through PostgreSQL's NOTIFY, or its safety-net re-read
+of the log).
 
 On the PostgreSQL set-up of bench/pg.py: 2 order replicas, each with a gateway pinned to it
 (its ORDER_SERVICE_TARGET names only that replica), so that an SSE stream's WatchOrder is known

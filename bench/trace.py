@@ -1,7 +1,7 @@
 """`make trace` (`python -m bench.trace`): one `POST /v1/orders` on a throw-away stack with
 `OTEL_TRACES_EXPORTER=console`, printed as its trace — a tree of the spans of the three processes,
-each timed and labelled with the article's steps it covers (README, "Where the article's 14 steps
-live").
+each timed and labelled with the article's steps it covers
+(README.md#where-the-articles-14-steps-live).
 
 The stack (tests/harness.Stack: the real `python -m …` processes, temporary SQLite files, free
 ports) serves one order first, so that the traced one shows the warm path rather than the

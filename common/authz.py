@@ -1,4 +1,5 @@
-"""Which certificate may call which method (CONTRACT §11), for a gRPC server with mTLS on.
+"""Which certificate may call which method (docs/security.md#mtls-between-the-services), for a gRPC
+server with mTLS on.
 
 Two settings of a server (both optional; unset, any certificate that its CA signed may call
 anything and send anything, so that one certificate shared by the three processes of `make

@@ -1,4 +1,4 @@
-"""Whom a gRPC call acts for (CONTRACT §11): its `CallerScope`, read from its metadata.
+"""Whom a gRPC call acts for (docs/security.md#security): its `CallerScope`, read from its metadata.
 
 The gateway authenticates the caller and says so in two metadata entries:
 

@@ -1,4 +1,4 @@
-"""Health that follows the database (CONTRACT §14).
+"""Health that follows the database (docs/database-failures.md#what-a-client-sees).
 
 A replica that cannot reach its database can do nothing useful, so it says so: every
 PROBE_INTERVAL_S it asks the database whether it can be used (`Database.check`: `SELECT 1` on a

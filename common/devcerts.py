@@ -1,5 +1,6 @@
-"""Development certificates for mTLS between the services (CONTRACT §11): a CA of its own and a
-certificate per identity, made with `cryptography`.
+"""Development certificates for mTLS between the services
+(docs/security.md#mtls-between-the-services): a CA of its own and a certificate per identity, made
+with `cryptography`.
 
     python -m common.devcerts DIR [--if-missing]     (`make certs` → data/certs/)
 

@@ -1,4 +1,5 @@
-"""The plaintext health-only port of a gRPC service that runs with mTLS (CONTRACT §11).
+"""The plaintext health-only port of a gRPC service that runs with mTLS
+(docs/security.md#health-checks-under-mtls).
 
 A probe that cannot present a client certificate — Kubernetes' native gRPC probe (the kubelet
 speaks plaintext or server-only TLS), compose's healthcheck — asks here. It is a server of its

@@ -1,7 +1,8 @@
-"""What a caller may send, in one place (CONTRACT §3 and §11): the limits of an order, and the
-shape of every id, key and secret. The gateway documents them in OpenAPI and refuses early; the
-services enforce them for every gRPC caller. Each text rule is three names side by side: the
-pattern (JSON Schema and pydantic), its compiled form, and the sentence a field violation shows.
+"""What a caller may send, in one place (docs/rest-api.md#routes and docs/security.md#security): the
+limits of an order, and the shape of every id, key and secret. The gateway documents them in OpenAPI
+and refuses early; the services enforce them for every gRPC caller. Each text rule is three names
+side by side: the pattern (JSON Schema and pydantic), its compiled form, and the sentence a field
+violation shows.
 """
 
 from __future__ import annotations

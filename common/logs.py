@@ -30,9 +30,9 @@ def adopt_request_id(given: str | None) -> str:
     return given if given is not None and _REQUEST_ID_RE.fullmatch(given) else new_id("req")
 
 
-# Secrets that a library may put in a line of its own (CONTRACT §11): uvicorn's and websockets'
-# DEBUG lines show a request line with its query (`?client_secret=…`), an exception may quote a
-# header. Every line is passed through `redact` before it is written.
+# Secrets that a library may put in a line of its own (docs/security.md#secrets-never-leak):
+# uvicorn's and websockets' DEBUG lines show a request line with its query (`?client_secret=…`), an
+# exception may quote a header. Every line is passed through `redact` before it is written.
 _SECRETS = re.compile(
     r"(?P<name>client_secret=)[^&\s\"']+"
     r"|(?P<key>\b[sr]k_)[A-Za-z0-9_]{8,}"

@@ -1,4 +1,4 @@
-"""The test payment methods of CONTRACT §4 and what each one does.
+"""The test payment methods of docs/rest-api.md#test-payment-methods and what each one does.
 
 Public contract, so shared: the payment service acts on it, the order service refuses an
 unknown method before it writes anything, and the gateway lists the methods in OpenAPI."""

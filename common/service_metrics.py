@@ -1,4 +1,4 @@
-"""Prometheus metrics of a gRPC service (CONTRACT §12), served on its own port by
+"""Prometheus metrics of a gRPC service (docs/operations.md#metrics), served on its own port by
 prometheus-client's HTTP server (`ORDER_METRICS_PORT`, `PAYMENT_METRICS_PORT`; 0: none).
 
     grpc_server_handled_total{grpc_service, grpc_method, grpc_code}   calls answered

@@ -1,4 +1,5 @@
-"""Mutual TLS between the services (CONTRACT §11): GRPC_TLS_CA, GRPC_TLS_CERT, GRPC_TLS_KEY.
+"""Mutual TLS between the services (docs/security.md#mtls-between-the-services): GRPC_TLS_CA,
+GRPC_TLS_CERT, GRPC_TLS_KEY.
 
 With all three set (PEM file paths) on a process, every gRPC connection it makes or takes is
 mutual TLS: a server asks for a client certificate and refuses a connection without one, or

@@ -1,4 +1,4 @@
-"""Traces (CONTRACT §12): whether this process records spans, and where they go.
+"""Traces (docs/operations.md#traces): whether this process records spans, and where they go.
 
 Chosen at start by the OpenTelemetry SDK's own variables:
 

@@ -1,4 +1,5 @@
-"""The gateway's API keys (CONTRACT §11): `GATEWAY_API_KEYS`, parsed once at start into digests.
+"""The gateway's API keys (docs/security.md#api-keys): `GATEWAY_API_KEYS`, parsed once at start into
+digests.
 
     GATEWAY_API_KEYS=acct_shop:sk_live_…,acct_shop:rk_live_…,acct_other:sk_live_…
 

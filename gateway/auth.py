@@ -1,5 +1,5 @@
-"""Who is calling (CONTRACT §11): API keys on every `/v1/…` request, client secrets for the one
-order a browser follows, rate limits, and failed authentications counted per client address.
+"""Who is calling (docs/security.md#api-keys): API keys on every `/v1/…` request, client secrets for
+the one order a browser follows, rate limits, and failed authentications counted per client address.
 
 One ASGI middleware decides before any route runs — before the body is read, so that nobody
 without a key learns anything from a 400, 413 or 415 — and leaves its answer in the scope

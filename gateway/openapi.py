@@ -1,5 +1,5 @@
-"""The API keys and client secrets in /openapi.json and /docs (CONTRACT §11), described with
-FastAPI's own security classes — HTTPBearer, HTTPBasic, APIKeyQuery — but not run as
+"""The API keys and client secrets in /openapi.json and /docs (docs/security.md#api-keys), described
+with FastAPI's own security classes — HTTPBearer, HTTPBasic, APIKeyQuery — but not run as
 dependencies: gateway/auth.py's middleware has decided before any route runs, and FastAPI would
 solve them on every request for nothing. Every /v1 operation gets the key schemes; the ones a
 browser may reach with an order's client secret (auth.accepts_client_secret) get that too."""

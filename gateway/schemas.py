@@ -1,5 +1,6 @@
 """The REST API's JSON shapes: request models that refuse anything the contract does not allow
-(strict types, no unknown fields, the limits of CONTRACT §3), and the documents it answers."""
+(strict types, no unknown fields, the limits of docs/rest-api.md#input-limits), and the documents it
+answers."""
 
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ class CancelCreate(_Strict):
 
 class PaymentConfirm(_Strict):
     approve: bool = True
-    # Instead of an API key (CONTRACT §11): the order's client secret, as the phone page sends it.
+    # Instead of an API key (docs/security.md#client-secrets): the order's client secret, as the
+    # phone page sends it.
     client_secret: str | None = Field(
         default=None,
         pattern=CLIENT_SECRET_PATTERN,
@@ -144,7 +146,7 @@ class PaymentPublic(TypedDict):
 class OrderPublic(TypedDict):
     id: str
     # Shown to the order's owner (and to a browser that has it already): give it to the
-    # customer's browser, never an API key (CONTRACT §11).
+    # customer's browser, never an API key (docs/security.md#client-secrets).
     client_secret: str | None
     customer_id: str
     status: OrderStatus  # type: ignore[valid-type]

@@ -36,8 +36,8 @@ class GatewaySettings(CommonSettings, TlsSettings):
     gateway_public_url: str = ""
     gateway_deadline_s: float = Field(5, gt=0, le=300)
     sse_heartbeat_s: float = Field(15, gt=0)
-    # CONTRACT §11: `<account_id>:<key>,…`, kept as digests only (gateway/api_keys.py); no key,
-    # no gateway. The default "" is validated too, so that its absence gets a sentence.
+    # docs/security.md#api-keys: `<account_id>:<key>,…`, kept as digests only (gateway/api_keys.py);
+    # no key, no gateway. The default "" is validated too, so that its absence gets a sentence.
     gateway_api_keys: Annotated[KeyRing, NoDecode, BeforeValidator(_key_ring)] = Field(
         default="", validate_default=True
     )

@@ -1,5 +1,5 @@
-"""The order rules: input limits, the amount, the state machine of CONTRACT §3, and how a
-payment's state moves its order."""
+"""The order rules: input limits, the amount, the state machine of docs/rest-api.md#order-statuses,
+and how a payment's state moves its order."""
 
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ def order_amount(items: list[pb.LineItem]) -> int:
 
 
 def validate_create(request: pb.CreateOrderRequest) -> int:
-    """Check a CreateOrderRequest against the limits of CONTRACT §3; return its amount."""
+    """Check a CreateOrderRequest against the limits of docs/rest-api.md#input-limits; return its
+    amount."""
     violations: list[tuple[str, str]] = []
     if not IDENTIFIER_RE.match(request.customer_id):
         violations.append(("customer_id", IDENTIFIER_RULE))

@@ -1,4 +1,5 @@
-"""REST idempotency keys (CONTRACT §3), kept in the database so that every replica sees them.
+"""REST idempotency keys (docs/rest-api.md#idempotency), kept in the database so that every replica
+sees them.
 
 As at Stripe (and brandur's "Implementing Stripe-like Idempotency Keys in Postgres"):
 

@@ -38,8 +38,9 @@ orders = Table(
     Column("doc", LargeBinary, nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
-    # The account whose API key created the order (CONTRACT §11); NULL for orders made before
-    # accounts, which only internal calls see. An account's list uses the ix_orders_account_* indexes.
+    # The account whose API key created the order (docs/security.md#accounts-and-ownership); NULL
+    # for orders made before accounts, which only internal calls see. An account's list uses the
+    # ix_orders_account_* indexes.
     Column("account_id", String(64)),
     Index("ix_orders_customer", "customer_id", "id"),
     Index("ix_orders_status", "status", "id"),

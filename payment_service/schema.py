@@ -32,7 +32,8 @@ payments = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
     # The account the payment is for, from the order service's x-account-id (NULL: from before
-    # accounts), and the order's client secret, which lets the phone page read it (CONTRACT §11).
+    # accounts), and the order's client secret, which lets the phone page read it
+    # (docs/security.md#client-secrets).
     Column("account_id", String(64)),
     Column("client_secret", String(200)),
     **CLUSTERED,

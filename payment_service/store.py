@@ -37,8 +37,8 @@ class PaymentRecord:
     version: int
     created_us: int
     updated_us: int
-    # CONTRACT §11: the account the payment is for, and its order's client secret (None: a
-    # payment from before accounts, or an internal charge).
+    # docs/security.md#accounts-and-ownership: the account the payment is for, and its order's
+    # client secret (None: a payment from before accounts, or an internal charge).
     account_id: str | None = None
     client_secret: str | None = None
 

@@ -7,10 +7,11 @@ the same one line that the service would print. The gRPC targets follow the port
 ORDER_SERVICE_PORT changed, the gateway still finds the order service. A stack that does not
 become ready within RUN_READY_TIMEOUT_S (60) is stopped, with the reason /readyz gave.
 
-The gateway needs an API key (CONTRACT §11). Unless GATEWAY_API_KEYS is given, a development key
-is made once into data/dev-api-key (mode 0600, kept across runs, for the account `acct_dev`) and
-printed in the banner; the demo page's routes act for `acct_dev` too (GATEWAY_DEMO_ACCOUNT), so
-the orders made on the page show up in `curl -u "$SHOP_KEY:" localhost:8000/v1/orders`.
+The gateway needs an API key (docs/security.md#development-keys). Unless GATEWAY_API_KEYS is given,
+a development key is made once into data/dev-api-key (mode 0600, kept across runs, for the account
+`acct_dev`) and printed in the banner; the demo page's routes act for `acct_dev` too
+(GATEWAY_DEMO_ACCOUNT), so the orders made on the page show up in `curl -u "$SHOP_KEY:"
+localhost:8000/v1/orders`.
 
 Webhooks may call loopback and private addresses here (WEBHOOK_ALLOW_PRIVATE_NETWORKS=true,
 unless it is given), so that a receiver on this machine works; the banner says so.

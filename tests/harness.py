@@ -22,7 +22,8 @@ from tests.ports import free_port as free_port  # the suites take their ports fr
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Every stack's accounts (CONTRACT §11). Their keys are made afresh for each stack.
+# Every stack's accounts (docs/security.md#accounts-and-ownership). Their keys are made afresh for
+# each stack.
 ACCOUNT = "acct_test"
 OTHER_ACCOUNT = "acct_other"
 DEMO_ACCOUNT = "acct_demo"
@@ -201,8 +202,8 @@ class Stack:
 
     def leaked_lines(self, secrets_: Iterable[str] = ()) -> list[str]:
         """Every log line of the three services that holds one of the stack's API keys, one of
-        `secrets_`, or anything shaped like a client secret (`…_secret_…`): CONTRACT §11 says
-        none may."""
+        `secrets_`, or anything shaped like a client secret (`…_secret_…`):
+        docs/security.md#secrets-never-leak says none may."""
         return leaked_lines(self.services.values(), [*self.keys.all, *secrets_])
 
 
@@ -226,9 +227,10 @@ def ipv4_target(ports: list[int]) -> str:
 
 @dataclass
 class Cluster:
-    """Several replicas of every service on PostgreSQL (CONTRACT §10): `replicas` payment
-    services, `replicas` order services and `gateways` gateways, each gRPC client aimed at every
-    replica of its target. All of them are started at the same instant (`start`)."""
+    """Several replicas of every service on PostgreSQL
+    (docs/operations.md#several-replicas-on-postgresql): `replicas` payment services, `replicas`
+    order services and `gateways` gateways, each gRPC client aimed at every replica of its target.
+    All of them are started at the same instant (`start`)."""
 
     workdir: Path
     order_database_url: str

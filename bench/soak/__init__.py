@@ -1,7 +1,8 @@
 """The soak: the system runs for a while under a steady mixed load and must stay as it was.
 
-`make soak` (SOAK_SECONDS, default 600) starts PostgreSQL and the set-up of CONTRACT §10 — two
-replicas of each gRPC service and two gateways (tests/harness.py `Cluster`) — and drives it with
+`make soak` (SOAK_SECONDS, default 600) starts PostgreSQL and the set-up of
+docs/guarantees.md#any-replica-any-request — two replicas of each gRPC service and two gateways
+(tests/harness.py `Cluster`) — and drives it with
 
 - shoppers (shoppers.py): orders with Idempotency-Keys at a steady rate, cards that pay or are
   declined, QR payments confirmed, some refunds, reads and lists;

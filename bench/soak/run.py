@@ -1,7 +1,8 @@
-"""One soak run: the PostgreSQL set-up of CONTRACT §10 — two replicas of each gRPC service and two
-gateways on one PostgreSQL server — under the steady mixed load of shoppers.py and the watchers
-of watchers.py for `Plan.seconds`, sampled every `Plan.sample_s` (samples.py); then the books
-are audited (tests/fault/ledger.py) and the figures made (figures.py)."""
+"""One soak run: the PostgreSQL set-up of docs/guarantees.md#any-replica-any-request — two replicas
+of each gRPC service and two gateways on one PostgreSQL server — under the steady mixed load of
+shoppers.py and the watchers of watchers.py for `Plan.seconds`, sampled every `Plan.sample_s`
+(samples.py); then the books are audited (tests/fault/ledger.py) and the figures made
+(figures.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Server-Sent Events for one order (CONTRACT §5.3), as a lean ASGI app.
+"""Server-Sent Events for one order (docs/push-channels.md#server-sent-events), as a lean ASGI app.
 
     retry: 2000
 

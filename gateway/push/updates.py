@@ -10,7 +10,7 @@ from gateway.convert import order_json
 from shop.order.v1 import order_pb2
 
 EVENT_TYPE = "order.updated"
-# After these the order never changes again (CONTRACT §3): streams end.
+# After these the order never changes again (docs/rest-api.md#order-statuses): streams end.
 FINAL_STATUSES = frozenset({"payment_failed", "canceled", "refunded"})
 
 
@@ -21,7 +21,8 @@ class OrderUpdate:
     body: bytes  # the order JSON, exactly as GET /v1/orders/{id} answers it
     sse: bytes  # one SSE event: `id`, `event` and `data` lines
     ws: str  # one WebSocket text frame
-    # Whose it is, so that the hub can tell each client apart before it joins (CONTRACT §11).
+    # Whose it is, so that the hub can tell each client apart before it joins
+    # (docs/security.md#client-secrets).
     account_id: str
     client_secret: str
 

@@ -1,4 +1,4 @@
-"""WebSocket for one order (CONTRACT §5.4), as a lean ASGI app.
+"""WebSocket for one order (docs/push-channels.md#websocket), as a lean ASGI app.
 
     server → client   {"type": "order.updated", "version": 3, "order": {…}}   (text frames)
     client → server   {"type": "ping"}  →  {"type": "pong"};  anything else: close 1003

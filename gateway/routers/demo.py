@@ -1,5 +1,5 @@
-"""The demo page's three changes, made here for a demo account (CONTRACT §11): the page's
-browser holds no API key.
+"""The demo page's three changes, made here for a demo account (docs/security.md#the-demo-routes):
+the page's browser holds no API key.
 
     POST /demo/orders                 same body and answer as POST /v1/orders
     POST /demo/orders/{id}/cancel     same as POST /v1/orders/{id}/cancel, with ?client_secret=

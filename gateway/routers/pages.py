@@ -1,6 +1,6 @@
-"""The two web pages (CONTRACT §6): the demo checkout page `/`, the phone's confirmation page
-`/pay/{payment_id}`, and their static files. Plain HTML, CSS and JavaScript from
-gateway/static; nothing is loaded from another site."""
+"""The two web pages (docs/demo-page.md#the-demo-page-and-the-qr-code-confirmation): the demo
+checkout page `/`, the phone's confirmation page `/pay/{payment_id}`, and their static files. Plain
+HTML, CSS and JavaScript from gateway/static; nothing is loaded from another site."""
 
 from __future__ import annotations
 

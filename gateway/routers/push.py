@@ -1,4 +1,5 @@
-"""Following an order as it changes (CONTRACT §5): Server-Sent Events and WebSocket.
+"""Following an order as it changes (docs/push-channels.md#the-four-ways): Server-Sent Events and
+WebSocket.
 
 Both streams are served by plain ASGI endpoints from gateway/push (sse.py, websocket.py say
 why: a small idle watcher), registered here ahead of the FastAPI route that documents the SSE
@@ -76,5 +77,5 @@ async def order_events(
     reconnect with a Last-Event-ID at or past the final version gets 204.
 
     The WebSocket `WS /v1/orders/{order_id}/ws` (`?after_version=`) sends the same messages
-    as JSON text frames; see the README."""
+    as JSON text frames; see docs/push-channels.md#websocket."""
     return _Stream(EventStream(hub, order_id, last_event_id, settings.sse_heartbeat_s, authenticated(request).scope))

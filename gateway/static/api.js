@@ -1,14 +1,14 @@
-// Where the demo page's requests go (CONTRACT §3, §11).
+// Where the demo page's requests go (docs/rest-api.md#routes, docs/security.md#the-demo-routes).
 //
 // Every API URL of the page is built by apiUrl(), and the three calls that change something —
 // create, cancel, refund — each live in one function below. The browser holds no secret API
 // key: a read of an order, its four push channels and its QR code are allowed by the order's
 // `client_secret`, which apiUrl() appends whenever the order document carries one.
 
-// The three write calls go to the demo routes of CONTRACT §11 (POST /demo/orders,
-// …/{id}/cancel, …/{id}/refund: the bodies and answers of /v1/orders), which the gateway makes
-// for its demo account: the page holds no API key. Cancel and refund carry the order's
-// client_secret (apiUrl), which is what lets them act on this order and no other.
+// The three write calls go to the demo routes of docs/security.md#the-demo-routes (POST
+// /demo/orders, …/{id}/cancel, …/{id}/refund: the bodies and answers of /v1/orders), which the
+// gateway makes for its demo account: the page holds no API key. Cancel and refund carry the
+// order's client_secret (apiUrl), which is what lets them act on this order and no other.
 const WRITE_PREFIX = "/demo/orders";
 
 export class ApiError extends Error {}

@@ -1,7 +1,7 @@
-// The demo checkout page (CONTRACT §6): create an order, show its QR code while the payment
-// waits for the customer, and follow the order by one channel or by all four side by side.
-// channels.js holds the four ways to follow an order and api.js every URL and write call; this
-// file measures and shows what the channels deliver.
+// The demo checkout page (docs/demo-page.md#the-demo-page-and-the-qr-code-confirmation): create an
+// order, show its QR code while the payment waits for the customer, and follow the order by one
+// channel or by all four side by side. channels.js holds the four ways to follow an order and
+// api.js every URL and write call; this file measures and shows what the channels deliver.
 import { ApiError, apiUrl, cancelOrder, createOrder, refundOrder } from "./api.js";
 import { CHANNELS, followWebSocket } from "./channels.js";
 import { WEBHOOK, prepareWebhooks } from "./webhooks.js";

@@ -1,4 +1,5 @@
-// The article's four ways for a web page to learn that an order changed (CONTRACT §5).
+// The article's four ways for a web page to learn that an order changed
+// (docs/push-channels.md#the-four-ways).
 //
 // Each follower takes the order document and a watcher, calls watcher.request() for every HTTP
 // request it makes and watcher.update(order) for every version it receives, and returns a

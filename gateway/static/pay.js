@@ -5,8 +5,9 @@ const page = document.getElementById("pay");
 const paymentId = page.dataset.paymentId;
 const result = document.getElementById("result");
 const buttons = [document.getElementById("approve"), document.getElementById("decline")];
-// The confirmation URL in the QR code may carry the order's client_secret (CONTRACT §11): then
-// this page reads the payment and confirms it with that secret instead of an API key.
+// The confirmation URL in the QR code may carry the order's client_secret
+// (docs/security.md#client-secrets): then this page reads the payment and confirms it with that
+// secret instead of an API key.
 const clientSecret = new URLSearchParams(location.search).get("client_secret");
 
 const DONE = {

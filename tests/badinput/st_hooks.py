@@ -2,7 +2,8 @@
 
 Every request that carries a valid `Idempotency-Key` gets a fresh one: schemathesis draws the
 same few values ("0") for unrelated requests, and a key reused with another body is rightly
-refused with 422 (CONTRACT §3). Replays of one key are the integration tests' business.
+refused with 422 (docs/rest-api.md#idempotency). Replays of one key are the integration tests'
+business.
 
 Every webhook endpoint URL is aimed at a host under `.invalid`, which never resolves: the
 services must not be made to POST to whatever address schemathesis draws (on a CI machine with a
@@ -11,9 +12,9 @@ create real endpoints.
 
 One rule of the API cannot be written in JSON Schema: an order's total (the sum of quantity x
 unit_price) must be 1-100,000,000. A body that keeps every per-field limit but breaks the total
-is refused with 400, as CONTRACT §3 says — so it is not "positive data", and it is dropped from
-the cases schemathesis expects to be accepted. The hypothesis tests of the validation rules
-(test_properties.py) cover those bodies instead."""
+is refused with 400, as docs/rest-api.md#input-limits says — so it is not "positive data", and it is
+dropped from the cases schemathesis expects to be accepted. The hypothesis tests of the validation
+rules (test_properties.py) cover those bodies instead."""
 
 from __future__ import annotations
 
@@ -55,8 +56,9 @@ def _has_float(value: Any) -> bool:
 def filter_case(context: schemathesis.HookContext, case: schemathesis.Case[Any]) -> bool:
     if case.meta is not None and case.meta.generation.mode.is_negative:
         return True
-    # JSON Schema counts 3.0 as an integer; this API (strict JSON types, CONTRACT §3 "a wrong
-    # type is 400") takes only JSON integers for its integer fields, and it has no other numbers.
+    # JSON Schema counts 3.0 as an integer; this API (strict JSON types,
+    # docs/rest-api.md#input-limits: a wrong type is 400) takes only JSON integers for its integer
+    # fields, and it has no other numbers.
     if _has_float(case.body):
         return False
     if case.operation.method.upper() != "POST" or case.operation.path != "/v1/orders":

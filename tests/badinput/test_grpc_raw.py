@@ -27,7 +27,7 @@ ORDER = "/shop.order.v1.OrderService/"
 PAYMENT = "/shop.payment.v1.PaymentService/"
 BAD = (grpc.StatusCode.INVALID_ARGUMENT,)
 TOO_BIG = (grpc.StatusCode.RESOURCE_EXHAUSTED,)
-REFUND_AMOUNT = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE)  # CONTRACT §3
+REFUND_AMOUNT = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE)  # docs/rest-api.md#cancel-and-refund
 INT64_MAX = 2**63 - 1
 HUGE = "x" * (MAX_MESSAGE_BYTES + 1024)
 

@@ -293,7 +293,7 @@ async def test_push_clients_that_never_read(bad_stack: Stack, stuck: int) -> Non
     version, /healthz is answered all along, and once the stuck ones hang up nothing is left."""
     async with httpx.AsyncClient(base_url=bad_stack.url, headers=bad_stack.headers, timeout=30) as http:
         if "/v1/orders/{order_id}/events" not in (await http.get("/openapi.json")).json()["paths"]:
-            pytest.fail("the gateway serves no push channels (CONTRACT §5)")
+            pytest.fail("the gateway serves no push channels (docs/push-channels.md#the-four-ways)")
         body = json.loads(BODY)
         body["items"][0]["unit_price"] = 10_000
         order = (await http.post("/v1/orders", json=body)).json()

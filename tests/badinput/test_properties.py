@@ -1,8 +1,8 @@
 """Property-based tests (hypothesis) of the rules that refuse bad input, and of the money.
 
-The same limits (CONTRACT §3) are enforced twice: by the gateway's pydantic models for REST
-callers, and by the order service's `validate_create` for every gRPC caller. Here both see the
-same generated orders — valid, at the limits, just past them, and with odd strings — and must
+The same limits (docs/rest-api.md#input-limits) are enforced twice: by the gateway's pydantic models
+for REST callers, and by the order service's `validate_create` for every gRPC caller. Here both see
+the same generated orders — valid, at the limits, just past them, and with odd strings — and must
 agree: the gateway accepts exactly what the order service accepts, apart from the order total,
 which only the order service can check (it is a sum, not a field). Neither may fail any other
 way than with its validation error. No test here is timed (`deadline=None`)."""

@@ -4,9 +4,10 @@ refused, valid input accepted, 405 with a right `Allow`, and its stateful phase 
 links between operations. Bounded by BADINPUT_EXAMPLES examples per operation and phase (a few
 seconds in CI); the seed is fixed so that a failure reproduces (BADINPUT_SEED to vary it).
 
-It runs twice (CONTRACT §11): with an API key, where no answer may be a 5xx, and without one,
-where every request that carries no client secret must be 401 — whatever its method, path, query,
-headers or body — and one that carries a (made-up) client secret 400, 401 or 404, never more.
+It runs twice (docs/security.md#api-keys): with an API key, where no answer may be a 5xx, and
+without one, where every request that carries no client secret must be 401 — whatever its method,
+path, query, headers or body — and one that carries a (made-up) client secret 400, 401 or 404, never
+more.
 
 The run's own reports (JSON summary and a HAR of every request) land in
 test-artifacts/schemathesis/; the counts in test-artifacts/badinput-report.json."""

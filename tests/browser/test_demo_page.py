@@ -1,7 +1,7 @@
-"""The demo page in a real browser (CONTRACT §6), one channel at a time: for each of the four
-channels, the page creates a `pm_wallet_qr` order and shows its QR code; the customer opens the
-confirmation page in a second tab and approves; the first tab shows `paid` without a reload.
-(test_side_by_side.py follows one order on all four at once.)"""
+"""The demo page in a real browser (docs/demo-page.md#the-demo-page-and-the-qr-code-confirmation),
+one channel at a time: for each of the four channels, the page creates a `pm_wallet_qr` order and
+shows its QR code; the customer opens the confirmation page in a second tab and approves; the first
+tab shows `paid` without a reload. (test_side_by_side.py follows one order on all four at once.)"""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ async def test_approving_on_the_phone_turns_the_order_paid_without_reload(
     label, requests = CHANNELS[channel]
     page = await context.new_page()
     problems = watch_problems(page)
-    # No secret key ever reaches a browser (CONTRACT §11): what the page and the phone send.
+    # No secret key ever reaches a browser (docs/security.md#client-secrets): what the page and the
+    # phone send.
     sent: list[tuple[str, str, dict[str, str]]] = []
     context.on("request", lambda request: sent.append((request.method, request.url, request.headers)))
     await page.goto(f"{stack.url}/")

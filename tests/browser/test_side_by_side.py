@@ -1,8 +1,9 @@
-"""The demo page's side-by-side view in a real browser (CONTRACT §5, §6): one `pm_wallet_qr`
-order followed at once by short polling, long polling, Server-Sent Events and a WebSocket.
-The customer approves on the phone page in a second tab; every panel reaches `paid` without a
-reload, having spent the requests its channel should; two refunds reach all four panels; the
-history lists the order's versions in order; Cancel reaches all four too."""
+"""The demo page's side-by-side view in a real browser (docs/push-channels.md#the-four-ways,
+docs/demo-page.md#four-channels-side-by-side): one `pm_wallet_qr` order followed at once by short
+polling, long polling, Server-Sent Events and a WebSocket. The customer approves on the phone page
+in a second tab; every panel reaches `paid` without a reload, having spent the requests its channel
+should; two refunds reach all four panels; the history lists the order's versions in order; Cancel
+reaches all four too."""
 
 from __future__ import annotations
 
@@ -163,7 +164,7 @@ async def test_all_four_panels_follow_one_order_through_approval_and_refunds(
             milliseconds(row["after_click"])  # each change came after a click
 
     # The history: every version from 1, oldest first (the WebSocket's ?after_version=0 replays
-    # the whole log, CONTRACT §5).
+    # the whole log, docs/push-channels.md#resume-points).
     history = page.locator("#history tr")
     await expect(history.last).to_have_attribute("data-version", str(final))
     listed = [int(await line.get_attribute("data-version") or "0") for line in await history.all()]

@@ -1,7 +1,8 @@
 """deploy/kubernetes/ checked offline, with the tools of `make deploy-tools`: rendered by
 kubectl's own kustomize, validated against the Kubernetes API schemas (kubernetes-validate,
-strict), linted by checkov, and held to this project's rules (CONTRACT §10). No cluster is
-involved: nothing here shows that the pods start, only that the manifests say what they should."""
+strict), linted by checkov, and held to this project's rules (docs/operations.md#kubernetes). No
+cluster is involved: nothing here shows that the pods start, only that the manifests say what they
+should."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ ACCEPTED_CHECKS = {
     "CKV_K8S_15": "Image Pull Policy should be Always: IfNotPresent pulls the image the digest names, "
     "and keeps working on clusters that load images without a registry (kind load)",
     "CKV_K8S_35": "Prefer secrets as files: the services read their configuration from the "
-    "environment (CONTRACT §7), database URLs included",
+    "environment (docs/operations.md#configuration), database URLs included",
 }
 Manifest = dict[str, Any]
 
@@ -268,7 +269,7 @@ def test_the_migration_job_migrates_both_databases_once(manifests: list[Manifest
 
 
 def test_an_overlay_replaces_the_local_secrets_and_pins_the_image(tmp_path: Path) -> None:
-    """The README's recipe for anywhere but a local cluster."""
+    """The recipe of docs/operations.md#kubernetes for anywhere but a local cluster."""
     database_url = "postgresql://orders:s3cret@db.internal:5432/orders"
     digest = "sha256:" + "ab" * 32
     (tmp_path / "database.env").write_text(f"ORDER_DATABASE_URL={database_url}\nPAYMENT_DATABASE_URL=postgresql://p\n")

@@ -208,7 +208,8 @@ def test_websocket_follows_the_order(http: httpx.Client, compose: ComposeStack) 
 
 def test_grpc_services_are_reachable_through_the_debug_override_with_mtls_only(compose: ComposeStack) -> None:
     """What `grpcurl … localhost:50051 list` shows, through server reflection, with the gateway's
-    certificate from the certs volume (the README's recipe); plaintext is refused."""
+    certificate from the certs volume (docs/operations.md#the-grpc-services-for-debugging);
+    plaintext is refused."""
     gateway = compose.containers()["gateway"]
 
     def read(name: str) -> bytes:

@@ -1,5 +1,5 @@
 """What the database fault runs share: a cluster of replicas on given databases, and the rule for
-what clients may see while the database is away (CONTRACT §14)."""
+what clients may see while the database is away (docs/database-failures.md#what-a-client-sees)."""
 
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ def database_names() -> tuple[str, str]:
 
 
 def seen_while_away(load: Load) -> dict[str, Any]:
-    """What the clients were answered besides 201 — and the answers §14 forbids: anything but a
-    503 that says when to retry (Retry-After) or a 409 of a key whose request is still leased;
-    a broken connection or no answer in time (a hang: the gateway's deadline is its 504)."""
+    """What the clients were answered besides 201 — and the answers
+    docs/database-failures.md#what-a-client-sees forbids: anything but a 503 that says when to retry
+    (Retry-After) or a 409 of a key whose request is still leased; a broken connection or no answer
+    in time (a hang: the gateway's deadline is its 504)."""
     answers = Counter(a.kind for a in load.attempts if a.outcome != 201)
     forbidden = Counter(
         a.kind

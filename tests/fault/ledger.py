@@ -45,7 +45,8 @@ EXPIRY_CHECK = "expiry"
 
 # The same statements on both engines.
 ORDERS = "SELECT id, status, payment_id, version, doc FROM orders"
-# The load's keys are its account's (CONTRACT §11: an idempotency key is scoped to its account).
+# The load's keys are its account's (docs/security.md#accounts-and-ownership: an idempotency key is
+# scoped to its account).
 CREATE_KEYS = f"SELECT key, order_id FROM idempotency_keys WHERE scope = '{ACCOUNT}/CreateOrder'"
 EVENTS = "SELECT order_id, version FROM order_events ORDER BY order_id, version"
 CHECKS = "SELECT order_id, check_id FROM order_checks ORDER BY order_id, check_id"

@@ -124,8 +124,8 @@ class Scenario:
 
     async def wait_served(self, *names: str, timeout: float = 30) -> None:
         """Until each restarted service has served a call of the load again, as its log says:
-        its callers came back to it by themselves (CONTRACT §10). The log of another process is
-        all there is to watch, so it is read every 0.1 s."""
+        its callers came back to it by themselves (docs/grpc-api.md#balancing-across-replicas). The
+        log of another process is all there is to watch, so it is read every 0.1 s."""
         deadline = time.monotonic() + timeout
         while not all(self.calls_since_restart(name)[0] for name in names):
             if time.monotonic() > deadline:
@@ -203,7 +203,8 @@ class Scenario:
                 "served": dict(sorted(served.items())),
             }
             if isinstance(self.stack, Cluster) and not served:
-                # CONTRACT §10: a replica that comes up is used without restarting its callers.
+                # docs/grpc-api.md#balancing-across-replicas: a replica that comes up is used
+                # without restarting its callers.
                 problems.append(f"{name} served no call after its restart")
         return figures
 

@@ -1,9 +1,9 @@
-"""CONTRACT §14, health: a service whose database is unreachable says NOT_SERVING within 2 s, and
-SERVING within 2 s of its return — on every surface that reports it: the gateway's /readyz, each
-service's grpc.health.v1 on its main port and on its plaintext health port, and its `db_up`
-metric. Meanwhile every call that needs the database is answered 503 problem+json with
-Retry-After within the gateway's deadline, never a hang and never a 500; once it is back the
-next requests succeed, with nothing restarted.
+"""docs/database-failures.md#what-a-client-sees, health: a service whose database is unreachable
+says NOT_SERVING within 2 s, and SERVING within 2 s of its return — on every surface that reports
+it: the gateway's /readyz, each service's grpc.health.v1 on its main port and on its plaintext
+health port, and its `db_up` metric. Meanwhile every call that needs the database is answered 503
+problem+json with Retry-After within the gateway's deadline, never a hang and never a 500; once it
+is back the next requests succeed, with nothing restarted.
 
 One stack (one replica of each service) on a PostgreSQL server of its own, stopped (`pg_ctl stop
 -m fast`) and started again."""
@@ -28,7 +28,7 @@ from tests.integration.helpers import assert_problem, create_order, order_body
 
 pytestmark = pytest.mark.postgres
 
-# CONTRACT §14.
+# docs/database-failures.md#what-a-client-sees.
 FLIP_S = 2.0
 DEADLINE_S = 5.0  # GATEWAY_DEADLINE_S's default: every answer comes within it
 

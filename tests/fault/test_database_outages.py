@@ -1,8 +1,8 @@
-"""CONTRACT §14, one promise after another on one cluster under load: every connection ended by
-`pg_terminate_backend`, a restart in fast mode, a restart in immediate mode (a crash and its
-recovery), and the server stopped for DB_DOWN_S — two replicas of each service and two gateways
-on one PostgreSQL server, 32 retrying clients with Idempotency-Keys, and the watched order
-followed over gRPC, SSE and WebSocket from version 0.
+"""docs/database-failures.md#what-a-client-sees, one promise after another on one cluster under
+load: every connection ended by `pg_terminate_backend`, a restart in fast mode, a restart in
+immediate mode (a crash and its recovery), and the server stopped for DB_DOWN_S — two replicas of
+each service and two gateways on one PostgreSQL server, 32 retrying clients with Idempotency-Keys,
+and the watched order followed over gRPC, SSE and WebSocket from version 0.
 
 After each fault the load must make progress again (orders created) before the next: the pools
 and the LISTEN connections came back by themselves, nothing was restarted. What the clients saw

@@ -1,11 +1,12 @@
-"""CONTRACT §14, failover: the services are given a URL naming a primary and its synchronous
-standby (`postgresql://…@primary,standby/db?target_session_attrs=read-write`); under the load of
-32 retrying clients with Idempotency-Keys the primary is killed (SIGKILL of the postmaster) and
-the standby promoted (`pg_ctl promote`). No replica is restarted: the pools and the LISTEN
-connections find the new primary by themselves, the clients' retries get their answers, the
-watchers resume, and the books on the new primary hold — every order a client was answered 201
-is there with its payment, no key made two orders, every order agrees with its payment, and what
-the kill left in doubt was finished by a reconciler.
+"""docs/database-failures.md#what-a-client-sees, failover: the services are given a URL naming a
+primary and its synchronous standby
+(`postgresql://…@primary,standby/db?target_session_attrs=read-write`); under the load of 32 retrying
+clients with Idempotency-Keys the primary is killed (SIGKILL of the postmaster) and the standby
+promoted (`pg_ctl promote`). No replica is restarted: the pools and the LISTEN connections find the
+new primary by themselves, the clients' retries get their answers, the watchers resume, and the
+books on the new primary hold — every order a client was answered 201 is there with its payment, no
+key made two orders, every order agrees with its payment, and what the kill left in doubt was
+finished by a reconciler.
 
 The pair is built for real on free ports (tests/postgres.py `primary_and_standby`: initdb,
 `pg_basebackup -R`, `synchronous_standby_names`); two replicas of each service and two gateways.

@@ -1,7 +1,8 @@
-"""CONTRACT §10 under fault: SIGKILL of one order-service replica, of one payment-service
-replica, and of one of each at once, while the others run — two of each gRPC service and two
-gateways on one PostgreSQL server (tests/harness.py `Cluster`), 32 retrying clients spread over
-both gateways, and the watched order followed over gRPC, SSE and WebSocket.
+"""Any replica, any request (docs/guarantees.md#any-replica-any-request), under fault: SIGKILL of
+one order-service replica, of one payment-service replica, and of one of each at once, while the
+others run — two of each gRPC service and two gateways on one PostgreSQL server (tests/harness.py
+`Cluster`), 32 retrying clients spread over both gateways, and the watched order followed over gRPC,
+SSE and WebSocket.
 
 The killed replica is brought back after DOWN_S and the load runs on; then everything drains and
 the books are audited from PostgreSQL (tests/fault/ledger.py): no request lost, none charged

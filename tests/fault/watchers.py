@@ -10,7 +10,8 @@ order, in order, none twice — the same list as the order's event log in the da
   one is counted (`errors`): what this client saw of the fault.
 - `GrpcWatcher` follows it with `OrderService.WatchOrder(order_id, after_version)`.
 - `SseWatcher` follows it through the gateway's Server-Sent Events with `Last-Event-ID`, and
-  `WebSocketWatcher` through its WebSocket with `?after_version=` (CONTRACT §5).
+  `WebSocketWatcher` through its WebSocket with `?after_version=`
+  (docs/push-channels.md#resume-points).
 """
 
 from __future__ import annotations

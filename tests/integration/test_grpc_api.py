@@ -1,4 +1,4 @@
-"""The gRPC APIs called directly, as any gRPC client would (CONTRACT §8)."""
+"""The gRPC APIs called directly, as any gRPC client would (docs/grpc-api.md#services)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Idempotency-Key on every POST (CONTRACT §3), and creations under concurrency."""
+"""Idempotency-Key on every POST (docs/rest-api.md#idempotency), and creations under concurrency."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Every route of CONTRACT §3-§4 over HTTP against the three real services."""
+"""Every route (docs/rest-api.md#routes) and test payment method
+(docs/rest-api.md#test-payment-methods) over HTTP against the three real services."""
 
 from __future__ import annotations
 

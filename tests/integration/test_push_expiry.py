@@ -1,6 +1,7 @@
 """A payment nobody confirms within PAYMENT_ACTION_TIMEOUT_S fails as `expired`; its order
-becomes payment_failed and every watcher is told (CONTRACT §4, §6) — also when the order
-service was down at the deadline and learns of it only after its restart.
+becomes payment_failed and every watcher is told (docs/rest-api.md#test-payment-methods,
+docs/demo-page.md#when-nobody-confirms) — also when the order service was down at the deadline and
+learns of it only after its restart.
 
 The order may expire before a watcher is connected (1.5 s is short on a busy machine): each
 watcher follows from the version the order was created with, so that it is told either way."""

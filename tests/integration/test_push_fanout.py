@@ -135,7 +135,7 @@ async def test_a_thousand_watchers_see_the_confirmation_through_one_stream(tmp_p
                 await asyncio.gather(*(c.open() for c in group))
                 await asyncio.gather(*(c.until(snapshot_marker) for c in group))
                 # Browsers offer permessage-deflate; uvicorn's zlib contexts would dominate the
-                # memory figure, so these clients do not (see the README on WebSocket memory).
+                # memory figure, so these clients do not (see docs/push-channels.md#websocket).
                 opened = await asyncio.gather(
                     *(
                         connect(

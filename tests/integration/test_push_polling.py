@@ -1,4 +1,5 @@
-"""Short and long polling, GET /v1/orders/{id} (CONTRACT §5.1-5.2), against the real services."""
+"""Short and long polling, GET /v1/orders/{id} (docs/push-channels.md#short-polling,
+docs/push-channels.md#long-polling), against the real services."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from tests.artifacts import record
 from tests.integration.helpers import assert_problem, create_order
 from tests.integration.push_clients import confirm, current_order, gauge, wait_for_gauge
 
-# CONTRACT §5.2: a held request is answered within 100 ms of the change. That speed is measured
-# by `make bench` (push); here the delay is recorded, and the test asserts the behaviour: the
-# held request is answered because of the change, far sooner than its wait would end. A busy
-# two-core machine meets this bound with a wide margin.
+# docs/push-channels.md#long-polling: a held request is answered within 100 ms of the change. That
+# speed is measured by `make bench` (push); here the delay is recorded, and the test asserts the
+# behaviour: the held request is answered because of the change, far sooner than its wait would end.
+# A busy two-core machine meets this bound with a wide margin.
 WAKE_UP_S = 5.0
 LONG_POLLS = 'channel="long_poll"'
 

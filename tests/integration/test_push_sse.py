@@ -1,4 +1,5 @@
-"""Server-Sent Events, GET /v1/orders/{id}/events (CONTRACT §5.3), against the real services."""
+"""Server-Sent Events, GET /v1/orders/{id}/events (docs/push-channels.md#server-sent-events),
+against the real services."""
 
 from __future__ import annotations
 

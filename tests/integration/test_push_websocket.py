@@ -1,4 +1,4 @@
-"""WebSocket, WS /v1/orders/{id}/ws (CONTRACT §5.4), against the real services."""
+"""WebSocket, WS /v1/orders/{id}/ws (docs/push-channels.md#websocket), against the real services."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The QR-code confirmation (CONTRACT §6): the QR code of the confirmation page, the phone's
-page, the demo page and its static files — against the real services."""
+"""The QR-code confirmation (docs/demo-page.md#the-qr-code-and-the-phone-page): the QR code of the
+confirmation page, the phone's page, the demo page and its static files — against the real
+services."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Rate limits (CONTRACT §11) on stacks of their own, with small limits: per key (a burst of
-twice the rate, then 429 with Retry-After), each key for itself; failed authentications per
+"""Rate limits (docs/security.md#rate-limits) on stacks of their own, with small limits: per key (a
+burst of twice the rate, then 429 with Retry-After), each key for itself; failed authentications per
 client address; and the gateway's refusal to start without a usable key list."""
 
 from __future__ import annotations

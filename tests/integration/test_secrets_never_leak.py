@@ -1,8 +1,8 @@
-"""Secrets never leak (CONTRACT §11): a stack logging at DEBUG is driven through every kind of
-request — good and bad keys, Basic and Bearer, client secrets right and wrong on every channel,
-refusals, 429s, the demo routes, the phone page — and then the logs of all three services, the
-metrics and the OpenAPI document are searched for every key and every client secret that was
-used. (Every other stack of the run is searched too, when it stops: tests/conftest.py.)"""
+"""Secrets never leak (docs/security.md#secrets-never-leak): a stack logging at DEBUG is driven
+through every kind of request — good and bad keys, Basic and Bearer, client secrets right and wrong
+on every channel, refusals, 429s, the demo routes, the phone page — and then the logs of all three
+services, the metrics and the OpenAPI document are searched for every key and every client secret
+that was used. (Every other stack of the run is searched too, when it stops: tests/conftest.py.)"""
 
 from __future__ import annotations
 

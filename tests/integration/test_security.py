@@ -1,6 +1,6 @@
-"""CONTRACT §11 from outside: API keys, read-only keys, two accounts, client secrets on every
-channel, and what needs no key. (Rate limits, the refusal to start and leaks: test_rate_limits.py
-and test_secrets_never_leak.py; mTLS: tests/mtls.)"""
+"""Security (docs/security.md#security) from outside: API keys, read-only keys, two accounts, client
+secrets on every channel, and what needs no key. (Rate limits, the refusal to start and leaks:
+test_rate_limits.py and test_secrets_never_leak.py; mTLS: tests/mtls.)"""
 
 from __future__ import annotations
 

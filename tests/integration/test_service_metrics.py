@@ -1,8 +1,8 @@
-"""CONTRACT §12 metrics: each gRPC service serves Prometheus text on its own port (the harness
-gives each a free one) — calls by method and code, latency histograms, calls in flight, database
-transaction time, open watch streams, and the order service's reconciler backlog and actions.
-Each test reads the figures before and after what it does, so that other tests' traffic on the
-shared stack cannot make it pass or fail."""
+"""Metrics (docs/operations.md#metrics): each gRPC service serves Prometheus text on its own port
+(the harness gives each a free one) — calls by method and code, latency histograms, calls in flight,
+database transaction time, open watch streams, and the order service's reconciler backlog and
+actions. Each test reads the figures before and after what it does, so that other tests' traffic on
+the shared stack cannot make it pass or fail."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""CONTRACT §12 traces: one `POST /v1/orders` is one trace with spans from the three processes —
-the HTTP route, each RPC on both sides, each database transaction — under the client's
+"""Traces (docs/operations.md#traces): one `POST /v1/orders` is one trace with spans from the three
+processes — the HTTP route, each RPC on both sides, each database transaction — under the client's
 `traceparent`; the trace and span ids are in the log lines about the request; push streams get a
 span for their set-up only; no secret reaches a span. The services export to the console
 (their logs) with a short batch delay, and the tests wait for the spans they expect to be written."""

@@ -1,8 +1,8 @@
-"""mTLS between the services (CONTRACT §11), with certificates made here (a CA of this test,
-and another CA that nobody trusts): the stack works end to end over mutual TLS; a plaintext
-call and a call with another CA's certificate are refused at the handshake; a certificate of
-the right CA but the wrong identity is PERMISSION_DENIED, for a method and for sending a scope;
-the plaintext health-only port answers the health check and nothing else."""
+"""mTLS between the services (docs/security.md#mtls-between-the-services), with certificates made
+here (a CA of this test, and another CA that nobody trusts): the stack works end to end over mutual
+TLS; a plaintext call and a call with another CA's certificate are refused at the handshake; a
+certificate of the right CA but the wrong identity is PERMISSION_DENIED, for a method and for
+sending a scope; the plaintext health-only port answers the health check and nothing else."""
 
 from __future__ import annotations
 

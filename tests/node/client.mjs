@@ -87,7 +87,7 @@ async function main() {
     process.exit(2);
   }
   // Mutual TLS when GRPC_TLS_CA, GRPC_TLS_CERT and GRPC_TLS_KEY name PEM files, as for the
-  // services themselves (CONTRACT §11); plaintext otherwise.
+  // services themselves (docs/security.md#mtls-between-the-services); plaintext otherwise.
   const tls = ["GRPC_TLS_CA", "GRPC_TLS_KEY", "GRPC_TLS_CERT"].map((name) => process.env[name]);
   const credentials = tls.every(Boolean)
     ? grpc.credentials.createSsl(...tls.map((path) => fs.readFileSync(path)))

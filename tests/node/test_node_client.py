@@ -1,7 +1,8 @@
 """The wire contract is not Python-only: a Node.js client (@grpc/grpc-js, with @grpc/proto-loader
 reading protos/ at run time) talks to the real order and payment services started by the
 harness, and what it saw is checked here — over plaintext, and over mutual TLS with certificates
-made here (CONTRACT §11). Needs `node` and `npm ci` run in tests/node."""
+made here (docs/security.md#mtls-between-the-services). Needs `node` and `npm ci` run in
+tests/node."""
 
 from __future__ import annotations
 

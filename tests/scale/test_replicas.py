@@ -1,5 +1,5 @@
-"""Scale-out (CONTRACT §10): two replicas of each gRPC service and two gateways on one throw-away
-PostgreSQL server, all started at the same instant on empty databases."""
+"""Scale-out (docs/guarantees.md#any-replica-any-request): two replicas of each gRPC service and two
+gateways on one throw-away PostgreSQL server, all started at the same instant on empty databases."""
 
 from __future__ import annotations
 
@@ -27,10 +27,11 @@ from tests.scale.watchers import Follower, follow_grpc, follow_long_poll, follow
 
 pytestmark = pytest.mark.postgres
 
-# CONTRACT §10: a change reaches every watcher on every replica within 100 ms p50 / 1 s worst.
-# That speed is `make bench`'s to measure (push_replicas); here the delays are recorded, and what
-# is asserted is the behaviour — every watcher on every replica gets every version, in order, once
-# — with a bound for "never arrived" that a busy two-core machine meets with a wide margin.
+# docs/push-channels.md#across-replicas: a change reaches every watcher on every replica within 100
+# ms p50 / 1 s worst. That speed is `make bench`'s to measure (push_replicas); here the delays are
+# recorded, and what is asserted is the behaviour — every watcher on every replica gets every
+# version, in order, once — with a bound for "never arrived" that a busy two-core machine meets with
+# a wide margin.
 ARRIVAL_S = 10.0
 
 

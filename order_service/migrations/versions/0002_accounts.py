@@ -1,5 +1,6 @@
-"""Accounts (CONTRACT §11): the account that created each order, indexes for listing one
-account's orders, and room in an idempotency key's scope for the account it belongs to.
+"""Accounts (docs/security.md#accounts-and-ownership): the account that created each order, indexes
+for listing one account's orders, and room in an idempotency key's scope for the account it belongs
+to.
 
 Orders made before this revision belong to no account (NULL): only internal calls see them.
 Their client secret lives in the order document (`doc`), which needs no column.

@@ -1,5 +1,5 @@
-"""Accounts (CONTRACT §11): the account each payment is for, and its order's client secret
-(for the confirmation URL, and to let the phone page read the payment).
+"""Accounts (docs/security.md#accounts-and-ownership): the account each payment is for, and its
+order's client secret (for the confirmation URL, and to let the phone page read the payment).
 
 Payments made before this revision belong to no account (NULL): only internal calls see them.
 
