@@ -27,6 +27,7 @@ import grpc
 from prometheus_client import Counter
 
 from common.caller import CallerScope
+from common.order_status import FINAL
 from gateway.metrics import WATCH_STREAMS
 from gateway.push.shutdown import on_exit_signals
 from gateway.push.subscription import End, Subscription
@@ -40,7 +41,6 @@ HISTORY = 64
 # Waits between attempts to re-open a broken stream (seconds; then the last one, with jitter).
 RESUME_BACKOFF_S = (0.05, 0.2, 0.5, 1.0, 2.0)
 _REFUSED = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
-_FINAL = (order_pb2.ORDER_STATUS_PAYMENT_FAILED, order_pb2.ORDER_STATUS_CANCELED, order_pb2.ORDER_STATUS_REFUNDED)
 
 REPLAY_CALLS = Counter(
     "push_replay_calls_total", "Short WatchOrder calls that replay versions a topic no longer keeps in memory"
@@ -129,7 +129,7 @@ class Hub:
         except grpc.aio.AioRpcError as exc:
             raise PushUnavailable(f"could not read the order: {exc.code().name}") from exc
         # Past the final version is no error: nothing more will come (SSE answers 204).
-        if order.version < version and order.status not in _FINAL:
+        if order.version < version and order.status not in FINAL:
             raise ResumeAhead(order_id, order.version)
 
     async def _initial(self, topic: _Topic, after: int | None, replay: bool) -> list[OrderUpdate]:

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import orjson
 
+from common.order_status import FINAL_NAMES
 from gateway.convert import order_json
 from shop.order.v1 import order_pb2
 
 EVENT_TYPE = "order.updated"
 # After these the order never changes again (docs/rest-api.md#order-statuses): streams end.
-FINAL_STATUSES = frozenset({"payment_failed", "canceled", "refunded"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,7 @@ class OrderUpdate:
 
     @property
     def final(self) -> bool:
-        return self.status in FINAL_STATUSES
+        return self.status in FINAL_NAMES
 
     @classmethod
     def encode(cls, order: order_pb2.Order, public_url: str) -> OrderUpdate:
