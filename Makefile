@@ -46,7 +46,7 @@ $(GEN): $(STAMP) $(PROTOS) scripts/gen_protos.py
 	touch $@
 
 run: proto
-	$(BIN)/python scripts/run.py
+	$(BIN)/python -m scripts.run
 
 # A development CA and certificates for mTLS between the services (common/devcerts.py), into
 # data/certs/; made afresh each time (the CA's key is never written, so it cannot sign more).

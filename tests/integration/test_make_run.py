@@ -21,7 +21,9 @@ from shop.order.v1 import order_pb2, order_pb2_grpc
 from tests.harness import ROOT, free_port
 from tests.integration.helpers import order_body
 
-RUN = [sys.executable, "scripts/run.py"]
+# As make run starts it: as a module, so that the repository root (where the generated `shop`
+# package lives) is on the path, whatever the editable install knew when it was made.
+RUN = [sys.executable, "-m", "scripts.run"]
 # Variables of the services that a developer's shell may have set: each test says what it wants.
 _SERVICE_VARIABLES = ("GATEWAY_", "ORDER_", "PAYMENT_", "LOG_", "RUN_", "SSE_")
 
