@@ -154,7 +154,11 @@ class Stack:
     def start(self, timeout: float = 30) -> Stack:
         for service in self.services.values():
             service.start()
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()  # no process outlives a stack that never became ready
+            raise
         return self
 
     def wait_ready(self, timeout: float = 30) -> None:
@@ -283,7 +287,11 @@ class Cluster:
 
     def start(self, timeout: float = 60) -> Cluster:
         self.launch()
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()  # no process outlives a cluster that never became ready
+            raise
         return self
 
     def launch(self) -> None:
