@@ -17,6 +17,7 @@ goes into an attribute (a URL may carry a password).
 from __future__ import annotations
 
 import time
+from functools import partial
 from types import CodeType
 from typing import Any, TypeVar
 
@@ -82,8 +83,8 @@ class ObservedDatabase:
     async def check(self, timeout_s: float) -> None:
         await self.inner.check(timeout_s)  # the health probe: neither a transaction nor timed as one
 
-    async def write(self, body: Body[T]) -> T:
-        return await self._observed("write", self.inner.write, body)
+    async def write(self, body: Body[T], *, single_statement: bool = False) -> T:
+        return await self._observed("write", partial(self.inner.write, single_statement=single_statement), body)
 
     async def read(self, body: Body[T]) -> T:
         return await self._observed("read", self.inner.read, body)

@@ -65,6 +65,11 @@ class LocalChanges:
 
     async def announce(self, tx: Tx, order_id: str, version: int) -> None:
         """Part of the transaction that commits `version`: its watchers hear of it after commit."""
+        self.wake_after_commit(tx, order_id)
+
+    def wake_after_commit(self, tx: Tx, order_id: str) -> None:
+        """This process's watchers of the order, woken once `tx` commits (a statement that
+        NOTIFYs by itself, single_statements.py, needs only this)."""
         tx.after_commit(lambda: self.wake(order_id))
 
     def wake(self, order_id: str) -> None:

@@ -20,7 +20,7 @@ from common.input_limits import (
 )
 from common.order_status import S, Status, status_name
 from common.payment_methods import PAYMENT_METHODS
-from common.timestamps import now_us, timestamp_us
+from common.timestamps import now_us, timestamp_us, us_of
 from shop.order.v1 import order_pb2 as pb
 from shop.payment.v1 import payment_pb2
 
@@ -118,3 +118,20 @@ def apply_payment(order: pb.Order, payment: payment_pb2.Payment) -> bool:
     order.version += 1
     order.updated_at.CopyFrom(timestamp_us(now_us()))
     return True
+
+
+# The check that stands for a charge in flight, and the one for the end of a confirmation window
+# (the reconciler's work, reconciler.py).
+CHARGE_CHECK = "charge"
+EXPIRY_CHECK = "expiry"
+# An expiry check is never due sooner than this: a payment service whose clock is behind ours
+# answers "not yet" — ask again a little later.
+EXPIRY_RETRY_US = 1_000_000
+
+
+def expiry_due(order: pb.Order) -> int | None:
+    """When the order's expiry check falls due: while its payment waits for the customer (None:
+    it does not, and the order needs no expiry check)."""
+    if order.status != pb.ORDER_STATUS_REQUIRES_ACTION or not order.payment.HasField("next_action"):
+        return None
+    return max(us_of(order.payment.next_action.expires_at), now_us() + EXPIRY_RETRY_US)

@@ -33,7 +33,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
 from common.caller import Call
-from common.db import Database, Sql, Tx, writes
+from common.db import Database, Sql, Tx, writes, writes_one
 from common.errors import (
     Aborted,
     DeadlineExceeded,
@@ -216,8 +216,21 @@ class Idempotency:
         finally:
             _held.reset(token)
 
-    @writes
     async def _claim(
+        self, scope: str, key: str, digest: str, lease_us: int, answer_type: type[Message]
+    ) -> Claim | Stored:
+        # A new key, the common case, is one statement; a key seen before is read and locked.
+        if await self._claim_new(scope, key, digest, lease_us):
+            return Claim(scope, key, None, answer_type)
+        return await self._claim_seen(scope, key, digest, lease_us, answer_type)
+
+    @writes_one
+    async def _claim_new(self, tx: Tx, scope: str, key: str, digest: str, lease_us: int) -> bool:
+        now = now_us()
+        return await tx.execute(_CLAIM, scope, key, digest, now + lease_us, now) == 1
+
+    @writes
+    async def _claim_seen(
         self, tx: Tx, scope: str, key: str, digest: str, lease_us: int, answer_type: type[Message]
     ) -> Claim | Stored:
         return await claim(tx, scope, key, digest, lease_us, answer_type)

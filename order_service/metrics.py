@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-from order_service.store import CHARGE_CHECK, EXPIRY_CHECK
+from order_service.domain import CHARGE_CHECK, EXPIRY_CHECK
 
 RECONCILER_BACKLOG = Gauge(
     "order_reconciler_backlog",

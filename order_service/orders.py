@@ -28,9 +28,9 @@ from common.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument,
 from common.ids import new_id
 from common.order_status import status_name
 from common.timestamps import now_us, timestamp_us
-from order_service.domain import validate_create, validate_refund
+from order_service.domain import CHARGE_CHECK, validate_create, validate_refund
 from order_service.payment_client import PaymentClient
-from order_service.store import CHARGE_CHECK, OrderStore
+from order_service.store import OrderStore
 from order_service.watch import watch_order
 from shop.order.v1 import order_pb2 as pb
 from shop.payment.v1 import payment_pb2
@@ -70,7 +70,7 @@ class Orders:
         order = _pending_order(request, amount, call.caller)
         await self.store.add_pending(order, request.payment_method, charge_due_us=_due_after(call.timeout))
         payment = await self._charge(order, request.payment_method, call.timeout)
-        return await self.store.record(order.id, payment, settles=(CHARGE_CHECK,), answers=True)
+        return await self.store.record(order.id, payment, settles=(CHARGE_CHECK,), answers=True, stored=order)
 
     async def finish_create(self, order_id: str, call: Call) -> pb.Order:
         """A retry of a create whose first attempt stored the order and gave no answer: finish that

@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cache
 
-from common.db import Database, Row, Sql, Tx, reads, writes
+from common.db import Database, Row, Sql, Tx, reads, writes, writes_one
 from common.errors import NotFound
 from common.order_status import status_name
 from common.timestamps import now_us, us_of
 from order_service import events, idempotency
+from order_service import single_statements as one
 from order_service.changes import LocalChanges
-from order_service.domain import apply_payment
+from order_service.domain import CHARGE_CHECK, EXPIRY_CHECK, apply_payment, expiry_due
+from order_service.webhooks import deliveries
 from shop.order.v1 import order_pb2 as pb
 from shop.payment.v1 import payment_pb2
 
@@ -54,13 +56,6 @@ CLAIM_CHECKS = Sql(
 CHECKS_BACKLOG = Sql("SELECT count(*) FROM order_checks WHERE due_us <= $1")
 
 PURGE_KEYS = Sql("DELETE FROM idempotency_keys WHERE created_us <= $1")
-
-# The check that stands for a charge in flight, and the one for the end of a confirmation window.
-CHARGE_CHECK = "charge"
-EXPIRY_CHECK = "expiry"
-# An expiry check is never due sooner than this: a payment service whose clock is behind ours
-# answers "not yet" — ask again a little later.
-EXPIRY_RETRY_US = 1_000_000
 
 
 @cache
@@ -127,10 +122,22 @@ class OrderStore:
 
     # -- the order's changes -------------------------------------------------------------------
 
-    @writes
-    async def add_pending(self, tx: Tx, order: pb.Order, payment_method: str, charge_due_us: int) -> None:
+    async def add_pending(self, order: pb.Order, payment_method: str, charge_due_us: int) -> None:
         """A new order (pending_payment, version 1) with the check of its charge, durable before
         the charge is sent; under the request's idempotency key, the recovery point."""
+        if self.db.is_sqlite:
+            await self._add_pending(order, payment_method, charge_due_us)
+        else:
+            await self._add_pending_in_one(order, payment_method, charge_due_us)
+
+    @writes_one
+    async def _add_pending_in_one(self, tx: Tx, order: pb.Order, payment_method: str, charge_due_us: int) -> None:
+        # No NOTIFY: nobody can be watching an order that did not exist.
+        queued = await one.add_pending(tx, order, payment_method, charge_due_us, idempotency.held())
+        _wake_after_commit(tx, order, queued)
+
+    @writes
+    async def _add_pending(self, tx: Tx, order: pb.Order, payment_method: str, charge_due_us: int) -> None:
         await tx.execute(
             INSERT_ORDER,
             order.id,
@@ -150,8 +157,45 @@ class OrderStore:
             await idempotency.set_order(tx, claim, order.id)
         await self.changes.announce(tx, order.id, order.version)
 
-    @writes
     async def record(
+        self,
+        order_id: str,
+        payment: payment_pb2.Payment | None,
+        *,
+        settles: Sequence[str] = (),
+        answers: bool = False,
+        stored: pb.Order | None = None,
+    ) -> pb.Order:
+        """In one transaction: take the payment onto the order (a new version, if the payment is
+        newer than what the order has), settle the checks the answer stands for, keep the expiry
+        check in step with the status, and — `answers`: this is the request's answer — store the
+        answer under the request's idempotency key. Watchers hear of it after the commit.
+
+        `stored`: the order as this process stored it. On PostgreSQL, if the payment changes it,
+        the change is one statement that applies only if the order is still at that version
+        (single_statements.py); if another change came first, the order is read and locked."""
+        if stored is not None and payment is not None and not self.db.is_sqlite:
+            order = pb.Order()
+            order.CopyFrom(stored)
+            if apply_payment(order, payment) and await self._record_in_one(order, stored, settles, answers):
+                return order
+        return await self._record(order_id, payment, settles=settles, answers=answers)
+
+    @writes_one
+    async def _record_in_one(
+        self, tx: Tx, order: pb.Order, stored: pb.Order, settles: Sequence[str], answers: bool
+    ) -> bool:
+        """`order`, the next version of `stored`, in one statement; False: the order was not at
+        that version any more, and nothing was written."""
+        queued = await one.record(tx, order, stored, settles, idempotency.held() if answers else None)
+        if queued is None:
+            return False
+        self.changes.wake_after_commit(tx, order.id)
+        _wake_after_commit(tx, order, queued)
+        return True
+
+    @writes
+    async def _record(
         self,
         tx: Tx,
         order_id: str,
@@ -160,10 +204,6 @@ class OrderStore:
         settles: Sequence[str] = (),
         answers: bool = False,
     ) -> pb.Order:
-        """In one transaction: take the payment onto the order (a new version, if the payment is
-        newer than what the order has), settle the checks the answer stands for, keep the expiry
-        check in step with the status, and — `answers`: this is the request's answer — store the
-        answer under the request's idempotency key. Watchers hear of it after the commit."""
         order = _order(await tx.fetchrow(GET_FOR_UPDATE, order_id))
         if order is None:
             raise NotFound(f"order {order_id} not found")
@@ -182,8 +222,7 @@ class OrderStore:
             await self.changes.announce(tx, order.id, order.version)
         for check in settles:
             await tx.execute(DONE_CHECK, order_id, check)
-        if order.status == pb.ORDER_STATUS_REQUIRES_ACTION and order.payment.HasField("next_action"):
-            expires = max(us_of(order.payment.next_action.expires_at), now_us() + EXPIRY_RETRY_US)
+        if (expires := expiry_due(order)) is not None:
             await tx.execute(ADD_CHECK, order_id, EXPIRY_CHECK, expires)
         elif was == pb.ORDER_STATUS_REQUIRES_ACTION:
             await tx.execute(DONE_CHECK, order_id, EXPIRY_CHECK)
@@ -218,6 +257,15 @@ class OrderStore:
     async def purge_keys(self, tx: Tx) -> int:
         """Forget REST idempotency keys older than 24 hours."""
         return await tx.execute(PURGE_KEYS, now_us() - idempotency.TTL_US)
+
+
+def _wake_after_commit(tx: Tx, order: pb.Order, queued: int) -> None:
+    """This process's feed streams and webhook worker, told at commit of what a single statement
+    wrote (events.record and deliveries.enqueue tell them in the step-by-step transaction)."""
+    if order.account_id:
+        tx.after_commit(lambda: events.NEWS.wake(order.account_id))
+    if queued:
+        tx.after_commit(deliveries.QUEUED.wake)
 
 
 async def _append_event(tx: Tx, order: pb.Order) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.caller import INTERNAL, CallerScope
-from common.db import Database, Tx, reads, writes
+from common.db import Database, Tx, reads, writes, writes_one
 from common.errors import AlreadyExists, FailedPrecondition, NotFound, OutOfRange
 from common.ids import new_id
 from common.timestamps import now_us
@@ -42,12 +42,17 @@ class Payments:
         self.processor = processor
 
     async def charge(self, charge: NewCharge, caller: CallerScope = INTERNAL) -> PaymentRecord:
-        """The payment stored under the charge's key; the first time, the processor is asked and
-        its answer stored. A key or an order already used for another charge is refused."""
-        payment = await self._find(charge.idempotency_key, charge.order_id)
-        if payment is None:
-            decision = await self.processor.authorize(charge.payment_method, now_us(), charge.idempotency_key)
-            payment = await self._insert(_new_payment(charge, caller, decision))
+        """The payment stored under the charge's key. The processor is asked (with the key: a
+        repeat is answered the same authorization) and its answer stored in one statement, unless
+        the key or the order has a payment already — which is then read, and given back (the same
+        key) or refused (another charge). The common case, a new charge, costs one statement."""
+        decision = await self.processor.authorize(charge.payment_method, now_us(), charge.idempotency_key)
+        payment = _new_payment(charge, caller, decision)
+        if not await self._insert(payment):
+            # The key or the order has its payment: a retry, or a charge that lost a race.
+            found = await self._find(charge.idempotency_key, charge.order_id)
+            assert found is not None, "a payment that blocks an insert exists"
+            payment = found
         if not caller.may_see(payment.account_id or "", ""):
             # Another account's order id or key: say no more than that it cannot be used.
             raise FailedPrecondition("idempotency key already used for a different charge", reason=KEY_REUSED)
@@ -160,14 +165,9 @@ class Payments:
     async def _get(self, tx: Tx, payment_id: str) -> PaymentRecord | None:
         return await store.by_id(tx, payment_id)
 
-    @writes
-    async def _insert(self, tx: Tx, payment: PaymentRecord) -> PaymentRecord:
-        if await store.insert(tx, payment):
-            return payment
-        # A concurrent charge with this key (or for this order) got there first.
-        found = await store.by_key_or_order(tx, payment.idempotency_key, payment.order_id)
-        assert found is not None
-        return found
+    @writes_one
+    async def _insert(self, tx: Tx, payment: PaymentRecord) -> bool:
+        return await store.insert(tx, payment)
 
 
 def _new_payment(charge: NewCharge, caller: CallerScope, decision: Decision) -> PaymentRecord:

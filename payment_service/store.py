@@ -108,7 +108,7 @@ BY_ID_FOR_UPDATE = Sql(f"{_SELECT} WHERE id = $1 FOR UPDATE")
 # The payment of this key, or of this order under another key (at most one of each).
 BY_KEY_OR_ORDER = Sql(f"{_SELECT} WHERE idempotency_key = $1 OR order_id = $2")
 # Either unique column may collide: a repeat of the key, or another key for the same order.
-INSERT_PAYMENT = _insert("payments", _PAYMENT_COLUMNS, "ON CONFLICT DO NOTHING")
+INSERT_PAYMENT = _insert("payments", _PAYMENT_COLUMNS, "ON CONFLICT DO NOTHING RETURNING id")
 _FIXED = ("id", "idempotency_key", "order_id", "created_us", "account_id", "client_secret")
 _CHANGING = [c for c in _PAYMENT_COLUMNS if c not in _FIXED]
 UPDATE_PAYMENT = Sql(
@@ -137,8 +137,9 @@ async def by_key_or_order(tx: Tx, key: str, order_id: str) -> PaymentRecord | No
 
 
 async def insert(tx: Tx, record: PaymentRecord) -> bool:
-    """Store a new payment; False (and nothing stored) when its key or its order has one."""
-    return await tx.execute(INSERT_PAYMENT, *(getattr(record, c) for c in _PAYMENT_COLUMNS)) == 1
+    """Store a new payment; False (and nothing stored) when its key or its order has one. (One
+    statement: RETURNING says whether the row went in, on either engine.)"""
+    return await tx.fetchval(INSERT_PAYMENT, *(getattr(record, c) for c in _PAYMENT_COLUMNS)) is not None
 
 
 async def save(tx: Tx, record: PaymentRecord) -> None:

@@ -21,8 +21,8 @@ _QUIET = _Quiet()
 
 
 async def insert(tx: Tx, order: pb.Order, payment_method: str) -> None:
-    """The order as `OrderStore.add_pending` writes it (its event, its check), inside `tx`."""
-    add_pending = store.OrderStore.add_pending.__wrapped__  # type: ignore[attr-defined]
+    """The order as `OrderStore.add_pending` writes it step by step (its event, its check), inside `tx`."""
+    add_pending = store.OrderStore._add_pending.__wrapped__  # type: ignore[attr-defined]
     await add_pending(_QUIET, tx, order, payment_method, now_us())
 
 

@@ -16,7 +16,9 @@ after `self` and awaits only `tx`; `@writes` (or `@reads`) runs it in one:
     await names.shout(order_id)        # one transaction, named `Names.shout`
 
 (`db.write(body)` takes any `async def body(tx)`; the decorators are that, with the method's
-own arguments bound.)
+own arguments bound.) A method that runs exactly one statement is `@writes_one`: on PostgreSQL
+that statement is its own transaction, with no BEGIN and COMMIT around it — a third of the round
+trips of a short write (docs/operations.md#statements-per-order).
 
 - PostgreSQL (asyncpg): the body runs on a pooled connection inside BEGIN … COMMIT; asyncpg
   prepares each statement once per connection and reuses it.
@@ -105,8 +107,9 @@ class Database(Protocol):
 
     async def start(self) -> None: ...
 
-    def write(self, body: Body[T]) -> Awaitable[T]:
-        """Run `body` in a transaction: committed if it returns, rolled back if it raises."""
+    def write(self, body: Body[T], *, single_statement: bool = False) -> Awaitable[T]:
+        """Run `body` in a transaction: committed if it returns, rolled back if it raises.
+        `single_statement`: the body runs one statement, which is the transaction."""
         ...
 
     async def read(self, body: Body[T]) -> T:
@@ -147,15 +150,26 @@ def writes(method: Method[H, P, T]) -> Callable[Concatenate[H, P], Coroutine[Any
     return _in_transaction(method, write=True)
 
 
+def writes_one(method: Method[H, P, T]) -> Callable[Concatenate[H, P], Coroutine[Any, Any, T]]:
+    """`@writes` for a method that runs exactly one statement (a second one is a bug, and
+    raises): on PostgreSQL the statement is the transaction, without BEGIN and COMMIT."""
+    return _in_transaction(method, write=True, single_statement=True)
+
+
 def reads(method: Method[H, P, T]) -> Callable[Concatenate[H, P], Coroutine[Any, Any, T]]:
     """The method, run on a read-only view of `self.db` (it must not write)."""
     return _in_transaction(method, write=False)
 
 
-def _in_transaction(method: Method[H, P, T], *, write: bool) -> Callable[Concatenate[H, P], Coroutine[Any, Any, T]]:
+def _in_transaction(
+    method: Method[H, P, T], *, write: bool, single_statement: bool = False
+) -> Callable[Concatenate[H, P], Coroutine[Any, Any, T]]:
     async def run(owner: H, /, *args: P.args, **kwargs: P.kwargs) -> T:
         body = _Bound(method, owner, args, kwargs)
-        result: T = await (owner.db.write(body) if write else owner.db.read(body))
+        if write:
+            result: T = await owner.db.write(body, single_statement=single_statement)
+        else:
+            result = await owner.db.read(body)
         return result
 
     update_wrapper(run, method)

@@ -59,6 +59,16 @@ _NOTIFY = Sql("SELECT pg_notify($1, $2)")
 _PING = "SELECT 1"
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a connection needs on its way back to the pool, beyond what asyncpg always does (roll
+    back a transaction left open — a body cancelled mid-way — and drop listener callbacks):
+    nothing. asyncpg's default reset is a round trip of four statements at every release
+    (`CLOSE ALL; RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()`) undoing session state
+    that no statement of these services creates: no cursor outside a transaction, no SET, no
+    LISTEN (the change listener has a connection of its own, changes.py), no advisory lock, no
+    temporary table. tests/unit/order_service/test_postgres_sessions.py holds them to that."""
+
+
 def asyncpg_dsn(url: str) -> str:
     """`postgresql+asyncpg://…` (SQLAlchemy's spelling) → `postgresql://…` (libpq's)."""
     scheme, rest = url.split("://", 1)
@@ -86,17 +96,23 @@ class PostgresDatabase:
                 max_size=self.pool_size,
                 connect=self.hosts.connect,
                 command_timeout=STATEMENT_TIMEOUT_S,
+                reset=_keep_session,
             )
         except _UNAVAILABLE as exc:
             raise Unavailable(f"cannot connect to PostgreSQL: {exc}") from exc
 
-    async def write(self, body: Body[T]) -> T:
+    async def write(self, body: Body[T], *, single_statement: bool = False) -> T:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 async with self._acquire() as conn:
-                    tx = _PostgresTx(conn)
-                    async with conn.transaction():
+                    if single_statement:
+                        # The statement is its own transaction (autocommit): no BEGIN, no COMMIT.
+                        tx = _PostgresTx(conn, statements_left=1)
                         value = await body(tx)
+                    else:
+                        tx = _PostgresTx(conn)
+                        async with conn.transaction():
+                            value = await body(tx)
                 break
             except _RETRYABLE:
                 if attempt == _ATTEMPTS:
@@ -159,30 +175,40 @@ class PostgresDatabase:
 
 
 class _PostgresTx:
-    __slots__ = ("_conn", "hooks")
+    __slots__ = ("_conn", "_left", "hooks")
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, statements_left: int | None = None) -> None:
         self._conn = conn
+        # A single-statement write (`writes_one`) may run one: a second would be a transaction
+        # of its own, committed apart from the first.
+        self._left = statements_left
         self.hooks: list[Callable[[], None]] = []
 
+    def _conn_for(self, sql: Sql) -> asyncpg.Connection:
+        if self._left is not None:
+            if self._left == 0:
+                raise RuntimeError(f"a single-statement write ran a second statement: {sql!r}")
+            self._left -= 1
+        return self._conn
+
     async def fetchrow(self, sql: Sql, *args: object) -> Row | None:
-        row: Row | None = await self._conn.fetchrow(sql.postgres, *args)
+        row: Row | None = await self._conn_for(sql).fetchrow(sql.postgres, *args)
         return row
 
     async def fetch(self, sql: Sql, *args: object) -> Sequence[Row]:
-        return await self._conn.fetch(sql.postgres, *args)  # type: ignore[no-any-return]
+        return await self._conn_for(sql).fetch(sql.postgres, *args)  # type: ignore[no-any-return]
 
     async def fetchval(self, sql: Sql, *args: object) -> Any:
-        return await self._conn.fetchval(sql.postgres, *args)
+        return await self._conn_for(sql).fetchval(sql.postgres, *args)
 
     async def execute(self, sql: Sql, *args: object) -> int:
-        status: str = await self._conn.execute(sql.postgres, *args)
+        status: str = await self._conn_for(sql).execute(sql.postgres, *args)
         # "UPDATE 3", "DELETE 0", "INSERT 0 1": the count is the last word.
         last = status.rsplit(" ", 1)[-1]
         return int(last) if last.isdigit() else 0
 
     async def notify(self, channel: str, payload: str) -> None:
-        await self._conn.execute(_NOTIFY.postgres, channel, payload)
+        await self._conn_for(_NOTIFY).execute(_NOTIFY.postgres, channel, payload)
 
     def after_commit(self, hook: Callable[[], None]) -> None:
         self.hooks.append(hook)

@@ -91,8 +91,9 @@ class SqliteDatabase:
         except sqlite3.OperationalError as exc:
             raise Unavailable("the database is unavailable") from exc
 
-    def write(self, body: Body[T]) -> asyncio.Future[T]:
-        """Queue `body` for the next group commit; the future is settled once it is durable."""
+    def write(self, body: Body[T], *, single_statement: bool = False) -> asyncio.Future[T]:
+        """Queue `body` for the next group commit; the future is settled once it is durable.
+        (`single_statement` changes nothing here: the group's transaction is shared anyway.)"""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.append(_Job(body, future))

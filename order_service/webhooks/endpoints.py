@@ -1,8 +1,11 @@
 """Webhook endpoints: an account's URLs that its events are POSTed to (`webhook_endpoints`).
 
 Creating and deleting an endpoint take the account's event-head lock (events.lock_head), the
-one every event of the account takes as it is numbered: an endpoint gets exactly the events
-numbered after its creation, and none numbered after its deletion.
+one every event of the account takes as it is numbered: an endpoint gets the events numbered
+after its creation, and none numbered after its deletion — except, on PostgreSQL, an event whose
+single statement (order_service/single_statements.py) took its snapshot before the creation
+committed and then waited for the lock: it does not see the new endpoint. (A deleted endpoint's
+stray delivery is not sent: a delivery reads its endpoint as it is at the attempt.)
 
 The signing secret is stored as it is (it must be, to sign) and leaves the service only in the
 answers of create and rotate; it is never logged and never part of an error.

@@ -147,8 +147,8 @@ class Setup:
 
 
 @pytest.fixture
-async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
-    async with migrated(HISTORY, tmp_path) as db:
+async def setup(tmp_path: Path, database_server: str | None) -> AsyncIterator[Setup]:
+    async with migrated(HISTORY, tmp_path, database_server) as db:
         fake = FakePayments()
         orders = Orders(OrderStore(db, LocalChanges()), fake)  # type: ignore[arg-type]
         yield Setup(orders, fake, Reconciler(orders, interval_s=1, deadline_s=5), Idempotency(db))

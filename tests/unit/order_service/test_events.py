@@ -24,8 +24,8 @@ from tests.unit.databases import migrated
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with migrated(HISTORY, tmp_path) as database:
+async def db(tmp_path: Path, database_server: str | None) -> AsyncIterator[Database]:
+    async with migrated(HISTORY, tmp_path, database_server) as database:
         yield database
 
 

@@ -48,3 +48,27 @@ async def test_refunds_without_a_key_are_each_a_refund(setup: Setup) -> None:
     for _ in range(2):
         await setup.refund(pb.RefundOrderRequest(order_id=paid.id, amount=10))
     assert (await setup.orders.get(paid.id)).amount_refunded == 20
+
+
+async def test_an_outcome_for_an_order_changed_meanwhile_is_applied_to_its_newest_version(setup: Setup) -> None:
+    """`record(stored=…)` (on PostgreSQL one statement that applies only at the stored version)
+    finds the order moved on by another change: it takes the locking path, and no version is
+    lost or written twice."""
+    store = setup.orders.store
+    order, _ = await setup.create(create_request("pm_wallet_qr"))
+    payment = order.payment
+    newer = P.Payment()
+    newer.CopyFrom(payment)
+    newer.version += 1
+    newer.status = P.PAYMENT_STATUS_SUCCEEDED
+    newer.ClearField("next_action")
+    stale = pb.Order()
+    stale.CopyFrom(order)
+    stale.version -= 1  # as the flow stored it before its first change
+    stale.status = pb.ORDER_STATUS_PENDING_PAYMENT
+    stale.ClearField("payment")
+    recorded = await store.record(order.id, newer, stored=stale)
+    assert (recorded.version, recorded.status) == (order.version + 1, pb.ORDER_STATUS_PAID)
+    log = await store.events_after(order.id, 0)
+    assert [o.version for o in log] == [1, 2, 3]
+    assert [o.status for o in log][-1] == pb.ORDER_STATUS_PAID

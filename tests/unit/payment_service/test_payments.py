@@ -18,8 +18,8 @@ from tests.unit.databases import migrated
 
 
 @pytest.fixture
-async def payments(tmp_path: Path) -> AsyncIterator[Payments]:
-    async with migrated(HISTORY, tmp_path) as db:
+async def payments(tmp_path: Path, database_server: str | None) -> AsyncIterator[Payments]:
+    async with migrated(HISTORY, tmp_path, database_server) as db:
         yield Payments(db, Processor(latency_ms=0, action_timeout_s=900))
 
 
@@ -118,8 +118,8 @@ async def test_a_payment_outside_the_callers_scope_is_not_found(payments: Paymen
         await payments.cancel(payment.id, stranger)
 
 
-async def test_unconfirmed_payment_expires(tmp_path: Path) -> None:
-    async with migrated(HISTORY, tmp_path) as db:
+async def test_unconfirmed_payment_expires(tmp_path: Path, database_server: str | None) -> None:
+    async with migrated(HISTORY, tmp_path, database_server) as db:
         expiring = Payments(db, Processor(latency_ms=0, action_timeout_s=0.001))
         waiting = await expiring.charge(charge("pm_wallet_qr"))
         await asyncio.sleep(0.002)  # the confirmation window is 1 ms: let it pass

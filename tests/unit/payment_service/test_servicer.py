@@ -35,8 +35,8 @@ CTX: Any = FakeContext()
 
 
 @pytest.fixture
-async def servicer(tmp_path: Path) -> AsyncIterator[PaymentServicer]:
-    async with migrated(HISTORY, tmp_path) as db:
+async def servicer(tmp_path: Path, database_server: str | None) -> AsyncIterator[PaymentServicer]:
+    async with migrated(HISTORY, tmp_path, database_server) as db:
         yield PaymentServicer(Payments(db, Processor(latency_ms=0, action_timeout_s=900)))
 
 

@@ -24,8 +24,8 @@ REFUSED = Outcome(False, 500, "the endpoint answered HTTP 500")
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with migrated(HISTORY, tmp_path) as database:
+async def db(tmp_path: Path, database_server: str | None) -> AsyncIterator[Database]:
+    async with migrated(HISTORY, tmp_path, database_server) as database:
         yield database
 
 
