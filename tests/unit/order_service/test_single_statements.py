@@ -63,8 +63,9 @@ async def test_a_version_written_while_the_last_delivery_finishes_is_not_left_wa
         observer = await asyncpg.connect(url)
         try:
             # Another process's state (the server's lock table): nothing to await but a look.
-            while not await waiting_for_a_lock(observer):  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+            async with asyncio.timeout(30):  # only a hang: the lock is held until the commit below
+                while not await waiting_for_a_lock(observer):  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
         finally:
             await observer.close()
         await finishing.commit()
