@@ -6,7 +6,7 @@ check of WebSocket handshakes."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
+from tests.conftest import client_of
 from tests.harness import Stack, bearer, new_key
 from tests.integration.helpers import assert_problem, create_order, order_body
 from tests.integration.push_clients import ws_message, ws_url
@@ -46,23 +47,16 @@ GUESSER = "127.0.0.2"
 
 @pytest.fixture(scope="module")
 def listed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack(
-        tmp_path_factory.mktemp("origins"),
+    env = {
         # Written as people write them: spaces, an upper-case host, the default port.
-        env={
-            "GATEWAY_CORS_ORIGINS": f"{SHOP}, HTTP://LOCALHOST:3000,https://shop.example:443",
-            "GATEWAY_AUTH_FAILURE_LIMIT": "3/hour",
-        },
-    )
-    stack.start()
-    yield stack
-    stack.stop()
+        "GATEWAY_CORS_ORIGINS": f"{SHOP}, HTTP://LOCALHOST:3000,https://shop.example:443",
+        "GATEWAY_AUTH_FAILURE_LIMIT": "3/hour",
+    }
+    with Stack(tmp_path_factory.mktemp("origins"), env=env) as stack:
+        yield stack
 
 
-@pytest.fixture
-async def http(listed: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=listed.url, headers=listed.headers, timeout=10) as client:
-        yield client
+http = client_of("listed")
 
 
 def _cors_headers(reply: httpx.Response) -> dict[str, str]:

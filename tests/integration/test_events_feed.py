@@ -5,21 +5,17 @@ events only, resumes after Last-Event-ID, and keeps the connection alive."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from order_service.events import encode_cursor
+from tests.conftest import client_of
 from tests.harness import Stack, bearer
 from tests.integration.helpers import assert_problem, create_order
 from tests.integration.webhooks import SseFollower, feed_end, read_feed, stream, versions_of
 
-
-@pytest.fixture
-async def client(webhook_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=webhook_stack.url, headers=webhook_stack.headers, timeout=10) as http:
-        yield http
+client = client_of("webhook_stack")
 
 
 async def test_the_feed_holds_every_version_once_oldest_first(client: httpx.AsyncClient) -> None:

@@ -4,28 +4,19 @@ rotate; who may do what; and every refusal is problem+json that changes nothing.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
+from tests.conftest import client_of
 from tests.harness import Stack, bearer
 from tests.integration.helpers import assert_problem
-from tests.webhook_receiver import Receiver, receiving
+from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.usefixtures("webhook_stack")
 
 
-@pytest.fixture
-async def client(webhook_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=webhook_stack.url, headers=webhook_stack.headers, timeout=10) as http:
-        yield http
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with receiving() as running:
-        yield running
+client = client_of("webhook_stack")
 
 
 def as_key(client: httpx.AsyncClient, key: str) -> httpx.AsyncClient:

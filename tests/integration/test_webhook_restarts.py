@@ -9,7 +9,6 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
-import httpx
 import orjson
 
 from tests.conftest import WEBHOOK_ENV
@@ -32,7 +31,7 @@ async def test_every_event_arrives_through_a_sigkill_and_a_restart_of_everything
     held = asyncio.Event()
     async with (
         receiving() as receiver,
-        httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=10) as client,
+        stack.client() as client,
     ):
         receiver.behaviours["/hook"] = Behaviour(hold=held)
         hook = (await client.post("/v1/webhook_endpoints", json={"url": receiver.url()})).json()
@@ -70,7 +69,7 @@ async def test_the_address_is_checked_again_at_every_attempt(fresh_stack: Stack)
     stack = fresh(fresh_stack).start()
     async with (
         receiving() as receiver,
-        httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=10) as client,
+        stack.client() as client,
     ):
         hook = (await client.post("/v1/webhook_endpoints", json={"url": receiver.url()})).json()
         # What a change of DNS would do to a name: the address the URL reaches is no longer allowed.
@@ -92,7 +91,7 @@ async def test_the_feed_stream_goes_on_across_a_restart_of_the_order_service(fre
     """The gateway opens the feed's gRPC stream again from the last cursor it sent: the client's
     SSE response goes on, and misses nothing committed meanwhile."""
     stack = fresh(fresh_stack).start()
-    async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=10) as client:
+    async with stack.client() as client:
         follower = SseFollower()
         task = asyncio.create_task(stream(client, follower))
         try:

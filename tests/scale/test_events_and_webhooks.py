@@ -47,15 +47,8 @@ ORDERS_PER_WRITER = 8
 
 @pytest.fixture(scope="module")
 def cluster(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    suffix = uuid.uuid4().hex[:8]
-    running = Cluster(
-        tmp_path_factory.mktemp("webhooks-cluster"),
-        order_database_url=postgres.create_database(postgres_server, f"orders_{suffix}"),
-        payment_database_url=postgres.create_database(postgres_server, f"payments_{suffix}"),
-        env=WEBHOOK_ENV,
-    ).start()
-    yield running
-    running.stop()
+    with postgres.cluster_on(postgres_server, tmp_path_factory.mktemp("webhooks-cluster"), env=WEBHOOK_ENV) as running:
+        yield running
 
 
 @pytest.fixture
