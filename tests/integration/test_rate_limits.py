@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.bad_settings import GATEWAY, first_cases
 from tests.harness import ROOT, Stack, bearer, new_key
 from tests.integration.helpers import assert_problem, create_order
 
@@ -115,12 +116,7 @@ def test_the_gateway_refuses_to_start_without_a_usable_key_list(keys: str | None
 
 @pytest.mark.parametrize(
     ("variable", "value", "says"),
-    [
-        ("GATEWAY_CORS_ORIGINS", "*", "a wildcard is not allowed"),
-        ("GATEWAY_CORS_ORIGINS", "https://shop.example/checkout", "no path"),
-        ("GATEWAY_CORS_ORIGINS", "file://shop.example", "the scheme must be http:// or https://"),
-        ("GATEWAY_RATE_LIMIT_STORAGE", "memcached://cache:11211", "must be memory://"),
-    ],
+    first_cases(GATEWAY, "GATEWAY_CORS_ORIGINS", "GATEWAY_RATE_LIMIT_STORAGE", "GATEWAY_PUBLIC_URL"),
 )
 def test_the_gateway_refuses_to_start_with_bad_origins_or_storage(variable: str, value: str, says: str) -> None:
     done = _start_gateway({"GATEWAY_API_KEYS": f"acct_1:{new_key()}", variable: value})
