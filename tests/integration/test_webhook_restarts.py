@@ -14,7 +14,7 @@ import orjson
 from tests.conftest import WEBHOOK_ENV
 from tests.harness import Stack
 from tests.integration.helpers import create_order
-from tests.integration.webhooks import SseFollower, deliveries, stream, versions_of, wait_deliveries
+from tests.integration.webhooks import deliveries, following, versions_of, wait_deliveries
 from tests.webhook_receiver import Arrival, Behaviour, receiving
 
 ORDERS = 5
@@ -91,18 +91,12 @@ async def test_the_feed_stream_goes_on_across_a_restart_of_the_order_service(fre
     """The gateway opens the feed's gRPC stream again from the last cursor it sent: the client's
     SSE response goes on, and misses nothing committed meanwhile."""
     stack = fresh(fresh_stack).start()
-    async with stack.client() as client:
-        follower = SseFollower()
-        task = asyncio.create_task(stream(client, follower))
-        try:
-            await asyncio.wait_for(follower.started.wait(), 15)
-            before = await create_order(client)
-            await follower.wait(lambda f: versions_of(f, before["id"]) == [1, 2])
-            await asyncio.to_thread(stack.restart, "order_service")
-            after = await create_order(client)
-            # No reconnection here: the events come on the response that was open all along.
-            await follower.wait(lambda f: versions_of(f, after["id"]) == [1, 2], timeout=45)
-        finally:
-            task.cancel()
+    async with stack.client() as client, following(client) as follower:
+        before = await create_order(client)
+        await follower.wait(lambda f: versions_of(f, before["id"]) == [1, 2])
+        await asyncio.to_thread(stack.restart, "order_service")
+        after = await create_order(client)
+        # No reconnection here: the events come on the response that was open all along.
+        await follower.wait(lambda f: versions_of(f, after["id"]) == [1, 2], timeout=45)
     orders = [event["data"]["order"]["id"] for _, _, event in follower.events]
     assert orders == [before["id"]] * 2 + [after["id"]] * 2
