@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -29,54 +30,33 @@ class Plan:
     memory_watchers: int
     memory_fresh_gateway: bool  # restart the gateway before each memory measurement
     # Orders placed with 1 endpoint, and with 100 endpoints (one dead): bench/webhooks.py.
-    webhook_orders: tuple[int, int] = (300, 30)
+    webhook_orders: tuple[int, int]
 
 
-FULL = Plan(
-    name="full",
-    runs=3,
-    codec_budget_s=0.6,
-    ratelimit_budget_s=1.0,
-    hop_warmup_s=1.0,
-    hop_window_s=3.0,
-    hop_concurrency=(1, 32),
-    e2e_warmup_s=2.0,
-    e2e_window_s=6.0,
-    e2e_concurrency=(1, 32),
-    postgres_concurrency=(1, 32),
+# Each knob as (full run, quick run).
+_KNOBS: dict[str, tuple[Any, Any]] = {
+    "runs": (3, 1),
+    "codec_budget_s": (0.6, 0.03),
+    "ratelimit_budget_s": (1.0, 0.05),
+    "hop_warmup_s": (1.0, 0.2),
+    "hop_window_s": (3.0, 0.3),
+    "hop_concurrency": ((1, 32), (32,)),
+    "e2e_warmup_s": (2.0, 0.0),
+    "e2e_window_s": (6.0, 1.0),
+    "e2e_concurrency": ((1, 32), (1, 32)),
+    "postgres_concurrency": ((1, 32), (32,)),
     # c=32 only: the servers differ in what they do per request under load; at c=1 the figure
     # is the services' latency, which the e2e rows already give.
-    server_concurrency=(32,),
-    push_watchers=(1, 100, 1000),
-    push_trials={1: 10, 100: 3, 1000: 2},
-    replica_trials=30,
-    short_poll_interval_s=1.0,
-    long_poll_wait_s=30,
-    idle_window_s=61.0,
-    memory_watchers=1000,
-    memory_fresh_gateway=True,
-)
-
-QUICK = Plan(
-    name="quick",
-    runs=1,
-    codec_budget_s=0.03,
-    ratelimit_budget_s=0.05,
-    hop_warmup_s=0.2,
-    hop_window_s=0.3,
-    hop_concurrency=(32,),
-    e2e_warmup_s=0.0,
-    e2e_window_s=1.0,
-    e2e_concurrency=(1, 32),
-    postgres_concurrency=(32,),
-    server_concurrency=(32,),
-    push_watchers=(1, 10),
-    push_trials={1: 2, 10: 1},
-    replica_trials=3,
-    short_poll_interval_s=1.0,
-    long_poll_wait_s=30,
-    idle_window_s=2.5,
-    memory_watchers=50,
-    memory_fresh_gateway=False,
-    webhook_orders=(20, 3),
-)
+    "server_concurrency": ((32,), (32,)),
+    "push_watchers": ((1, 100, 1000), (1, 10)),
+    "push_trials": ({1: 10, 100: 3, 1000: 2}, {1: 2, 10: 1}),
+    "replica_trials": (30, 3),
+    "short_poll_interval_s": (1.0, 1.0),
+    "long_poll_wait_s": (30, 30),
+    "idle_window_s": (61.0, 2.5),
+    "memory_watchers": (1000, 50),
+    "memory_fresh_gateway": (True, False),
+    "webhook_orders": ((300, 30), (20, 3)),
+}
+FULL = Plan(name="full", **{knob: full for knob, (full, _) in _KNOBS.items()})
+QUICK = Plan(name="quick", **{knob: quick for knob, (_, quick) in _KNOBS.items()})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 Row = Sequence[object]
@@ -281,26 +281,29 @@ def _goals(goals: list[Results]) -> Table:
     return ("Goals (this run, this machine)", ("goal", "measured", "unit", "", "measured as"), rows)
 
 
+def _one(render: Callable[[Results], Table]) -> Callable[[Results], list[Table]]:
+    return lambda part: [render(part)]
+
+
+# The sections in the order the report shows them: (name, a key its results hold once it has
+# run, how its tables are made).
+_SECTIONS: list[tuple[str, str, Callable[[Results], list[Table]]]] = [
+    ("codec", "small", _one(_codec)),
+    ("ratelimit", "rows", _one(_ratelimit)),
+    ("hop", "results", _hop),
+    ("e2e", "results", _one(_e2e)),
+    ("e2e_postgres", "results", _one(_e2e_postgres)),
+    ("server", "results", _one(_server)),
+    ("push", "available", _push),
+    ("push_replicas", "delay", _one(_push_replicas)),
+    ("webhooks", "results", _one(_webhooks)),
+]
+
+
 def _tables(results: Results) -> list[Table]:
-    tables: list[Table] = []
-    if "small" in results.get("codec", {}):
-        tables.append(_codec(results["codec"]))
-    if "rows" in results.get("ratelimit", {}):
-        tables.append(_ratelimit(results["ratelimit"]))
-    if "results" in results.get("hop", {}):
-        tables += _hop(results["hop"])
-    if "results" in results.get("e2e", {}):
-        tables.append(_e2e(results["e2e"]))
-    if "results" in results.get("e2e_postgres", {}):
-        tables.append(_e2e_postgres(results["e2e_postgres"]))
-    if "results" in results.get("server", {}):
-        tables.append(_server(results["server"]))
-    if "available" in results.get("push", {}):
-        tables += _push(results["push"])
-    if "delay" in results.get("push_replicas", {}):
-        tables.append(_push_replicas(results["push_replicas"]))
-    if "results" in results.get("webhooks", {}):
-        tables.append(_webhooks(results["webhooks"]))
+    tables = [
+        table for name, key, render in _SECTIONS if key in results.get(name, {}) for table in render(results[name])
+    ]
     if results.get("goals"):
         tables.append(_goals(results["goals"]))
     return tables

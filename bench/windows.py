@@ -19,19 +19,13 @@ import orjson
 
 from bench import auth, wrk
 from bench.config import Plan
+from bench.payloads import create_order_fields
 from bench.procs import run_json, tree_cpu_seconds
 from bench.stats import Run, median_fields
 
 log = logging.getLogger(__name__)
 
-BODY = orjson.dumps(
-    {
-        "customer_id": "cus_42",
-        "currency": "EUR",
-        "items": [{"sku": "BOOK-42", "quantity": 2, "unit_price": 1299}],
-        "payment_method": "pm_card_visa",
-    }
-).decode()
+BODY = orjson.dumps(create_order_fields(1)).decode()
 HEADERS = {"Content-Type": "application/json"}
 _PRIMING_REQUESTS = 20
 

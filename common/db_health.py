@@ -31,6 +31,7 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 from prometheus_client import Gauge
 
+from common.background import BackgroundLoop
 from common.db import Database
 from common.errors import Unavailable
 
@@ -48,9 +49,11 @@ _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-class DatabaseHealth:
+class DatabaseHealth(BackgroundLoop):
     """Probes `db` and sets `health` for "" and `service_names` (see the module docstring).
     Started once the server says SERVING; stopped at shutdown."""
+
+    task_name = "database health probe"
 
     def __init__(
         self,
@@ -66,16 +69,10 @@ class DatabaseHealth:
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.serving = True  # what the server said when it started
-        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         DB_UP.set(1)
-        self._task = asyncio.create_task(self._run(), name="database health probe")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        super().start()
 
     async def probe_once(self) -> bool:
         """Ask the database once; set the health if the answer changed it. True: it answered."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import inspect
 import ipaddress
 import os
 from collections.abc import Iterable
@@ -42,17 +43,9 @@ IDENTITIES: dict[str, tuple[str, ...]] = {
     "shop": ("shop", "localhost"),
 }
 _LOOPBACK = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
-_CA_KEY_USAGE = x509.KeyUsage(
-    digital_signature=True,
-    key_cert_sign=True,
-    crl_sign=True,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    encipher_only=False,
-    decipher_only=False,
-)
+# A CA's key signs certificates and revocation lists, and nothing else (KeyUsage takes every flag).
+_CA_USES = ("digital_signature", "key_cert_sign", "crl_sign")
+_CA_KEY_USAGE = x509.KeyUsage(**{flag: flag in _CA_USES for flag in inspect.signature(x509.KeyUsage).parameters})
 _BOTH_ENDS = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
 
 

@@ -6,12 +6,80 @@ links point there."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
+
+# pydantic reads a TypedDict's fields only from typing_extensions' before Python 3.12.
+from typing_extensions import TypedDict
 
 from common.timestamps import rfc3339
 from shop.order.v1 import events_pb2, order_pb2
 from shop.payment.v1 import payment_pb2
+
+_Number = TypeVar("_Number", bound=int)
+
+
+def _api_names(enum: Iterable[tuple[str, _Number]], prefix: str) -> dict[_Number, str]:
+    return {number: name.removeprefix(prefix).lower() for name, number in enum if number}
+
+
+# The statuses as the API writes them: the services' enum names without their prefix, in lower
+# case (ORDER_STATUS_PARTIALLY_REFUNDED → partially_refunded), by enum number.
+ORDER_STATUSES = _api_names(order_pb2.OrderStatus.items(), "ORDER_STATUS_")
+PAYMENT_STATUSES = _api_names(payment_pb2.PaymentStatus.items(), "PAYMENT_STATUS_")
+OrderStatus = Literal[tuple(ORDER_STATUSES.values())]  # type: ignore[valid-type]
+PaymentStatus = Literal[tuple(PAYMENT_STATUSES.values())]  # type: ignore[valid-type]
+
+
+# The documents. TypedDicts rather than models: the functions below build them as plain dicts
+# (encoded by orjson, with no model in between), and mypy holds them to these fields; the
+# gateway's OpenAPI describes them from the same classes (gateway/schemas.py).
+
+
+class LineItemPublic(TypedDict):
+    sku: str
+    quantity: int
+    unit_price: int
+
+
+class NextAction(TypedDict):
+    type: Literal["scan_qr"]
+    confirm_url: str
+    qr_svg_url: str
+    expires_at: str
+
+
+class PaymentPublic(TypedDict):
+    id: str
+    status: PaymentStatus  # type: ignore[valid-type]
+    payment_method: str
+    amount: int
+    amount_refunded: int
+    currency: str
+    failure_code: str | None
+    decline_code: str | None
+    failure_message: str | None
+    next_action: NextAction | None
+    created_at: str
+    updated_at: str
+
+
+class OrderPublic(TypedDict):
+    id: str
+    # Shown to the order's owner (and to a browser that has it already): give it to the
+    # customer's browser, never an API key (docs/security.md#client-secrets).
+    client_secret: str | None
+    customer_id: str
+    status: OrderStatus  # type: ignore[valid-type]
+    currency: str
+    items: list[LineItemPublic]
+    amount: int
+    amount_refunded: int
+    payment: PaymentPublic | None
+    version: int
+    created_at: str
+    updated_at: str
 
 
 def _enum_name(prefix: str, name: str) -> str:
@@ -28,8 +96,8 @@ def confirm_url(public_url: str, payment: payment_pb2.Payment) -> str:
     return with_secret(f"{public_url}/pay/{payment.id}", payment.client_secret)
 
 
-def payment_json(payment: payment_pb2.Payment, public_url: str) -> dict[str, Any]:
-    next_action = None
+def payment_json(payment: payment_pb2.Payment, public_url: str) -> PaymentPublic:
+    next_action: NextAction | None = None
     if payment.status == payment_pb2.PAYMENT_STATUS_REQUIRES_ACTION and payment.HasField("next_action"):
         next_action = {
             "type": "scan_qr",
@@ -53,7 +121,7 @@ def payment_json(payment: payment_pb2.Payment, public_url: str) -> dict[str, Any
     }
 
 
-def order_json(order: order_pb2.Order, public_url: str) -> dict[str, Any]:
+def order_json(order: order_pb2.Order, public_url: str) -> OrderPublic:
     return {
         "id": order.id,
         "client_secret": order.client_secret or None,

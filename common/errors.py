@@ -40,6 +40,12 @@ class ServiceError(Exception):
     # True for an answer stored earlier under an idempotency key (see StoredError).
     replayed = False
 
+    def __init_subclass__(cls, code: grpc.StatusCode | None = None, **kwargs: object) -> None:
+        """`class NotFound(ServiceError, code=grpc.StatusCode.NOT_FOUND)`: a subclass names its code."""
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+
     def __init__(
         self,
         message: str,
@@ -71,40 +77,31 @@ class ServiceError(Exception):
         return status_pb2.Status(code=self.code.value[0], message=self.message, details=details)
 
 
-class InvalidArgument(ServiceError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+class InvalidArgument(ServiceError, code=grpc.StatusCode.INVALID_ARGUMENT): ...
 
 
-class FailedPrecondition(ServiceError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+class FailedPrecondition(ServiceError, code=grpc.StatusCode.FAILED_PRECONDITION): ...
 
 
-class OutOfRange(ServiceError):
-    code = grpc.StatusCode.OUT_OF_RANGE
+class OutOfRange(ServiceError, code=grpc.StatusCode.OUT_OF_RANGE): ...
 
 
-class PermissionDenied(ServiceError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+class PermissionDenied(ServiceError, code=grpc.StatusCode.PERMISSION_DENIED): ...
 
 
-class NotFound(ServiceError):
-    code = grpc.StatusCode.NOT_FOUND
+class NotFound(ServiceError, code=grpc.StatusCode.NOT_FOUND): ...
 
 
-class AlreadyExists(ServiceError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+class AlreadyExists(ServiceError, code=grpc.StatusCode.ALREADY_EXISTS): ...
 
 
-class Aborted(ServiceError):
-    code = grpc.StatusCode.ABORTED
+class Aborted(ServiceError, code=grpc.StatusCode.ABORTED): ...
 
 
-class Unavailable(ServiceError):
+class Unavailable(ServiceError, code=grpc.StatusCode.UNAVAILABLE):
     """Nothing was decided; try again shortly. Says when (RetryInfo: the gateway's Retry-After),
     one second unless told otherwise: an outage of a database or a service is seconds long, and
     a client that waits for it should not wait much longer than it."""
-
-    code = grpc.StatusCode.UNAVAILABLE
 
     def __init__(
         self,
@@ -117,8 +114,7 @@ class Unavailable(ServiceError):
         super().__init__(message, violations=violations, reason=reason, retry_after_s=retry_after_s)
 
 
-class DeadlineExceeded(ServiceError):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
+class DeadlineExceeded(ServiceError, code=grpc.StatusCode.DEADLINE_EXCEEDED): ...
 
 
 class StoredError(ServiceError):

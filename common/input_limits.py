@@ -20,33 +20,27 @@ MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 
 
-def _full_match(pattern: str) -> re.Pattern[str]:
-    """The patterns are for JSON Schema and pydantic, where `$` is the end of the text. In
-    Python's `re`, `$` also matches before a final "\\n" ("cus_1\\n" passed), so the compiled
-    forms end in `\\Z`."""
-    return re.compile(pattern.removesuffix("$") + r"\Z")
+def _rule(chars: str, shortest: int, longest: int, what: str = "") -> tuple[str, re.Pattern[str], str]:
+    """A text rule, `shortest`-`longest` characters of the class `chars`: its pattern, the compiled
+    form and the sentence a violation shows. The patterns are for JSON Schema and pydantic, where
+    `$` is the end of the text. In Python's `re`, `$` also matches before a final "\\n"
+    ("cus_1\\n" passed), so the compiled forms end in `\\Z`."""
+    body = f"[{chars}]{{{shortest},{longest}}}"
+    sentence = f"must be {shortest}-{longest} {what or f'characters of [{chars}]'}"
+    return f"^{body}$", re.compile(f"^{body}\\Z"), sentence
 
 
 # A customer, a SKU, an order or payment id from a caller.
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
-IDENTIFIER_RE = _full_match(IDENTIFIER_PATTERN)
-IDENTIFIER_RULE = "must be 1-64 characters of [A-Za-z0-9_.:-]"
-
+IDENTIFIER_PATTERN, IDENTIFIER_RE, IDENTIFIER_RULE = _rule("A-Za-z0-9_.:-", 1, 64)
 # An account, as API keys name it and the gateway passes it on (x-account-id).
-ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9_]{1,64}$"
-ACCOUNT_ID_RE = _full_match(ACCOUNT_ID_PATTERN)
-ACCOUNT_ID_RULE = "must be 1-64 characters of [A-Za-z0-9_]"
-
+ACCOUNT_ID_PATTERN, ACCOUNT_ID_RE, ACCOUNT_ID_RULE = _rule("A-Za-z0-9_", 1, 64)
 # An order's client secret: what the order service makes (`ord_…_secret_…`, URL-safe base64),
 # with room to change it.
-CLIENT_SECRET_PATTERN = r"^[A-Za-z0-9_-]{16,200}$"
-CLIENT_SECRET_RE = _full_match(CLIENT_SECRET_PATTERN)
-CLIENT_SECRET_RULE = "must be 16-200 characters of [A-Za-z0-9_-]"
-
+CLIENT_SECRET_PATTERN, CLIENT_SECRET_RE, CLIENT_SECRET_RULE = _rule("A-Za-z0-9_-", 16, 200)
 # A REST Idempotency-Key (the `idempotency-key` metadata of a gRPC call).
-IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
-IDEMPOTENCY_KEY_RE = _full_match(IDEMPOTENCY_KEY_PATTERN)
-IDEMPOTENCY_KEY_RULE = "must be 1-255 visible ASCII characters"
+IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_KEY_RE, IDEMPOTENCY_KEY_RULE = _rule(
+    r"\x21-\x7e", 1, 255, "visible ASCII characters"
+)
 
 CURRENCY_RULE = "must be an upper-case ISO 4217 currency code"
 PAYMENT_METHOD_RULE = "unknown payment method"
@@ -63,16 +57,174 @@ def check_identifier(field: str, value: str) -> None:
 # ISO 4217 active codes (currencies and funds, without the precious metals and test codes).
 CURRENCIES = frozenset(
     [
-        "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF",
-        "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHE", "CHF", "CHW", "CLF",
-        "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB",
-        "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR",
-        "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD",
-        "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR",
-        "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK",
-        "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP",
-        "SLE", "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD",
-        "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES", "VND", "VUV", "WST", "XAF",
-        "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG", "ZWL",
+        "AED",
+        "AFN",
+        "ALL",
+        "AMD",
+        "ANG",
+        "AOA",
+        "ARS",
+        "AUD",
+        "AWG",
+        "AZN",
+        "BAM",
+        "BBD",
+        "BDT",
+        "BGN",
+        "BHD",
+        "BIF",
+        "BMD",
+        "BND",
+        "BOB",
+        "BOV",
+        "BRL",
+        "BSD",
+        "BTN",
+        "BWP",
+        "BYN",
+        "BZD",
+        "CAD",
+        "CDF",
+        "CHE",
+        "CHF",
+        "CHW",
+        "CLF",
+        "CLP",
+        "CNY",
+        "COP",
+        "COU",
+        "CRC",
+        "CUC",
+        "CUP",
+        "CVE",
+        "CZK",
+        "DJF",
+        "DKK",
+        "DOP",
+        "DZD",
+        "EGP",
+        "ERN",
+        "ETB",
+        "EUR",
+        "FJD",
+        "FKP",
+        "GBP",
+        "GEL",
+        "GHS",
+        "GIP",
+        "GMD",
+        "GNF",
+        "GTQ",
+        "GYD",
+        "HKD",
+        "HNL",
+        "HTG",
+        "HUF",
+        "IDR",
+        "ILS",
+        "INR",
+        "IQD",
+        "IRR",
+        "ISK",
+        "JMD",
+        "JOD",
+        "JPY",
+        "KES",
+        "KGS",
+        "KHR",
+        "KMF",
+        "KPW",
+        "KRW",
+        "KWD",
+        "KYD",
+        "KZT",
+        "LAK",
+        "LBP",
+        "LKR",
+        "LRD",
+        "LSL",
+        "LYD",
+        "MAD",
+        "MDL",
+        "MGA",
+        "MKD",
+        "MMK",
+        "MNT",
+        "MOP",
+        "MRU",
+        "MUR",
+        "MVR",
+        "MWK",
+        "MXN",
+        "MXV",
+        "MYR",
+        "MZN",
+        "NAD",
+        "NGN",
+        "NIO",
+        "NOK",
+        "NPR",
+        "NZD",
+        "OMR",
+        "PAB",
+        "PEN",
+        "PGK",
+        "PHP",
+        "PKR",
+        "PLN",
+        "PYG",
+        "QAR",
+        "RON",
+        "RSD",
+        "RUB",
+        "RWF",
+        "SAR",
+        "SBD",
+        "SCR",
+        "SDG",
+        "SEK",
+        "SGD",
+        "SHP",
+        "SLE",
+        "SLL",
+        "SOS",
+        "SRD",
+        "SSP",
+        "STN",
+        "SVC",
+        "SYP",
+        "SZL",
+        "THB",
+        "TJS",
+        "TMT",
+        "TND",
+        "TOP",
+        "TRY",
+        "TTD",
+        "TWD",
+        "TZS",
+        "UAH",
+        "UGX",
+        "USD",
+        "USN",
+        "UYI",
+        "UYU",
+        "UYW",
+        "UZS",
+        "VED",
+        "VES",
+        "VND",
+        "VUV",
+        "WST",
+        "XAF",
+        "XCD",
+        "XCG",
+        "XOF",
+        "XPF",
+        "YER",
+        "ZAR",
+        "ZMW",
+        "ZWG",
+        "ZWL",
     ]
 )

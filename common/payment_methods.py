@@ -16,24 +16,31 @@ class Outcome(Enum):
 
 
 @dataclass(frozen=True)
+class Decline:
+    """What the acquirer says of a declined charge, as the payment then carries it."""
+
+    failure_code: str
+    decline_code: str
+    failure_message: str
+
+
+@dataclass(frozen=True)
 class Behaviour:
     outcome: Outcome
-    failure_code: str | None = None
-    decline_code: str | None = None
-    failure_message: str | None = None
+    decline: Decline | None = None  # with DECLINED
 
 
 PAYMENT_METHODS: dict[str, Behaviour] = {
     "pm_card_visa": Behaviour(Outcome.SUCCEEDED),
     "pm_card_mastercard": Behaviour(Outcome.SUCCEEDED),
     "pm_card_chargeDeclined": Behaviour(
-        Outcome.DECLINED, "card_declined", "generic_decline", "Your card was declined."
+        Outcome.DECLINED, Decline("card_declined", "generic_decline", "Your card was declined.")
     ),
     "pm_card_chargeDeclinedInsufficientFunds": Behaviour(
-        Outcome.DECLINED, "card_declined", "insufficient_funds", "Your card has insufficient funds."
+        Outcome.DECLINED, Decline("card_declined", "insufficient_funds", "Your card has insufficient funds.")
     ),
     "pm_card_chargeDeclinedExpiredCard": Behaviour(
-        Outcome.DECLINED, "expired_card", "expired_card", "Your card has expired."
+        Outcome.DECLINED, Decline("expired_card", "expired_card", "Your card has expired.")
     ),
     "pm_card_authenticationRequired": Behaviour(Outcome.REQUIRES_ACTION),
     "pm_wallet_qr": Behaviour(Outcome.REQUIRES_ACTION),

@@ -4,14 +4,19 @@ answers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Annotated, Any, Literal, NotRequired, TypeVar
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 
 # pydantic reads a TypedDict's fields only from typing_extensions' before Python 3.12.
 from typing_extensions import TypedDict
 
+# The documents the API answers are stated where they are built, for the gateway and the order
+# service's webhooks alike; OpenAPI describes them from the same classes.
+from common.documents import ORDER_STATUSES as ORDER_STATUSES
+from common.documents import OrderPublic as OrderPublic
+from common.documents import OrderStatus as OrderStatus
+from common.documents import PaymentPublic as PaymentPublic
 from common.input_limits import (
     CLIENT_SECRET_PATTERN,
     CURRENCIES,
@@ -22,15 +27,6 @@ from common.input_limits import (
     MAX_UNIT_PRICE,
 )
 from common.payment_methods import PAYMENT_METHODS
-from shop.order.v1 import order_pb2
-from shop.payment.v1 import payment_pb2
-
-_Number = TypeVar("_Number", bound=int)
-
-
-def _api_names(enum: Iterable[tuple[str, _Number]], prefix: str) -> dict[_Number, str]:
-    return {number: name.removeprefix(prefix).lower() for name, number in enum if number}
-
 
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 # Literal types (not Enum): strict validation accepts them from parsed JSON, and OpenAPI lists them.
@@ -100,64 +96,6 @@ class PaymentConfirm(_Strict):
         pattern=CLIENT_SECRET_PATTERN,
         description="The order's client_secret, when the request carries no API key (a browser, the phone page).",
     )
-
-
-# The statuses as the API writes them: the services' enum names without their prefix, in lower
-# case (ORDER_STATUS_PARTIALLY_REFUNDED → partially_refunded), by enum number.
-ORDER_STATUSES = _api_names(order_pb2.OrderStatus.items(), "ORDER_STATUS_")
-PAYMENT_STATUSES = _api_names(payment_pb2.PaymentStatus.items(), "PAYMENT_STATUS_")
-OrderStatus = Literal[tuple(ORDER_STATUSES.values())]  # type: ignore[valid-type]
-PaymentStatus = Literal[tuple(PAYMENT_STATUSES.values())]  # type: ignore[valid-type]
-
-
-# The documents the API answers. TypedDicts rather than models: gateway/convert.py builds them as
-# plain dicts (encoded by orjson, with no model in between), and mypy holds it to these fields;
-# FastAPI documents them in OpenAPI from the same classes.
-
-
-class LineItemPublic(TypedDict):
-    sku: str
-    quantity: int
-    unit_price: int
-
-
-class NextAction(TypedDict):
-    type: Literal["scan_qr"]
-    confirm_url: str
-    qr_svg_url: str
-    expires_at: str
-
-
-class PaymentPublic(TypedDict):
-    id: str
-    status: PaymentStatus  # type: ignore[valid-type]
-    payment_method: str
-    amount: int
-    amount_refunded: int
-    currency: str
-    failure_code: str | None
-    decline_code: str | None
-    failure_message: str | None
-    next_action: NextAction | None
-    created_at: str
-    updated_at: str
-
-
-class OrderPublic(TypedDict):
-    id: str
-    # Shown to the order's owner (and to a browser that has it already): give it to the
-    # customer's browser, never an API key (docs/security.md#client-secrets).
-    client_secret: str | None
-    customer_id: str
-    status: OrderStatus  # type: ignore[valid-type]
-    currency: str
-    items: list[LineItemPublic]
-    amount: int
-    amount_refunded: int
-    payment: PaymentPublic | None
-    version: int
-    created_at: str
-    updated_at: str
 
 
 class OrderList(TypedDict):

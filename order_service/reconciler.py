@@ -16,6 +16,7 @@ import logging
 from collections import defaultdict
 
 from common import tracing
+from common.background import BackgroundLoop
 from common.errors import ServiceError
 from common.timestamps import now_us
 from order_service.metrics import RECONCILER_BACKLOG, RECONCILER_CHECKS, check_kind
@@ -30,20 +31,13 @@ _CLAIM_LIMIT = 64
 _CONCURRENT = 16
 
 
-class Reconciler:
+class Reconciler(BackgroundLoop):
+    task_name = "reconciler"
+
     def __init__(self, orders: Orders, interval_s: float, deadline_s: float) -> None:
         self.orders = orders
         self.interval_s = interval_s
         self.deadline_s = deadline_s
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="reconciler")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     async def run_once(self, at_us: int | None = None) -> int:
         """One round, for the checks due by `at_us` (now); returns how many it claimed."""

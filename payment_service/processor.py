@@ -35,6 +35,6 @@ class Processor:
         behaviour = PAYMENT_METHODS[payment_method]
         if behaviour.outcome is Outcome.SUCCEEDED:
             return Decision("succeeded")
-        if behaviour.outcome is Outcome.DECLINED:
-            return Decision("failed", behaviour.failure_code, behaviour.decline_code, behaviour.failure_message)
+        if behaviour.decline is not None:
+            return Decision("failed", **vars(behaviour.decline))
         return Decision("requires_action", action_expires_us=now_us + self.action_timeout_us)

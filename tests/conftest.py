@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -15,6 +15,7 @@ import pytest
 from tests import postgres, redis_server
 from tests.harness import Stack
 from tests.redis_server import RedisServer
+from tests.webhook_receiver import Receiver, receiving
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -55,9 +56,8 @@ def redis() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One stack for the integration tests that do not stop or slow down a service."""
-    running = Stack(tmp_path_factory.mktemp("stack")).start()
-    yield running
-    running.stop()
+    with Stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
     # Every request of the integration tests went through it: no key or client secret in its logs.
     assert running.leaked_lines() == []
 
@@ -74,9 +74,8 @@ WEBHOOK_ENV = {
 
 @pytest.fixture(scope="session")
 def webhook_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(tmp_path_factory.mktemp("webhooks"), env=WEBHOOK_ENV).start()
-    yield running
-    running.stop()
+    with Stack(tmp_path_factory.mktemp("webhooks"), env=WEBHOOK_ENV) as running:
+        yield running
     # No key, client secret or webhook signing secret in any log line (docs/webhooks.md#webhook-endpoints).
     assert running.leaked_lines(["whsec_"]) == []
 
@@ -90,7 +89,24 @@ def fresh_stack(tmp_path: Path) -> Iterator[Stack]:
     assert created.leaked_lines() == []
 
 
+def client_of(stack_fixture: str) -> Callable[[pytest.FixtureRequest], AsyncIterator[httpx.AsyncClient]]:
+    """A fixture: an HTTP client of the stack that the fixture `stack_fixture` runs, with the secret
+    key of its account."""
+
+    @pytest.fixture
+    async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+        stack: Stack = request.getfixturevalue(stack_fixture)
+        async with stack.client() as http:
+            yield http
+
+    return client
+
+
+client = client_of("stack")
+
+
 @pytest.fixture
-async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=10) as http:
-        yield http
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on loopback (tests/webhook_receiver.py)."""
+    async with receiving() as running:
+        yield running

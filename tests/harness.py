@@ -9,10 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import ClassVar, Self
 
 import grpc
 import httpx
@@ -96,8 +97,67 @@ class Service:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+class Processes:
+    """What a stack and a cluster share: their `services` by name, started together and stopped
+    gateway first, so that no caller meets a backend that is already gone."""
+
+    services: dict[str, Service]
+    ready_timeout: ClassVar[float] = 30
+
+    def launch(self) -> None:
+        """Start every process without waiting (several clusters can then come up together)."""
+        for service in self.services.values():
+            service.start()
+
+    def wait_ready(self, timeout: float) -> None:
+        raise NotImplementedError
+
+    def start(self, timeout: float | None = None) -> Self:
+        self.launch()
+        try:
+            self.wait_ready(self.ready_timeout if timeout is None else timeout)
+        except BaseException:
+            self.stop()  # no process outlives a stack or cluster that never became ready
+            raise
+        return self
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        order = ("gateway", "order_service", "payment_service")
+        for name in sorted(self.services, key=lambda n: order.index(n.split(".")[0])):
+            self.services[name].stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name}\n{s.log()[-3000:]}" for name, s in self.services.items())
+
+
+def wait_until(
+    ready: Callable[[], bool],
+    deadline: float,
+    services: Mapping[str, Service],
+    what: str,
+    logs: Callable[[], str] | None = None,
+) -> None:
+    """Poll `ready` until it holds; fail early, with its log, if one of `services` has exited, and
+    with `logs` (by default those of `services`) at the deadline."""
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        for name, service in services.items():
+            if service.proc is not None and service.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited:\n{service.log()[-3000:]}")
+        time.sleep(0.05)
+    tails = logs() if logs is not None else "\n".join(f"--- {n}\n{s.log()[-3000:]}" for n, s in services.items())
+    raise TimeoutError(f"{what} did not become ready:\n{tails}")
+
+
 @dataclass
-class Stack:
+class Stack(Processes):
     """The three services. `env` adds or overrides variables for all of them;
     `service_env` for one (keyed by module name)."""
 
@@ -151,58 +211,23 @@ class Stack:
     def gateway(self) -> Service:
         return self.services["gateway"]
 
-    def start(self, timeout: float = 30) -> Stack:
-        for service in self.services.values():
-            service.start()
-        try:
-            self.wait_ready(timeout)
-        except BaseException:
-            self.stop()  # no process outlives a stack that never became ready
-            raise
-        return self
-
     def wait_ready(self, timeout: float = 30) -> None:
         """Poll /readyz (both services SERVING) until it says 200, or fail with the logs."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            for service in self.services.values():
-                if service.proc is not None and service.proc.poll() is not None:
-                    raise RuntimeError(f"{service.module} exited:\n{service.log()[-3000:]}")
-            time.sleep(0.05)
-        raise TimeoutError("the stack did not become ready:\n" + self.logs())
+        wait_until(partial(gateway_ready, self.url), time.monotonic() + timeout, self.services, "the stack")
 
     def wait_serving(self, target: str, timeout: float = 30) -> None:
         """Until the gRPC service at `target` answers its health check with SERVING."""
-        deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(target) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                try:
-                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.05)
-        raise TimeoutError(f"{target} did not become SERVING:\n" + self.logs())
+        wait_until(partial(grpc_serving, target), time.monotonic() + timeout, {}, target, self.logs)
+
+    def client(self) -> httpx.AsyncClient:
+        """An HTTP client of the gateway with the secret key of ACCOUNT (open it with `async with`)."""
+        return httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=10)
 
     def restart(self, name: str) -> None:
         service = self.services[name]
         service.stop()
         service.start()
         self.wait_ready()
-
-    def stop(self) -> None:
-        for name in ("gateway", "order_service", "payment_service"):
-            self.services[name].stop()
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {s.module}\n{s.log()[-3000:]}" for s in self.services.values())
 
     def leaked_lines(self, secrets_: Iterable[str] = ()) -> list[str]:
         """Every log line of the three services that holds one of the stack's API keys, one of
@@ -230,7 +255,7 @@ def ipv4_target(ports: list[int]) -> str:
 
 
 @dataclass
-class Cluster:
+class Cluster(Processes):
     """Several replicas of every service on PostgreSQL
     (docs/operations.md#several-replicas-on-postgresql): `replicas` payment services, `replicas`
     order services and `gateways` gateways, each gRPC client aimed at every replica of its target.
@@ -243,6 +268,7 @@ class Cluster:
     gateways: int = 2
     env: dict[str, str] = field(default_factory=dict)
     keys: ApiKeys = field(default_factory=ApiKeys)
+    ready_timeout: ClassVar[float] = 60
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -281,55 +307,23 @@ class Cluster:
                     env["GATEWAY_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
                 name = f"{module}.{number}"
                 self.services[name] = Service(module, env, self.workdir / f"{name}.log")
-                check = _ready if module == "gateway" else _serving
+                check = gateway_ready if module == "gateway" else grpc_serving
                 address = f"http://127.0.0.1:{port}" if module == "gateway" else f"127.0.0.1:{port}"
                 self._ready[name] = partial(check, address)
-
-    def start(self, timeout: float = 60) -> Cluster:
-        self.launch()
-        try:
-            self.wait_ready(timeout)
-        except BaseException:
-            self.stop()  # no process outlives a cluster that never became ready
-            raise
-        return self
-
-    def launch(self) -> None:
-        """Start every process without waiting (several clusters can then come up together)."""
-        for service in self.services.values():
-            service.start()
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         for target in self.order_targets + self.payment_targets:
-            self._wait(partial(_serving, target), deadline, f"{target} SERVING")
+            wait_until(partial(grpc_serving, target), deadline, self.services, f"{target} SERVING")
         for url in self.urls:
-            self._wait(partial(_ready, url), deadline, f"{url}/readyz")
+            wait_until(partial(gateway_ready, url), deadline, self.services, f"{url}/readyz")
 
     def wait_replica(self, name: str, timeout: float = 60) -> None:
         """Until the replica `name` serves (after `services[name].start()`), or fail with the logs."""
-        self._wait(self._ready[name], time.monotonic() + timeout, name)
-
-    def _wait(self, ready: Callable[[], bool], deadline: float, what: str) -> None:
-        while time.monotonic() < deadline:
-            if ready():
-                return
-            for name, service in self.services.items():
-                if service.proc is not None and service.proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited:\n{service.log()[-3000:]}")
-            time.sleep(0.05)
-        raise TimeoutError(f"{what} not ready:\n" + self.logs())
-
-    def stop(self) -> None:
-        order = ("gateway", "order_service", "payment_service")
-        for name in sorted(self.services, key=lambda n: order.index(n.split(".")[0])):
-            self.services[name].stop()
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {name}\n{s.log()[-3000:]}" for name, s in self.services.items())
+        wait_until(self._ready[name], time.monotonic() + timeout, self.services, name)
 
 
-def _serving(target: str) -> bool:
+def grpc_serving(target: str) -> bool:
     with grpc.insecure_channel(target) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
@@ -338,7 +332,7 @@ def _serving(target: str) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _ready(url: str) -> bool:
+def gateway_ready(url: str) -> bool:
     try:
         return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
     except httpx.HTTPError:

@@ -15,14 +15,16 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
-from tests.harness import free_port
+from tests.harness import Cluster, free_port
 
 # The standby's name, as the primary's synchronous_standby_names knows it.
 STANDBY_NAME = "standby1"
@@ -211,6 +213,17 @@ def create_database(server_url: str, name: str) -> str:
 
     asyncio.run(create())
     return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def cluster_on(server_url: str, workdir: Path, **options: Any) -> Cluster:
+    """A Cluster (not started) on two new databases of the server at `server_url`."""
+    suffix = uuid.uuid4().hex[:8]
+    return Cluster(
+        workdir,
+        order_database_url=create_database(server_url, f"orders_{suffix}"),
+        payment_database_url=create_database(server_url, f"payments_{suffix}"),
+        **options,
+    )
 
 
 def failover_url(primary: Server, standby: Server, database: str) -> str:

@@ -21,6 +21,7 @@ import websockets
 
 from bench.soak.shoppers import Tally, confirm, create, refund
 from shop.order.v1 import order_pb2, order_pb2_grpc
+from tests.sse import sse_json
 
 FINAL = "refunded"
 # How long a watcher stays connected before it hangs up and resumes (at random within).
@@ -109,14 +110,8 @@ class Watcher:
     async def _sse(self, order_id: str, after: int) -> AsyncIterator[tuple[int, str]]:
         headers = {"Last-Event-ID": str(after)}
         async with self._http.stream("GET", f"/v1/orders/{order_id}/events", headers=headers) as reply:
-            data: list[str] = []
-            async for line in reply.aiter_lines():
-                if line.startswith("data:"):
-                    data.append(line[5:].strip())
-                elif line == "" and data:
-                    event = json.loads("\n".join(data))
-                    data = []
-                    yield int(event["version"]), str(event["order"]["status"])
+            async for event in sse_json(reply):
+                yield int(event["version"]), str(event["order"]["status"])
 
     async def _websocket(self, order_id: str, after: int) -> AsyncIterator[tuple[int, str]]:
         url = f"ws://{self.url.removeprefix('http://')}/v1/orders/{order_id}/ws?after_version={after}"

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
 from common.caller import CallerScope
 from common.input_limits import CLIENT_SECRET_PATTERN
 from gateway.auth import CHALLENGE
-from gateway.backends import Backends
 from gateway.deps import BackendsDep, IdempotencyKey, ResourceId, SettingsDep
 from gateway.errors import ApiError
 from gateway.routers import orders
@@ -41,16 +40,32 @@ def _demo(settings: GatewaySettings) -> CallerScope:
     return CallerScope(account_id=settings.gateway_demo_account)
 
 
-async def _demo_order(
-    order_id: str, client_secret: str | None, backends: Backends, settings: GatewaySettings
-) -> CallerScope:
-    """The demo account's scope, for an order whose `client_secret` the request carries: 404
-    otherwise (the same answer as for an unknown order)."""
-    if client_secret is None:
-        raise ApiError(401, "the order's client_secret is required", code="UNAUTHENTICATED", headers=CHALLENGE)
-    message = order_pb2.GetOrderRequest(order_id=order_id)
-    await backends.call("GetOrder", backends.orders.GetOrder, message, CallerScope(client_secret=client_secret))
-    return _demo(settings)
+class DemoChange:
+    """What a change to a demo order (cancel, refund) is called with, besides its body."""
+
+    def __init__(
+        self,
+        order_id: ResourceId,
+        backends: BackendsDep,
+        settings: SettingsDep,
+        idempotency_key: IdempotencyKey,
+        client_secret: ClientSecret = None,
+    ) -> None:
+        self.order_id = order_id
+        self.backends = backends
+        self.settings = settings
+        self.idempotency_key = idempotency_key
+        self.client_secret = client_secret
+
+    async def scope(self) -> CallerScope:
+        """The demo account's scope, for an order whose `client_secret` the request carries: 404
+        otherwise (the same answer as for an unknown order)."""
+        if self.client_secret is None:
+            raise ApiError(401, "the order's client_secret is required", code="UNAUTHENTICATED", headers=CHALLENGE)
+        message = order_pb2.GetOrderRequest(order_id=self.order_id)
+        reader = CallerScope(client_secret=self.client_secret)
+        await self.backends.call("GetOrder", self.backends.orders.GetOrder, message, reader)
+        return _demo(self.settings)
 
 
 @router.post("", status_code=201)
@@ -61,26 +76,12 @@ async def create_demo_order(
 
 
 @router.post("/{order_id}/cancel")
-async def cancel_demo_order(
-    order_id: ResourceId,
-    backends: BackendsDep,
-    settings: SettingsDep,
-    idempotency_key: IdempotencyKey,
-    client_secret: ClientSecret = None,
-    body: CancelCreate | None = None,
-) -> Response:
-    scope = await _demo_order(order_id, client_secret, backends, settings)
-    return await orders.cancel(order_id, backends, settings, idempotency_key, scope)
+async def cancel_demo_order(change: Annotated[DemoChange, Depends()], body: CancelCreate | None = None) -> Response:
+    scope = await change.scope()
+    return await orders.cancel(change.order_id, change.backends, change.settings, change.idempotency_key, scope)
 
 
 @router.post("/{order_id}/refund")
-async def refund_demo_order(
-    order_id: ResourceId,
-    backends: BackendsDep,
-    settings: SettingsDep,
-    idempotency_key: IdempotencyKey,
-    client_secret: ClientSecret = None,
-    body: RefundCreate | None = None,
-) -> Response:
-    scope = await _demo_order(order_id, client_secret, backends, settings)
-    return await orders.refund(order_id, body, backends, settings, idempotency_key, scope)
+async def refund_demo_order(change: Annotated[DemoChange, Depends()], body: RefundCreate | None = None) -> Response:
+    scope = await change.scope()
+    return await orders.refund(change.order_id, body, change.backends, change.settings, change.idempotency_key, scope)

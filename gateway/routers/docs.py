@@ -5,7 +5,9 @@ any other dependency; the pages are FastAPI's, pointed at them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import fastapi_offline
 from fastapi import APIRouter, Request
@@ -21,35 +23,33 @@ _FILES = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.
 router = APIRouter(include_in_schema=False)
 
 
-def _urls(request: Request) -> tuple[str, str]:
-    """The OpenAPI document's URL and the assets' prefix, behind a proxy's root path too."""
+def _page(
+    request: Request, render: Callable[..., HTMLResponse], name: str, files: dict[str, str], **options: Any
+) -> HTMLResponse:
+    """FastAPI's page `render` with the URLs of the OpenAPI document and of the asset `files`
+    (option → file name), behind a proxy's root path too."""
     root = request.scope.get("root_path", "")
-    return f"{root}{request.app.openapi_url}", f"{root}{ASSETS_PATH}"
+    urls = {option: f"{root}{ASSETS_PATH}/{file}" for option, file in files.items()}
+    return render(
+        openapi_url=f"{root}{request.app.openapi_url}", title=f"{request.app.title} · {name}", **urls, **options
+    )
 
 
 @router.get("/docs")
 async def swagger_ui(request: Request) -> HTMLResponse:
-    openapi_url, assets = _urls(request)
-    return get_swagger_ui_html(
-        openapi_url=openapi_url,
-        title=f"{request.app.title} · Swagger UI",
-        swagger_js_url=f"{assets}/swagger-ui-bundle.js",
-        swagger_css_url=f"{assets}/swagger-ui.css",
-        swagger_favicon_url=f"{assets}/favicon.png",
-        oauth2_redirect_url=None,  # no OAuth here: the API is called with plain requests
-    )
+    files = {
+        "swagger_js_url": "swagger-ui-bundle.js",
+        "swagger_css_url": "swagger-ui.css",
+        "swagger_favicon_url": "favicon.png",
+    }
+    # No OAuth here: the API is called with plain requests.
+    return _page(request, get_swagger_ui_html, "Swagger UI", files, oauth2_redirect_url=None)
 
 
 @router.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
-    openapi_url, assets = _urls(request)
-    return get_redoc_html(
-        openapi_url=openapi_url,
-        title=f"{request.app.title} · ReDoc",
-        redoc_js_url=f"{assets}/redoc.standalone.js",
-        redoc_favicon_url=f"{assets}/favicon.png",
-        with_google_fonts=False,
-    )
+    files = {"redoc_js_url": "redoc.standalone.js", "redoc_favicon_url": "favicon.png"}
+    return _page(request, get_redoc_html, "ReDoc", files, with_google_fonts=False)
 
 
 @router.get(ASSETS_PATH + "/{name}")

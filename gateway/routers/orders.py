@@ -8,7 +8,7 @@ routes (routers/demo.py) do for the demo account.
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
@@ -100,7 +100,7 @@ async def list_orders(
     scope = authenticated(request).scope
     page, _ = await backends.call("ListOrders", backends.orders.ListOrders, message, scope)
     document: OrderList = {
-        "orders": [cast(OrderPublic, order_json(order, settings.gateway_public_url)) for order in page.orders],
+        "orders": [order_json(order, settings.gateway_public_url) for order in page.orders],
         "next_page_token": page.next_page_token,
     }
     return JSONResponse(document)

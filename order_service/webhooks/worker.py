@@ -19,6 +19,7 @@ from collections import Counter
 
 import orjson
 
+from common.background import BackgroundLoop
 from common.db import Database
 from common.documents import event_json
 from common.errors import ServiceError
@@ -45,7 +46,9 @@ LEASE_MARGIN_S = 5.0
 STOP_GRACE_S = 5.0
 
 
-class DeliveryWorker:
+class DeliveryWorker(BackgroundLoop):
+    task_name = "webhook deliveries"
+
     def __init__(self, db: Database, settings: WebhookSettings) -> None:
         self.db = db
         self.settings = settings
@@ -56,16 +59,10 @@ class DeliveryWorker:
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._attempts: set[asyncio.Task[None]] = set()
         self._slot_free = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._claims_failing = False
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="webhook deliveries")
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await super().stop()
         if self._attempts:
             await asyncio.wait(self._attempts, timeout=STOP_GRACE_S)
             for task in self._attempts:

@@ -23,7 +23,6 @@ def bad_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     wanted = 1 << 16 if hard == resource.RLIM_INFINITY else min(hard, 1 << 16)
     if wanted > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    running = Stack(tmp_path_factory.mktemp("badinput"), keys=ApiKeys(secret=BADINPUT_KEY)).start()
-    yield running
-    running.stop()
+    with Stack(tmp_path_factory.mktemp("badinput"), keys=ApiKeys(secret=BADINPUT_KEY)) as running:
+        yield running
     assert running.leaked_lines() == []

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import Counter
-from collections.abc import Callable
 
 import grpc
 import httpx
@@ -154,16 +153,19 @@ def _counts(stack: Stack) -> dict[str, int]:
     return counts
 
 
+def _identity(data: bytes) -> bytes:
+    return data
+
+
 async def _call(channel: grpc.aio.Channel, method: str, request: bytes | Message) -> grpc.StatusCode:
     payload = request if isinstance(request, bytes) else request.SerializeToString()
-    identity: Callable[[bytes], bytes] = lambda data: data  # noqa: E731
     try:
         if method.endswith("WatchOrder"):
-            call = channel.unary_stream(method, request_serializer=identity, response_deserializer=identity)
+            call = channel.unary_stream(method, request_serializer=_identity, response_deserializer=_identity)
             async for _ in call(payload, timeout=10):
                 pass
         else:
-            await channel.unary_unary(method, request_serializer=identity, response_deserializer=identity)(
+            await channel.unary_unary(method, request_serializer=_identity, response_deserializer=_identity)(
                 payload, timeout=10
             )
     except grpc.aio.AioRpcError as error:

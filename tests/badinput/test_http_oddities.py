@@ -240,31 +240,24 @@ async def test_idle_connections_opened_and_dropped(bad_stack: Stack) -> None:
     assert created.status_code == 201
 
 
-async def _stuck_sse(stack: Stack, order_id: str) -> socket.socket:
-    """An SSE client with a tiny receive buffer that never reads a byte."""
+# The requests of a push client that never reads: SSE, and a WebSocket handshake.
+_STUCK_REQUESTS = {
+    "sse": "GET /v1/orders/{order}/events HTTP/1.1\r\nAccept: text/event-stream\r\n",
+    "websocket": (
+        "GET /v1/orders/{order}/ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    ),
+}
+
+
+async def _stuck(stack: Stack, order_id: str, channel: str) -> socket.socket:
+    """A push client with a tiny receive buffer that asks for `channel`, then never reads a byte."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, _address(stack))
-    request = (
-        f"GET /v1/orders/{order_id}/events HTTP/1.1\r\nHost: gateway\r\nAccept: text/event-stream\r\n"
-        f"Authorization: Bearer {stack.keys.secret}\r\n\r\n"
-    )
-    await asyncio.get_running_loop().sock_sendall(sock, request.encode())
-    return sock
-
-
-async def _stuck_websocket(stack: Stack, order_id: str) -> socket.socket:
-    """A WebSocket client that completes the handshake, then never reads."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, _address(stack))
-    request = (
-        f"GET /v1/orders/{order_id}/ws HTTP/1.1\r\nHost: gateway\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-        f"Authorization: Bearer {stack.keys.secret}\r\n\r\n"
-    )
+    request = _STUCK_REQUESTS[channel].format(order=order_id)
+    request += f"Host: gateway\r\nAuthorization: Bearer {stack.keys.secret}\r\n\r\n"
     await asyncio.get_running_loop().sock_sendall(sock, request.encode())
     return sock
 
@@ -298,8 +291,7 @@ async def test_push_clients_that_never_read(bad_stack: Stack, stuck: int) -> Non
         body["items"][0]["unit_price"] = 10_000
         order = (await http.post("/v1/orders", json=body)).json()
         order_id = order["id"]
-        sockets = [await _stuck_sse(bad_stack, order_id) for _ in range(stuck)]
-        sockets += [await _stuck_websocket(bad_stack, order_id) for _ in range(stuck)]
+        sockets = [await _stuck(bad_stack, order_id, channel) for channel in ("sse", "websocket") for _ in range(stuck)]
         # They may connect after the first refunds: each replays from the order's first version
         # here, so that it must see every version.
         first = order["version"] - 1

@@ -8,7 +8,7 @@ browser blocks every call, and the confirmation never reaches the gateway."""
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.browser.conftest import watch_problems
+from tests.conftest import client_of
 from tests.harness import Stack, free_port
 from tests.integration.helpers import create_order
 
@@ -109,17 +110,12 @@ def sites() -> Iterator[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, sites: tuple[str, str]) -> Iterator[Stack]:
-    stack = Stack(tmp_path_factory.mktemp("cross-origin"), env={"GATEWAY_CORS_ORIGINS": sites[0]})
-    stack.start()
-    yield stack
-    stack.stop()
+    with Stack(tmp_path_factory.mktemp("cross-origin"), env={"GATEWAY_CORS_ORIGINS": sites[0]}) as stack:
+        yield stack
 
 
-@pytest.fixture
-async def api(gateway: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    """The merchant's server, with its secret key: it makes the order the page follows."""
-    async with httpx.AsyncClient(base_url=gateway.url, headers=gateway.headers, timeout=10) as client:
-        yield client
+# The merchant's server, with its secret key: it makes the order the page follows.
+api = client_of("gateway")
 
 
 def _page_url(site: str, gateway: Stack, order: dict[str, Any]) -> str:

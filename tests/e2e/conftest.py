@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,15 +28,21 @@ def record_figures(figures: dict[str, float]) -> None:
     print(f"\n[compose-e2e] {json.dumps(figures)}")
 
 
-@pytest.fixture(scope="module")
-def compose() -> Iterator[ComposeStack]:
+def new_compose_stack(report: str, **options: Any) -> ComposeStack:
+    """A compose stack (not built) logging to test-artifacts/<report>.log, once Docker and a
+    compose command are known to be there."""
     require_tool(docker_engine_reachable(), "no Docker engine is reachable (`docker info` fails)")
     command = compose_command()
     require_tool(command is not None, "neither `docker-compose` nor `docker compose` is installed")
     assert command is not None
-    log_path = ARTIFACTS / "compose-e2e.log"
+    log_path = ARTIFACTS / f"{report}.log"
     log_path.unlink(missing_ok=True)
-    stack = ComposeStack(command, log_path)
+    return ComposeStack(command, log_path, **options)
+
+
+@pytest.fixture(scope="module")
+def compose() -> Iterator[ComposeStack]:
+    stack = new_compose_stack("compose-e2e")
     try:
         started = time.monotonic()
         stack.build()

@@ -14,16 +14,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.artifacts import ARTIFACTS, record
-from tests.conftest import require_tool
+from tests.artifacts import record
 from tests.e2e.compose import (
     COMPOSE_FILE,
     POSTGRES_FILE,
     ComposeError,
     ComposeStack,
-    compose_command,
-    docker_engine_reachable,
 )
+from tests.e2e.conftest import new_compose_stack
 from tests.e2e.test_stack import confirm, create_order
 
 pytestmark = pytest.mark.docker
@@ -35,13 +33,7 @@ _RPC_PREFIX = {"order_service": "/shop.order.v1.OrderService/", "payment_service
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[ComposeStack]:
-    require_tool(docker_engine_reachable(), "no Docker engine is reachable (`docker info` fails)")
-    command = compose_command()
-    require_tool(command is not None, "neither `docker-compose` nor `docker compose` is installed")
-    assert command is not None
-    log_path = ARTIFACTS / f"{REPORT}.log"
-    log_path.unlink(missing_ok=True)
-    stack = ComposeStack(command, log_path, files=(COMPOSE_FILE, POSTGRES_FILE), one_shot=("certs", "migrate"))
+    stack = new_compose_stack(REPORT, files=(COMPOSE_FILE, POSTGRES_FILE), one_shot=("certs", "migrate"))
     stack.env["SHOP_POSTGRES_IMAGE"] = "shop-postgres:e2e"
     try:
         started = time.monotonic()

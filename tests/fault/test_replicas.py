@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,17 +45,9 @@ LATENCY_MS = 100
 @pytest.fixture
 def cluster(postgres_server: str, tmp_path: Path) -> Iterator[Cluster]:
     """Two replicas of each gRPC service and two gateways, on databases of their own."""
-    suffix = uuid.uuid4().hex[:8]
-    created = Cluster(
-        tmp_path / "cluster",
-        order_database_url=postgres.create_database(postgres_server, f"fault_orders_{suffix}"),
-        payment_database_url=postgres.create_database(postgres_server, f"fault_payments_{suffix}"),
-        env={"PAYMENT_PROCESSOR_LATENCY_MS": str(LATENCY_MS)},
-    )
-    try:
-        yield created.start()
-    finally:
-        created.stop()
+    env = {"PAYMENT_PROCESSOR_LATENCY_MS": str(LATENCY_MS)}
+    with postgres.cluster_on(postgres_server, tmp_path / "cluster", env=env) as running:
+        yield running
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ import websockets
 
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from tests.fault.load import MAX_BACKOFF_S, RETRIED, pause_s
+from tests.sse import sse_json
 
 FINAL = frozenset({"payment_failed", "canceled", "refunded"})
 
@@ -195,16 +196,10 @@ class SseWatcher(_Seen):
                 backoff = min(backoff * 2, 1.0)
 
     async def _read(self, reply: httpx.Response) -> None:
-        data: list[str] = []
-        async for line in reply.aiter_lines():
-            if line.startswith("data:"):
-                data.append(line[5:].strip())
-            elif line == "" and data:
-                event = json.loads("\n".join(data))
-                data = []
-                self.add(int(event["version"]), str(event["order"]["status"]))
-                if self.statuses[-1] in FINAL:
-                    self.finished = True
+        async for event in sse_json(reply):
+            self.add(int(event["version"]), str(event["order"]["status"]))
+            if self.statuses[-1] in FINAL:
+                self.finished = True
 
 
 class WebSocketWatcher(_Seen):

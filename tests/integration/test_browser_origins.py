@@ -6,7 +6,7 @@ check of WebSocket handshakes."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
+from tests.conftest import client_of
 from tests.harness import Stack, bearer, new_key
 from tests.integration.helpers import assert_problem, create_order, order_body
 from tests.integration.push_clients import ws_message, ws_url
@@ -21,23 +22,18 @@ from tests.integration.push_clients import ws_message, ws_url
 SHOP = "https://shop.example"
 LOCAL_DEV = "http://localhost:3000"
 STRANGER = "https://evil.example"
-ALLOWED_HEADERS = (
-    "Authorization",
-    "Content-Type",
-    "Idempotency-Key",
-    "If-None-Match",
-    "Prefer",
-    "Last-Event-ID",
-    "X-Request-ID",
+
+
+def _names(header: str) -> list[str]:
+    return [name.strip() for name in header.split(",")]
+
+
+# The contract's lists (docs/security.md): what a page may send, what it may read.
+ALLOWED_HEADERS = _names(
+    "Authorization, Content-Type, Idempotency-Key, If-None-Match, Prefer, Last-Event-ID, X-Request-ID"
 )
-EXPOSED_HEADERS = (
-    "ETag",
-    "Idempotent-Replayed",
-    "Original-Request",
-    "Retry-After",
-    "Preference-Applied",
-    "X-Request-ID",
-    "Location",
+EXPOSED_HEADERS = _names(
+    "ETag, Idempotent-Replayed, Original-Request, Retry-After, Preference-Applied, X-Request-ID, Location"
 )
 # The failed authentications that tests make on purpose come from their own loopback address,
 # so that this address's budget (3/hour: a burst of 6) is not spent for the other tests.
@@ -46,23 +42,16 @@ GUESSER = "127.0.0.2"
 
 @pytest.fixture(scope="module")
 def listed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack(
-        tmp_path_factory.mktemp("origins"),
+    env = {
         # Written as people write them: spaces, an upper-case host, the default port.
-        env={
-            "GATEWAY_CORS_ORIGINS": f"{SHOP}, HTTP://LOCALHOST:3000,https://shop.example:443",
-            "GATEWAY_AUTH_FAILURE_LIMIT": "3/hour",
-        },
-    )
-    stack.start()
-    yield stack
-    stack.stop()
+        "GATEWAY_CORS_ORIGINS": f"{SHOP}, HTTP://LOCALHOST:3000,https://shop.example:443",
+        "GATEWAY_AUTH_FAILURE_LIMIT": "3/hour",
+    }
+    with Stack(tmp_path_factory.mktemp("origins"), env=env) as stack:
+        yield stack
 
 
-@pytest.fixture
-async def http(listed: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=listed.url, headers=listed.headers, timeout=10) as client:
-        yield client
+http = client_of("listed")
 
 
 def _cors_headers(reply: httpx.Response) -> dict[str, str]:
@@ -72,7 +61,7 @@ def _cors_headers(reply: httpx.Response) -> dict[str, str]:
 def _listed_answer(reply: httpx.Response, origin: str) -> None:
     """What every actual answer to a listed origin carries."""
     assert reply.headers["access-control-allow-origin"] == origin
-    assert [h.strip() for h in reply.headers["access-control-expose-headers"].split(",")] == list(EXPOSED_HEADERS)
+    assert _names(reply.headers["access-control-expose-headers"]) == EXPOSED_HEADERS
     assert "access-control-allow-credentials" not in reply.headers
     assert "origin" in reply.headers["vary"].lower()
 

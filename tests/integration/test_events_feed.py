@@ -4,22 +4,16 @@ events only, resumes after Last-Event-ID, and keeps the connection alive."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
 from order_service.events import encode_cursor
+from tests.conftest import client_of
 from tests.harness import Stack, bearer
 from tests.integration.helpers import assert_problem, create_order
-from tests.integration.webhooks import SseFollower, feed_end, read_feed, stream, versions_of
+from tests.integration.webhooks import feed_end, following, read_feed, versions_of
 
-
-@pytest.fixture
-async def client(webhook_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=webhook_stack.url, headers=webhook_stack.headers, timeout=10) as http:
-        yield http
+client = client_of("webhook_stack")
 
 
 async def test_the_feed_holds_every_version_once_oldest_first(client: httpx.AsyncClient) -> None:
@@ -80,17 +74,12 @@ async def test_bad_paging_is_400(client: httpx.AsyncClient, query: dict[str, str
 
 async def test_the_stream_starts_with_new_events_and_keeps_alive(client: httpx.AsyncClient) -> None:
     before = await create_order(client)
-    follower = SseFollower()
-    task = asyncio.create_task(stream(client, follower))
-    try:
-        await asyncio.wait_for(follower.started.wait(), 15)
+    async with following(client) as follower:
         order = await create_order(client)
         await follower.wait(lambda f: versions_of(f, order["id"]) == [1, 2])
         assert versions_of(follower, before["id"]) == []
         comments = follower.comments
         await follower.wait(lambda f: f.comments > comments)  # SSE_HEARTBEAT_S is 0.5 here
-    finally:
-        task.cancel()
     cursor, name, event = follower.events[-1]
     assert name == "order.updated"
     page = (await client.get("/v1/events", params={"after": cursor})).json()
@@ -101,19 +90,10 @@ async def test_the_stream_starts_with_new_events_and_keeps_alive(client: httpx.A
 async def test_last_event_id_resumes_after_that_event(client: httpx.AsyncClient) -> None:
     cursor = await feed_end(client)
     order = await create_order(client)
-    follower = SseFollower()
-    task = asyncio.create_task(stream(client, follower, cursor))
-    try:
+    async with following(client, cursor) as follower:
         await follower.wait(lambda f: versions_of(f, order["id"]) == [1, 2])
-    finally:
-        task.cancel()
-    first_cursor = follower.events[0][0]
-    resumed = SseFollower()
-    task = asyncio.create_task(stream(client, resumed, first_cursor))
-    try:
+    async with following(client, follower.events[0][0]) as resumed:
         await resumed.wait(lambda f: versions_of(f, order["id"]) == [2])
-    finally:
-        task.cancel()
 
 
 async def test_a_last_event_id_that_is_not_a_cursor_is_400(client: httpx.AsyncClient) -> None:
@@ -123,15 +103,13 @@ async def test_a_last_event_id_that_is_not_a_cursor_is_400(client: httpx.AsyncCl
 
 
 async def test_read_only_keys_may_follow_the_stream(client: httpx.AsyncClient, webhook_stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=webhook_stack.url, headers=bearer(webhook_stack.keys.read_only)) as reader:
-        follower = SseFollower()
-        task = asyncio.create_task(stream(reader, follower))
-        try:
-            await asyncio.wait_for(follower.started.wait(), 15)
-            order = await create_order(client)
-            await follower.wait(lambda f: versions_of(f, order["id"]) == [1, 2])
-        finally:
-            task.cancel()
+    read_only = bearer(webhook_stack.keys.read_only)
+    async with (
+        httpx.AsyncClient(base_url=webhook_stack.url, headers=read_only) as reader,
+        following(reader) as follower,
+    ):
+        order = await create_order(client)
+        await follower.wait(lambda f: versions_of(f, order["id"]) == [1, 2])
 
 
 async def test_a_cursor_past_the_accounts_feed_is_refused(client: httpx.AsyncClient) -> None:

@@ -117,7 +117,7 @@ async def test_many_quick_changes_arrive_complete_in_order_on_every_channel(
 async def test_keep_alive_comment_every_heartbeat(tmp_path: Path) -> None:
     async with (
         running_stack(tmp_path, env={"SSE_HEARTBEAT_S": "0.2"}) as stack,
-        httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=10) as client,
+        stack.client() as client,
     ):
         order = await create_order(client, "pm_wallet_qr")
         async with sse(client, order["id"]) as stream:

@@ -12,24 +12,21 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.bad_settings import GATEWAY, first_cases
 from tests.harness import ROOT, Stack, bearer, new_key
 from tests.integration.helpers import assert_problem, create_order
 
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack(
-        tmp_path_factory.mktemp("limited"),
-        env={"GATEWAY_RATE_LIMIT": "5/minute", "GATEWAY_AUTH_FAILURE_LIMIT": "3/minute"},
-    )
-    stack.start()
-    yield stack
-    stack.stop()
+    env = {"GATEWAY_RATE_LIMIT": "5/minute", "GATEWAY_AUTH_FAILURE_LIMIT": "3/minute"}
+    with Stack(tmp_path_factory.mktemp("limited"), env=env) as stack:
+        yield stack
 
 
 async def test_each_key_gets_its_rate_and_a_burst_of_twice_that(limited: Stack) -> None:
     async with (
-        httpx.AsyncClient(base_url=limited.url, headers=limited.headers, timeout=10) as mine,
+        limited.client() as mine,
         httpx.AsyncClient(base_url=limited.url, headers=bearer(limited.keys.other), timeout=10) as theirs,
     ):
         answers = [(await mine.get("/v1/orders", params={"page_size": 1})).status_code for _ in range(12)]
@@ -67,7 +64,7 @@ async def test_wrong_client_secrets_count_as_failed_authentications(tmp_path: Pa
     stack.start()
     try:
         async with (
-            httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=10) as client,
+            stack.client() as client,
             httpx.AsyncClient(base_url=stack.url, timeout=10) as browser,
         ):
             order = await create_order(client, "pm_wallet_qr")
@@ -119,12 +116,7 @@ def test_the_gateway_refuses_to_start_without_a_usable_key_list(keys: str | None
 
 @pytest.mark.parametrize(
     ("variable", "value", "says"),
-    [
-        ("GATEWAY_CORS_ORIGINS", "*", "a wildcard is not allowed"),
-        ("GATEWAY_CORS_ORIGINS", "https://shop.example/checkout", "no path"),
-        ("GATEWAY_CORS_ORIGINS", "file://shop.example", "the scheme must be http:// or https://"),
-        ("GATEWAY_RATE_LIMIT_STORAGE", "memcached://cache:11211", "must be memory://"),
-    ],
+    first_cases(GATEWAY, "GATEWAY_CORS_ORIGINS", "GATEWAY_RATE_LIMIT_STORAGE", "GATEWAY_PUBLIC_URL"),
 )
 def test_the_gateway_refuses_to_start_with_bad_origins_or_storage(variable: str, value: str, says: str) -> None:
     done = _start_gateway({"GATEWAY_API_KEYS": f"acct_1:{new_key()}", variable: value})

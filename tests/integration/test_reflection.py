@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
-import httpx
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpc_reflection.v1alpha import reflection_pb2
@@ -95,7 +94,7 @@ async def test_v1_lists_and_describes_every_service(stack: Stack, target: str, o
 
 async def test_v1_is_enough_to_call_a_method(stack: Stack) -> None:
     """What `grpcurl -d '{"order_id": …}' … shop.order.v1.OrderService/GetOrder` does."""
-    async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=10) as client:
+    async with stack.client() as client:
         order = await create_order(client)
     async with grpc.aio.insecure_channel(stack.order_target) as channel:
         pool = await ReflectionV1(channel).pool_for("shop.order.v1.OrderService")

@@ -147,7 +147,7 @@ async def test_the_reconciler_backlog_and_actions(fresh_stack: Stack) -> None:
     assert value(await scrape(port), backlog) == 0
 
     fresh_stack.payment.stop()
-    async with httpx.AsyncClient(base_url=fresh_stack.url, headers=fresh_stack.headers, timeout=10) as http:
+    async with fresh_stack.client() as http:
         reply = await http.post("/v1/orders", json=order_body())
     assert reply.status_code == 503  # stored, not charged: a charge check is left for the reconciler
     down = await until(

@@ -12,13 +12,14 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import require_tool
-from tests.harness import Service, Stack, bearer, free_port
+from tests.harness import Service, Stack, bearer, free_port, gateway_ready, wait_until
 from tests.redis_server import RedisServer, available, running_redis
 
 pytestmark = pytest.mark.redis
@@ -58,24 +59,11 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoGateways]:
         try:
             stack.start()
             second.start()
-            _wait_ready(url, second)
+            wait_until(partial(gateway_ready, url), time.monotonic() + 30, {"gateway-2": second}, url)
             yield TwoGateways(redis, stack, second, url)
         finally:
             second.stop()
             stack.stop()
-
-
-def _wait_ready(url: str, service: Service, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert service.running, service.log()[-3000:]
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} not ready:\n{service.log()[-3000:]}")
 
 
 async def _statuses(urls: list[str], key: str, count: int) -> list[int]:

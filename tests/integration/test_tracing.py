@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ import httpx
 import pytest
 import websockets
 
+from tests.conftest import client_of
 from tests.harness import Stack
 from tests.integration.helpers import create_order, order_body
 from tests.spans import Span, children, log_lines, of_trace, parse
@@ -28,15 +29,11 @@ SERVICES = ("gateway", "order_service", "payment_service")
 @pytest.fixture(scope="module")
 def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {"OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_SCHEDULE_DELAY": "20"}
-    running = Stack(tmp_path_factory.mktemp("traced"), env=env).start()
-    yield running
-    running.stop()
+    with Stack(tmp_path_factory.mktemp("traced"), env=env) as running:
+        yield running
 
 
-@pytest.fixture
-async def http(traced: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=traced.url, headers=traced.headers, timeout=10) as client:
-        yield client
+http = client_of("traced")
 
 
 def traceparent() -> tuple[str, str, str]:
@@ -251,7 +248,7 @@ async def test_no_span_for_probes_and_no_secret_in_spans(http: httpx.AsyncClient
 
 async def test_with_tracing_off_nothing_is_recorded(stack: Stack) -> None:
     header, _trace_id, _ = traceparent()
-    async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=10) as client:
+    async with stack.client() as client:
         reply = await client.post("/v1/orders", json=order_body(), headers={"traceparent": header})
     assert reply.status_code == 201
     request_id = reply.headers["x-request-id"]

@@ -5,31 +5,20 @@ redirect, a huge, slow or garbage answer — costs only its own deliveries."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import orjson
 import pytest
 
-from tests.harness import Stack
+from tests.conftest import client_of
 from tests.integration.helpers import create_order
 from tests.integration.webhooks import all_final, deliveries, endpoint, feed_end, of_order, read_feed, wait_deliveries
-from tests.webhook_receiver import Behaviour, Receiver, garbage, receiving
+from tests.webhook_receiver import Behaviour, Receiver, garbage
 
 # The stack's WEBHOOK_RETRY_SCHEDULE_S "0.2,0.2": three attempts in all.
 ATTEMPTS = 3
 
 
-@pytest.fixture
-async def client(webhook_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=webhook_stack.url, headers=webhook_stack.headers, timeout=10) as http:
-        yield http
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with receiving() as running:
-        yield running
+client = client_of("webhook_stack")
 
 
 async def paid_and_refunded(client: httpx.AsyncClient) -> dict[str, object]:

@@ -9,23 +9,25 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from tests.conftest import client_of
 from tests.harness import Stack, bearer
 from tests.integration.helpers import assert_problem
-from tests.webhook_receiver import Receiver, receiving
+from tests.integration.webhooks import Json
+from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.usefixtures("webhook_stack")
 
 
-@pytest.fixture
-async def client(webhook_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=webhook_stack.url, headers=webhook_stack.headers, timeout=10) as http:
-        yield http
+client = client_of("webhook_stack")
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with receiving() as running:
-        yield running
+async def created(client: httpx.AsyncClient, receiver: Receiver) -> AsyncIterator[Json]:
+    """A new endpoint of the account, as its creation answered (the secret included); deleted after the test."""
+    reply = await client.post("/v1/webhook_endpoints", json={"url": receiver.url()})
+    assert reply.status_code == 201, reply.text
+    yield reply.json()
+    await client.delete(f"/v1/webhook_endpoints/{reply.json()['id']}")
 
 
 def as_key(client: httpx.AsyncClient, key: str) -> httpx.AsyncClient:
@@ -63,14 +65,11 @@ async def test_create_shows_the_secret_once(client: httpx.AsyncClient, receiver:
     await client.delete(f"/v1/webhook_endpoints/{created['id']}")
 
 
-async def test_enabled_events_default_to_everything(client: httpx.AsyncClient, receiver: Receiver) -> None:
-    created = (await client.post("/v1/webhook_endpoints", json={"url": receiver.url()})).json()
+async def test_enabled_events_default_to_everything(client: httpx.AsyncClient, created: Json) -> None:
     assert created["enabled_events"] == ["*"]
-    await client.delete(f"/v1/webhook_endpoints/{created['id']}")
 
 
-async def test_delete_answers_the_deleted_endpoint(client: httpx.AsyncClient, receiver: Receiver) -> None:
-    created = (await client.post("/v1/webhook_endpoints", json={"url": receiver.url()})).json()
+async def test_delete_answers_the_deleted_endpoint(client: httpx.AsyncClient, created: Json) -> None:
     for _ in range(2):  # again: the same answer
         reply = await client.delete(f"/v1/webhook_endpoints/{created['id']}")
         assert reply.status_code == 200, reply.text
@@ -82,14 +81,12 @@ async def test_delete_answers_the_deleted_endpoint(client: httpx.AsyncClient, re
     assert_problem(rotate, 400, "FAILED_PRECONDITION")
 
 
-async def test_rotation_gives_a_new_secret(client: httpx.AsyncClient, receiver: Receiver) -> None:
-    created = (await client.post("/v1/webhook_endpoints", json={"url": receiver.url()})).json()
+async def test_rotation_gives_a_new_secret(client: httpx.AsyncClient, created: Json) -> None:
     reply = await client.post(f"/v1/webhook_endpoints/{created['id']}/rotate_secret")
     assert reply.status_code == 200, reply.text
     assert reply.json()["secret"].startswith("whsec_")
     assert reply.json()["secret"] != created["secret"]
     assert reply.json()["id"] == created["id"]
-    await client.delete(f"/v1/webhook_endpoints/{created['id']}")
 
 
 @pytest.mark.parametrize(
@@ -131,9 +128,8 @@ async def test_invalid_input_is_400_and_creates_nothing(client: httpx.AsyncClien
 
 
 async def test_read_only_keys_may_read_but_not_change(
-    client: httpx.AsyncClient, webhook_stack: Stack, receiver: Receiver
+    client: httpx.AsyncClient, webhook_stack: Stack, receiver: Receiver, created: Json
 ) -> None:
-    created = (await client.post("/v1/webhook_endpoints", json={"url": receiver.url()})).json()
     path = f"/v1/webhook_endpoints/{created['id']}"
     async with as_key(client, webhook_stack.keys.read_only) as read_only:
         for route in ("/v1/webhook_endpoints", path, f"{path}/deliveries", "/v1/events"):
@@ -142,13 +138,11 @@ async def test_read_only_keys_may_read_but_not_change(
         assert_problem(await read_only.post(f"{path}/rotate_secret"), 403)
         assert_problem(await read_only.delete(path), 403)
     assert (await client.get(path)).json()["status"] == "enabled"
-    await client.delete(path)
 
 
 async def test_another_accounts_endpoint_is_not_found(
-    client: httpx.AsyncClient, webhook_stack: Stack, receiver: Receiver
+    client: httpx.AsyncClient, webhook_stack: Stack, created: Json
 ) -> None:
-    created = (await client.post("/v1/webhook_endpoints", json={"url": receiver.url()})).json()
     path = f"/v1/webhook_endpoints/{created['id']}"
     async with as_key(client, webhook_stack.keys.other) as other:
         assert_problem(await other.get(path), 404, "NOT_FOUND")
@@ -159,7 +153,6 @@ async def test_another_accounts_endpoint_is_not_found(
             e["id"] for e in (await other.get("/v1/webhook_endpoints")).json()["webhook_endpoints"]
         ]
     assert (await client.get(path)).json()["status"] == "enabled"
-    await client.delete(path)
 
 
 async def test_an_idempotency_key_makes_one_endpoint(client: httpx.AsyncClient, receiver: Receiver) -> None:
@@ -176,10 +169,8 @@ async def test_an_idempotency_key_makes_one_endpoint(client: httpx.AsyncClient, 
 
 
 @pytest.mark.parametrize("query", ["page_size=0", "page_size=101", "page_token=bogus"])
-async def test_the_delivery_log_refuses_bad_paging(client: httpx.AsyncClient, receiver: Receiver, query: str) -> None:
-    created = (await client.post("/v1/webhook_endpoints", json={"url": receiver.url()})).json()
+async def test_the_delivery_log_refuses_bad_paging(client: httpx.AsyncClient, created: Json, query: str) -> None:
     assert_problem(await client.get(f"/v1/webhook_endpoints/{created['id']}/deliveries?{query}"), 400)
-    await client.delete(f"/v1/webhook_endpoints/{created['id']}")
 
 
 async def test_unknown_endpoint_is_404(client: httpx.AsyncClient) -> None:

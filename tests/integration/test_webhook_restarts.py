@@ -9,13 +9,12 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
-import httpx
 import orjson
 
 from tests.conftest import WEBHOOK_ENV
 from tests.harness import Stack
 from tests.integration.helpers import create_order
-from tests.integration.webhooks import SseFollower, deliveries, stream, versions_of, wait_deliveries
+from tests.integration.webhooks import deliveries, following, versions_of, wait_deliveries
 from tests.webhook_receiver import Arrival, Behaviour, receiving
 
 ORDERS = 5
@@ -32,7 +31,7 @@ async def test_every_event_arrives_through_a_sigkill_and_a_restart_of_everything
     held = asyncio.Event()
     async with (
         receiving() as receiver,
-        httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=10) as client,
+        stack.client() as client,
     ):
         receiver.behaviours["/hook"] = Behaviour(hold=held)
         hook = (await client.post("/v1/webhook_endpoints", json={"url": receiver.url()})).json()
@@ -70,7 +69,7 @@ async def test_the_address_is_checked_again_at_every_attempt(fresh_stack: Stack)
     stack = fresh(fresh_stack).start()
     async with (
         receiving() as receiver,
-        httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=10) as client,
+        stack.client() as client,
     ):
         hook = (await client.post("/v1/webhook_endpoints", json={"url": receiver.url()})).json()
         # What a change of DNS would do to a name: the address the URL reaches is no longer allowed.
@@ -92,18 +91,12 @@ async def test_the_feed_stream_goes_on_across_a_restart_of_the_order_service(fre
     """The gateway opens the feed's gRPC stream again from the last cursor it sent: the client's
     SSE response goes on, and misses nothing committed meanwhile."""
     stack = fresh(fresh_stack).start()
-    async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=10) as client:
-        follower = SseFollower()
-        task = asyncio.create_task(stream(client, follower))
-        try:
-            await asyncio.wait_for(follower.started.wait(), 15)
-            before = await create_order(client)
-            await follower.wait(lambda f: versions_of(f, before["id"]) == [1, 2])
-            await asyncio.to_thread(stack.restart, "order_service")
-            after = await create_order(client)
-            # No reconnection here: the events come on the response that was open all along.
-            await follower.wait(lambda f: versions_of(f, after["id"]) == [1, 2], timeout=45)
-        finally:
-            task.cancel()
+    async with stack.client() as client, following(client) as follower:
+        before = await create_order(client)
+        await follower.wait(lambda f: versions_of(f, before["id"]) == [1, 2])
+        await asyncio.to_thread(stack.restart, "order_service")
+        after = await create_order(client)
+        # No reconnection here: the events come on the response that was open all along.
+        await follower.wait(lambda f: versions_of(f, after["id"]) == [1, 2], timeout=45)
     orders = [event["data"]["order"]["id"] for _, _, event in follower.events]
     assert orders == [before["id"]] * 2 + [after["id"]] * 2

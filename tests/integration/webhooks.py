@@ -127,5 +127,18 @@ async def stream(client: httpx.AsyncClient, follower: SseFollower, last_event_id
         await follower.follow(response)
 
 
+@asynccontextmanager
+async def following(client: httpx.AsyncClient, last_event_id: str | None = None) -> AsyncIterator[SseFollower]:
+    """The account's event stream read for the length of the block, which begins once the stream
+    has started (without a Last-Event-ID it carries only the events after that)."""
+    follower = SseFollower()
+    task = asyncio.create_task(stream(client, follower, last_event_id))
+    try:
+        await asyncio.wait_for(follower.started.wait(), 15)
+        yield follower
+    finally:
+        task.cancel()
+
+
 def versions_of(follower: SseFollower, order_id: str) -> list[int]:
     return [event["data"]["version"] for _, _, event in follower.events if event["data"]["order"]["id"] == order_id]

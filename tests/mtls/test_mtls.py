@@ -95,9 +95,8 @@ def tls_stack(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[St
         },
     )
     stack.health_ports = {"order": order_health, "payment": payment_health}  # type: ignore[attr-defined]
-    stack.start()
-    yield stack
-    stack.stop()
+    with stack:
+        yield stack
 
 
 def _target(stack: Stack, service: str) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -47,15 +48,8 @@ ORDERS_PER_WRITER = 8
 
 @pytest.fixture(scope="module")
 def cluster(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    suffix = uuid.uuid4().hex[:8]
-    running = Cluster(
-        tmp_path_factory.mktemp("webhooks-cluster"),
-        order_database_url=postgres.create_database(postgres_server, f"orders_{suffix}"),
-        payment_database_url=postgres.create_database(postgres_server, f"payments_{suffix}"),
-        env=WEBHOOK_ENV,
-    ).start()
-    yield running
-    running.stop()
+    with postgres.cluster_on(postgres_server, tmp_path_factory.mktemp("webhooks-cluster"), env=WEBHOOK_ENV) as running:
+        yield running
 
 
 @pytest.fixture
@@ -236,19 +230,33 @@ async def _all_succeeded(client: httpx.AsyncClient, endpoint_id: str, count: int
             await asyncio.sleep(0.1)
 
 
+@asynccontextmanager
+async def _endpoint(client: httpx.AsyncClient, url: str) -> AsyncIterator[str]:
+    """A webhook endpoint to `url` for the length of the block: its id."""
+    hook = (await client.post("/v1/webhook_endpoints", json={"url": url})).json()
+    try:
+        yield hook["id"]
+    finally:
+        await client.delete(f"/v1/webhook_endpoints/{hook['id']}")
+
+
+async def _delivered(
+    client: httpx.AsyncClient, endpoint_id: str, receiver: Receiver, path: str, orders: list[Json]
+) -> tuple[set[tuple[str, int]], list[tuple[str, int]]]:
+    """Until every version of `orders` has reached `path` and the log says each delivery
+    succeeded: the (order, version) pairs expected, and those that arrived, each time it did."""
+    expected = {(o["id"], v) for o in orders for v in range(1, o["version"] + 1)}
+    arrivals = await _await_every_event(receiver, path, expected)
+    await _all_succeeded(client, endpoint_id, len(expected))
+    return expected, _events(arrivals)
+
+
 async def test_both_replicas_claim_deliveries_and_each_is_sent_once(
     cluster: Cluster, clients: list[httpx.AsyncClient]
 ) -> None:
-    async with receiving() as receiver:
-        hook = (await clients[0].post("/v1/webhook_endpoints", json={"url": receiver.url("/race")})).json()
-        try:
-            orders = [o for batch in await asyncio.gather(*(write(clients, w, 5) for w in range(4))) for o in batch]
-            expected = {(o["id"], v) for o in orders for v in range(1, o["version"] + 1)}
-            arrivals = await _await_every_event(receiver, "/race", expected)
-            await _all_succeeded(clients[0], hook["id"], len(expected))
-        finally:
-            await clients[0].delete(f"/v1/webhook_endpoints/{hook['id']}")
-    found = _events(arrivals)
+    async with receiving() as receiver, _endpoint(clients[0], receiver.url("/race")) as hook:
+        orders = [o for batch in await asyncio.gather(*(write(clients, w, 5) for w in range(4))) for o in batch]
+        expected, found = await _delivered(clients[0], hook, receiver, "/race", orders)
     assert len(found) == len(set(found)) == len(expected), "a delivery was sent twice"
     for order_id, versions in versions_by_order(found).items():
         assert versions == sorted(versions), order_id
@@ -260,8 +268,7 @@ async def test_every_event_is_delivered_across_a_sigkill_of_a_replica(
     held = asyncio.Event()
     async with receiving() as receiver:
         receiver.behaviours["/kill"] = Behaviour(hold=held)
-        hook = (await clients[0].post("/v1/webhook_endpoints", json={"url": receiver.url("/kill")})).json()
-        try:
+        async with _endpoint(clients[0], receiver.url("/kill")) as hook:
             writing = asyncio.gather(*(write(clients, w, 6) for w in range(4)))
             # Answers held back: more attempts in flight than one replica may have to one endpoint
             # (worker.PER_ENDPOINT) means both replicas have some.
@@ -272,12 +279,7 @@ async def test_every_event_is_delivered_across_a_sigkill_of_a_replica(
             victim.start()
             await asyncio.to_thread(cluster.wait_replica, "order_service.1")
             orders = [o for batch in await writing for o in batch]
-            expected = {(o["id"], v) for o in orders for v in range(1, o["version"] + 1)}
-            arrivals = await _await_every_event(receiver, "/kill", expected)
-            await _all_succeeded(clients[0], hook["id"], len(expected))
-        finally:
-            await clients[0].delete(f"/v1/webhook_endpoints/{hook['id']}")
-    found = _events(arrivals)
+            expected, found = await _delivered(clients[0], hook, receiver, "/kill", orders)
     assert set(found) == expected
     assert len(found) > len(expected)  # what the killed replica had in flight was sent again
     for order_id, versions in versions_by_order(found).items():

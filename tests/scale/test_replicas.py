@@ -37,14 +37,8 @@ ARRIVAL_S = 10.0
 
 @pytest.fixture(scope="module")
 def cluster(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    suffix = uuid.uuid4().hex[:8]
-    running = Cluster(
-        tmp_path_factory.mktemp("cluster"),
-        order_database_url=postgres.create_database(postgres_server, f"orders_{suffix}"),
-        payment_database_url=postgres.create_database(postgres_server, f"payments_{suffix}"),
-    ).start()
-    yield running
-    running.stop()
+    with postgres.cluster_on(postgres_server, tmp_path_factory.mktemp("cluster")) as running:
+        yield running
 
 
 @asynccontextmanager

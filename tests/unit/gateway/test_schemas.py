@@ -5,14 +5,13 @@ from typing import Any, get_args
 import pytest
 from pydantic import ValidationError
 
+from common.documents import PAYMENT_STATUSES, PaymentStatus
 from gateway.schemas import (
     ORDER_STATUSES,
-    PAYMENT_STATUSES,
     PROBLEMS,
     OrderCreate,
     OrderStatus,
     PaymentConfirm,
-    PaymentStatus,
     RefundCreate,
 )
 from shop.order.v1 import order_pb2

@@ -10,16 +10,10 @@ import pytest
 
 from order_service.webhooks.sender import MAX_ANSWER_BYTES, Sender
 from tests.harness import free_port
-from tests.webhook_receiver import Behaviour, Receiver, garbage, receiving
+from tests.webhook_receiver import Behaviour, Receiver, garbage
 
 TIMEOUT_S = 1.0
 HEADERS = {"content-type": "application/json", "webhook-id": "evt_1"}
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with receiving() as running:
-        yield running
 
 
 @pytest.fixture
