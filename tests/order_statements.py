@@ -1,0 +1,163 @@
+"""The statements and commits one `POST /v1/orders` costs on PostgreSQL — the whole flow, gateway
+→ order service → payment service → order service, both services' databases on one server —
+counted by the server (tests/pg_statements.py). Shared by the integration test and the
+benchmark's `statements` section.
+
+The services also run statements when no one calls them (the reconciler's and the webhook
+worker's polls, the LISTEN connection's safety net, health checks): a quiet window before the
+orders measures that rate, and what it would have run in each window is taken out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests import postgres
+from tests.harness import ApiKeys, Stack
+from tests.integration.helpers import order_body
+from tests.pg_statements import FLUSH_S, Delta, StatementCounter
+from tests.pg_statements import SETTINGS as COUNTING_SETTINGS
+
+DATABASES = ("orders", "payments")
+# Issue 18's goals, per order.
+MAX_STATEMENTS = 6
+MAX_STATEMENTS_KEYED = 8
+MAX_COMMITS = 4
+TOP = 20  # statements listed in the breakdown
+
+
+@contextmanager
+def counted_stack(workdir: Path, keys: ApiKeys | None = None) -> Iterator[tuple[Stack, str]]:
+    """A stack whose two services keep their data in two databases of one PostgreSQL server that
+    counts statements; yields the stack and the URL of the server's `postgres` database."""
+    with postgres.postgres_cluster(options=COUNTING_SETTINGS) as server_url:
+        env = {
+            "ORDER_DATABASE_URL": postgres.create_database(server_url, DATABASES[0]),
+            "PAYMENT_DATABASE_URL": postgres.create_database(server_url, DATABASES[1]),
+        }
+        stack = Stack(workdir, env=env, keys=keys or ApiKeys())
+        try:
+            stack.start()
+            yield stack, server_url
+        finally:
+            stack.stop()
+
+
+async def _place(client: httpx.AsyncClient, count: int, concurrency: int, keyed: bool) -> None:
+    """`count` orders paid by a card that succeeds at once; with `keyed`, each its own key."""
+    queue = iter(range(count))
+
+    async def worker() -> None:
+        for _ in queue:
+            headers = {"Idempotency-Key": f"count-{uuid.uuid4().hex}"} if keyed else {}
+            reply = await client.post("/v1/orders", json=order_body(), headers=headers)
+            assert reply.status_code == 201, reply.text
+            assert reply.json()["status"] == "paid", reply.text
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def _net(window: Delta, quiet: Delta, field: str) -> float:
+    """`field` of the window, less what the quiet rate would have run in as long a window."""
+    value: float = getattr(window, field) - getattr(quiet, field) * window.seconds / quiet.seconds
+    return value
+
+
+def _per_order(statements: Delta, commits: Delta, quiet: Delta, orders: int) -> dict[str, Any]:
+    """The counts per order. `statements`: from the first order to the last one's answer;
+    `commits`: until the server had them all (tests/pg_statements.py FLUSH_S), so longer, and
+    with more of the background to take out."""
+    share = statements.seconds / quiet.seconds
+    net: dict[str, float] = {}
+    for query in statements.calls.keys() | quiet.calls.keys():
+        net[query] = statements.calls[query] - quiet.calls[query] * share
+    top = sorted(net.items(), key=lambda item: (-item[1], item[0]))[:TOP]
+    return {
+        "orders": orders,
+        "window_s": round(statements.seconds, 1),
+        "commit_window_s": round(commits.seconds, 1),
+        "statements_per_order": round(_net(statements, quiet, "statements") / orders, 2),
+        "commits_per_order": round(_net(commits, quiet, "commits") / orders, 2),
+        "rollbacks_per_order": round(_net(commits, quiet, "rollbacks") / orders, 2),
+        "nested_per_order": round(_net(statements, quiet, "nested") / orders, 2),
+        "raw_statements": statements.statements,
+        "raw_commits": commits.commits,
+        "top": [{"query": query, "per_order": round(calls / orders, 2)} for query, calls in top],
+    }
+
+
+async def count(
+    stack: Stack,
+    server_url: str,
+    orders: int = 100,
+    concurrency: int = 4,
+    warmup: int = 20,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Orders without a key, then with one, each kind in its own window; the counts per order.
+
+    The warm-up comes first: the driver prepares each statement and looks up its types on first
+    use, on each pooled connection, which later orders do not pay again."""
+    client_headers = dict(headers if headers is not None else stack.headers)
+    async with (
+        httpx.AsyncClient(base_url=stack.url, headers=client_headers, timeout=30) as client,
+        StatementCounter(server_url, DATABASES) as counter,
+    ):
+        for keyed in (False, True):
+            await _place(client, warmup, concurrency, keyed)
+        start = await counter.settled_snapshot()
+        await asyncio.sleep(FLUSH_S + 2)
+        quiet_end = await counter.snapshot()
+        quiet = Delta.between(start, quiet_end)
+        rows = []
+        before = quiet_end
+        for keyed in (False, True):
+            await _place(client, orders, concurrency, keyed)
+            answered = await counter.snapshot()
+            settled = await counter.settled_snapshot()
+            row = _per_order(Delta.between(before, answered), Delta.between(before, settled), quiet, orders)
+            rows.append({"idempotency_key": keyed, **row})
+            before = settled
+    return {
+        "concurrency": concurrency,
+        "background": {
+            "window_s": round(quiet.seconds, 1),
+            "statements_per_s": round(quiet.statements / quiet.seconds, 2),
+            "commits_per_s": round(quiet.commits / quiet.seconds, 2),
+            "note": "the services' own statements when idle, measured in a quiet window and subtracted",
+        },
+        "goals": {
+            "statements": MAX_STATEMENTS,
+            "statements_keyed": MAX_STATEMENTS_KEYED,
+            "commits": MAX_COMMITS,
+        },
+        "rows": rows,
+    }
+
+
+def describe(result: Mapping[str, Any]) -> str:
+    """The figures and the breakdown, as text (for an assertion message or a log)."""
+    background = result["background"]
+    lines = [
+        f"per POST /v1/orders, {result['concurrency']} clients; background "
+        f"{background['statements_per_s']} statements/s and {background['commits_per_s']} commits/s "
+        f"(quiet {background['window_s']} s) subtracted"
+    ]
+    for row in result["rows"]:
+        goal = MAX_STATEMENTS_KEYED if row["idempotency_key"] else MAX_STATEMENTS
+        lines.append(
+            f"{'with' if row['idempotency_key'] else 'without'} an Idempotency-Key ({row['orders']} orders in "
+            f"{row['window_s']} s, commits counted over {row['commit_window_s']} s): "
+            f"{row['statements_per_order']} statements (goal ≤ {goal}), "
+            f"{row['commits_per_order']} commits (goal ≤ {MAX_COMMITS}), "
+            f"{row['rollbacks_per_order']} rollbacks, {row['nested_per_order']} nested statements"
+        )
+        lines += [f"  {top['per_order']:6.2f}  {top['query'][:160]}" for top in row["top"]]
+    return "\n".join(lines)
