@@ -30,6 +30,8 @@ class Plan:
     memory_fresh_gateway: bool  # restart the gateway before each memory measurement
     # Orders placed with 1 endpoint, and with 100 endpoints (one dead): bench/webhooks.py.
     webhook_orders: tuple[int, int] = (300, 30)
+    # Orders of each kind (without and with an Idempotency-Key) whose statements are counted.
+    statement_orders: int = 500
 
 
 FULL = Plan(
@@ -79,4 +81,5 @@ QUICK = Plan(
     memory_watchers=50,
     memory_fresh_gateway=False,
     webhook_orders=(20, 3),
+    statement_orders=100,
 )

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tests.order_statements import MAX_COMMITS, MAX_STATEMENTS, MAX_STATEMENTS_KEYED
+
 Results = dict[str, Any]
 
 
@@ -123,6 +125,28 @@ def _cross_replica(field: str) -> Measure:
     return measure
 
 
+def _statements_row(results: Results, keyed: bool) -> dict[str, Any] | None:
+    rows = results.get("statements", {}).get("rows", [])
+    return next((r for r in rows if r["idempotency_key"] is keyed), None)
+
+
+def _statements(keyed: bool) -> Measure:
+    def measure(results: Results) -> Figure | None:
+        row = _statements_row(results, keyed)
+        return _figure(row["statements_per_order"]) if row else None
+
+    return measure
+
+
+def _commits(results: Results) -> Figure | None:
+    """The more commits per order of the two kinds of order, with or without a key."""
+    rows = [row for keyed in (False, True) if (row := _statements_row(results, keyed))]
+    if not rows:
+        return None
+    worst = max(rows, key=lambda r: r["commits_per_order"])
+    return _figure(worst["commits_per_order"], f"{'with' if worst['idempotency_key'] else 'without'} a key")
+
+
 @dataclass(frozen=True)
 class Goal:
     id: str
@@ -176,6 +200,27 @@ GOALS: list[Goal] = [
         "ms",
         _cpu_per_order_ms,
         lambda v: v <= 2.5,
+    ),
+    Goal(
+        "pg_statements",
+        f"PostgreSQL statements per order ≤ {MAX_STATEMENTS}, no Idempotency-Key (counted by the server)",
+        "statements",
+        _statements(keyed=False),
+        lambda v: v <= MAX_STATEMENTS,
+    ),
+    Goal(
+        "pg_statements_keyed",
+        f"PostgreSQL statements per order ≤ {MAX_STATEMENTS_KEYED} with an Idempotency-Key (counted by the server)",
+        "statements",
+        _statements(keyed=True),
+        lambda v: v <= MAX_STATEMENTS_KEYED,
+    ),
+    Goal(
+        "pg_commits",
+        f"PostgreSQL commits per order ≤ {MAX_COMMITS}, with or without a key (counted by the server)",
+        "commits",
+        _commits,
+        lambda v: v <= MAX_COMMITS,
     ),
     Goal("sse_p50", "SSE delay p50 < 10 ms (1 watcher)", "ms", _delay("sse", "p50_ms", 1), lambda v: v < 10),
     Goal("ws_p50", "WebSocket delay p50 < 10 ms (1 watcher)", "ms", _delay("websocket", "p50_ms", 1), lambda v: v < 10),

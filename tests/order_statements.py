@@ -11,6 +11,8 @@ orders measures that rate, and what it would have run in each window is taken ou
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -22,8 +24,8 @@ import httpx
 from tests import postgres
 from tests.harness import ApiKeys, Stack
 from tests.integration.helpers import order_body
-from tests.pg_statements import FLUSH_S, Delta, StatementCounter
 from tests.pg_statements import SETTINGS as COUNTING_SETTINGS
+from tests.pg_statements import Delta, StatementCounter
 
 DATABASES = ("orders", "payments")
 # Issue 18's goals, per order.
@@ -31,21 +33,22 @@ MAX_STATEMENTS = 6
 MAX_STATEMENTS_KEYED = 8
 MAX_COMMITS = 4
 TOP = 20  # statements listed in the breakdown
+QUIET_S = 10.0  # the window that measures the idle services' rate
 
 
 @contextmanager
-def counted_stack(workdir: Path, keys: ApiKeys | None = None) -> Iterator[tuple[Stack, str]]:
+def counted_stack(workdir: Path, keys: ApiKeys | None = None) -> Iterator[tuple[Stack, postgres.Server]]:
     """A stack whose two services keep their data in two databases of one PostgreSQL server that
-    counts statements; yields the stack and the URL of the server's `postgres` database."""
-    with postgres.postgres_cluster(options=COUNTING_SETTINGS) as server_url:
+    counts statements; yields the stack and the server."""
+    with postgres.server(options=COUNTING_SETTINGS) as server:
         env = {
-            "ORDER_DATABASE_URL": postgres.create_database(server_url, DATABASES[0]),
-            "PAYMENT_DATABASE_URL": postgres.create_database(server_url, DATABASES[1]),
+            "ORDER_DATABASE_URL": postgres.create_database(server.url, DATABASES[0]),
+            "PAYMENT_DATABASE_URL": postgres.create_database(server.url, DATABASES[1]),
         }
         stack = Stack(workdir, env=env, keys=keys or ApiKeys())
         try:
             stack.start()
-            yield stack, server_url
+            yield stack, server
         finally:
             stack.stop()
 
@@ -64,38 +67,43 @@ async def _place(client: httpx.AsyncClient, count: int, concurrency: int, keyed:
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+async def _whole_seconds_since(start: float) -> None:
+    """Until a whole number of seconds has passed since `start`: the idle services' polls run
+    each second (or each half), so a window of whole seconds holds a whole number of them, as
+    many as the quiet rate says, and their subtraction leaves no remainder."""
+    elapsed = time.monotonic() - start
+    await asyncio.sleep(math.ceil(elapsed) - elapsed)
+
+
 def _net(window: Delta, quiet: Delta, field: str) -> float:
     """`field` of the window, less what the quiet rate would have run in as long a window."""
     value: float = getattr(window, field) - getattr(quiet, field) * window.seconds / quiet.seconds
     return value
 
 
-def _per_order(statements: Delta, commits: Delta, quiet: Delta, orders: int) -> dict[str, Any]:
-    """The counts per order. `statements`: from the first order to the last one's answer;
-    `commits`: until the server had them all (tests/pg_statements.py FLUSH_S), so longer, and
-    with more of the background to take out."""
-    share = statements.seconds / quiet.seconds
+def _per_order(window: Delta, quiet: Delta, orders: int) -> dict[str, Any]:
+    """The window's counts per order, less what the quiet rate would have run in it."""
+    share = window.seconds / quiet.seconds
     net: dict[str, float] = {}
-    for query in statements.calls.keys() | quiet.calls.keys():
-        net[query] = statements.calls[query] - quiet.calls[query] * share
-    top = sorted(net.items(), key=lambda item: (-item[1], item[0]))[:TOP]
+    for query in window.calls.keys() | quiet.calls.keys():
+        net[query] = window.calls[query] - quiet.calls[query] * share
+    top = sorted(net.items(), key=lambda item: (-round(item[1] / orders, 2), item[0]))[:TOP]
     return {
         "orders": orders,
-        "window_s": round(statements.seconds, 1),
-        "commit_window_s": round(commits.seconds, 1),
-        "statements_per_order": round(_net(statements, quiet, "statements") / orders, 2),
-        "commits_per_order": round(_net(commits, quiet, "commits") / orders, 2),
-        "rollbacks_per_order": round(_net(commits, quiet, "rollbacks") / orders, 2),
-        "nested_per_order": round(_net(statements, quiet, "nested") / orders, 2),
-        "raw_statements": statements.statements,
-        "raw_commits": commits.commits,
+        "window_s": round(window.seconds, 1),
+        "statements_per_order": round(_net(window, quiet, "statements") / orders, 2),
+        "commits_per_order": round(_net(window, quiet, "commits") / orders, 2),
+        "rollbacks_per_order": round(_net(window, quiet, "rollbacks") / orders, 2),
+        "nested_per_order": round(_net(window, quiet, "nested") / orders, 2),
+        "raw_statements": window.statements,
+        "raw_commits": window.commits,
         "top": [{"query": query, "per_order": round(calls / orders, 2)} for query, calls in top],
     }
 
 
 async def count(
     stack: Stack,
-    server_url: str,
+    server: postgres.Server,
     orders: int = 100,
     concurrency: int = 4,
     warmup: int = 20,
@@ -108,23 +116,21 @@ async def count(
     client_headers = dict(headers if headers is not None else stack.headers)
     async with (
         httpx.AsyncClient(base_url=stack.url, headers=client_headers, timeout=30) as client,
-        StatementCounter(server_url, DATABASES) as counter,
+        StatementCounter(server, DATABASES) as counter,
     ):
         for keyed in (False, True):
             await _place(client, warmup, concurrency, keyed)
-        start = await counter.settled_snapshot()
-        await asyncio.sleep(FLUSH_S + 2)
-        quiet_end = await counter.snapshot()
-        quiet = Delta.between(start, quiet_end)
+        start = await counter.snapshot()
+        await asyncio.sleep(QUIET_S)
+        before = await counter.snapshot()
+        quiet = counter.between(start, before)
         rows = []
-        before = quiet_end
         for keyed in (False, True):
             await _place(client, orders, concurrency, keyed)
-            answered = await counter.snapshot()
-            settled = await counter.settled_snapshot()
-            row = _per_order(Delta.between(before, answered), Delta.between(before, settled), quiet, orders)
-            rows.append({"idempotency_key": keyed, **row})
-            before = settled
+            await _whole_seconds_since(before.at)
+            after = await counter.snapshot()
+            rows.append({"idempotency_key": keyed, **_per_order(counter.between(before, after), quiet, orders)})
+            before = after
     return {
         "concurrency": concurrency,
         "background": {
@@ -154,7 +160,7 @@ def describe(result: Mapping[str, Any]) -> str:
         goal = MAX_STATEMENTS_KEYED if row["idempotency_key"] else MAX_STATEMENTS
         lines.append(
             f"{'with' if row['idempotency_key'] else 'without'} an Idempotency-Key ({row['orders']} orders in "
-            f"{row['window_s']} s, commits counted over {row['commit_window_s']} s): "
+            f"{row['window_s']} s): "
             f"{row['statements_per_order']} statements (goal ≤ {goal}), "
             f"{row['commits_per_order']} commits (goal ≤ {MAX_COMMITS}), "
             f"{row['rollbacks_per_order']} rollbacks, {row['nested_per_order']} nested statements"

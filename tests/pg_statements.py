@@ -1,15 +1,21 @@
-"""Statements and commits of chosen databases, counted by the PostgreSQL server itself: the calls
-of `pg_stat_statements` (every statement a client sent, `BEGIN`, `COMMIT` and a driver's own
-queries included) and `xact_commit` of `pg_stat_database`.
+"""Statements and transactions of chosen databases, counted by the PostgreSQL server itself.
 
-The server must be started with `SETTINGS` (the extension only counts when preloaded). The
-counter reads from the `postgres` database and keeps only the rows of the databases it was
-given, so its own queries are never counted. It takes snapshots and subtracts them, rather than
-resetting the server's counters: nothing is lost if two counters share a server."""
+- Statements: the calls of `pg_stat_statements`, every statement a client sent (`BEGIN`,
+  `COMMIT` and a driver's own queries included; a simple query of several statements counts each).
+- Commits: the transactions of those databases in the server's statement log (`log_statement=all`
+  in JSON, which names each statement's virtual transaction), less those that ended in an error
+  or a `ROLLBACK`. Not `xact_commit` of `pg_stat_database`: from PostgreSQL 15 a backend hands its
+  commit count to the shared statistics only along with table or WAL statistics, so the commits
+  of transactions that touch no table (a pool's reset of a connection, a health check's
+  `SELECT 1`) wait there until the backend's next write or its exit — minutes, on a pooled
+  connection that a LIFO pool leaves idle. The log has every transaction at once.
+
+The server must be started with `SETTINGS`. The counter reads from the `postgres` database and
+keeps only the rows of the databases it was given, so its own queries are never counted. It takes
+snapshots and subtracts them, rather than resetting the server's counters."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 import time
@@ -20,21 +26,22 @@ from pathlib import Path
 from types import TracebackType
 
 import asyncpg
+import orjson
 
 from tests import postgres
 
 # track=all: statements run inside functions are counted too (as nested, apart from the
 # top-level ones a client sent); track_utility is on by default, so BEGIN, COMMIT, RESET ALL…
-# are counted like any statement.
+# are counted like any statement. The log: one JSON object a line, one file, never rotated;
+# without the statements' parameters (only their transactions are read).
 SETTINGS = (
     "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all "
-    "-c pg_stat_statements.max=10000"
+    "-c pg_stat_statements.max=10000 "
+    "-c logging_collector=on -c log_destination=jsonlog -c log_directory=log -c log_filename=statements.log "
+    "-c log_rotation_age=0 -c log_rotation_size=0 -c log_statement=all -c log_parameter_max_length=0"
 )
-
-# A backend adds its commits to pg_stat_database at most once a second while busy, and at the
-# latest 10 s after it went idle (PostgreSQL's PGSTAT_IDLE_INTERVAL): a count read sooner after
-# the last commit can miss some of them. pg_stat_statements counts at once.
-FLUSH_S = 11.0
+# Where SETTINGS makes the server write its JSON log, in its data folder.
+LOG = Path("log") / "statements.json"
 
 
 def _library_folder() -> Path | None:
@@ -59,8 +66,7 @@ class Snapshot:
     at: float  # time.monotonic()
     calls: Counter[str]  # "database: statement" → executions (top-level)
     nested: int  # executions of statements run inside functions or procedures
-    commits: int
-    rollbacks: int
+    log_offset: int  # the end of the log's last whole line
 
 
 @dataclass(frozen=True)
@@ -77,30 +83,40 @@ class Delta:
     def statements(self) -> int:
         return sum(self.calls.values())
 
-    @classmethod
-    def between(cls, before: Snapshot, after: Snapshot) -> Delta:
-        calls = Counter(after.calls)
-        calls.subtract(before.calls)
-        return cls(
-            seconds=after.at - before.at,
-            calls=+calls,  # drops the statements that did not run in the window
-            nested=after.nested - before.nested,
-            commits=after.commits - before.commits,
-            rollbacks=after.rollbacks - before.rollbacks,
-        )
+
+def transactions(lines: bytes, databases: Sequence[str]) -> tuple[int, int]:
+    """(commits, rollbacks) of the transactions that ran a statement in `lines` of the JSON log:
+    a transaction is a backend's virtual transaction id; it rolled back if one of its
+    statements was `ROLLBACK` or failed."""
+    seen: set[tuple[int, str]] = set()
+    failed: set[tuple[int, str]] = set()
+    for line in lines.splitlines():
+        entry = orjson.loads(line)
+        if entry.get("dbname") not in databases or "vxid" not in entry:
+            continue
+        key = (entry["pid"], entry["vxid"])
+        message: str = entry.get("message", "")
+        if entry["error_severity"] == "LOG" and message.startswith(("statement: ", "execute ")):
+            seen.add(key)
+            if message.split(": ", 1)[-1].strip().rstrip(";").upper() in ("ROLLBACK", "ABORT"):
+                failed.add(key)
+        elif entry["error_severity"] in ("ERROR", "FATAL"):
+            failed.add(key)
+    return len(seen - failed), len(seen & failed)
 
 
 class StatementCounter:
-    """`async with StatementCounter(server_url, ["orders", "payments"]) as counter:` then
-    `await counter.snapshot()` before and after; `Delta.between(before, after)`."""
+    """`async with StatementCounter(server, ["orders", "payments"]) as counter:` then
+    `before = await counter.snapshot()`, … , `counter.since(before)`."""
 
-    def __init__(self, server_url: str, databases: Sequence[str]) -> None:
-        self.server_url = server_url  # a URL of the server's `postgres` database
+    def __init__(self, server: postgres.Server, databases: Sequence[str]) -> None:
+        self.server = server
         self.databases = list(databases)
+        self.log = server.data / LOG
         self._conn: asyncpg.Connection | None = None
 
     async def __aenter__(self) -> StatementCounter:
-        self._conn = await asyncpg.connect(self.server_url)
+        self._conn = await asyncpg.connect(self.server.url)
         await self._conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         return self
 
@@ -111,10 +127,25 @@ class StatementCounter:
             await self._conn.close()
             self._conn = None
 
+    def _log_end(self) -> int:
+        """The offset just past the log's last newline (a line being written is the next
+        snapshot's)."""
+        with self.log.open("rb") as file:
+            size = file.seek(0, 2)
+            while size > 0:
+                start = max(0, size - 65536)
+                file.seek(start)
+                block = file.read(size - start)
+                if (newline := block.rfind(b"\n")) >= 0:
+                    return start + newline + 1
+                size = start
+        return 0
+
     async def snapshot(self) -> Snapshot:
         conn = self._conn
         assert conn is not None, "use the counter in `async with`"
         at = time.monotonic()
+        log_offset = self._log_end()
         rows = await conn.fetch(
             """
             SELECT d.datname, s.query, s.toplevel, s.calls
@@ -123,15 +154,6 @@ class StatementCounter:
             """,
             self.databases,
         )
-        totals = await conn.fetchrow(
-            """
-            SELECT coalesce(sum(xact_commit), 0)::bigint AS commits,
-                   coalesce(sum(xact_rollback), 0)::bigint AS rollbacks
-            FROM pg_stat_database WHERE datname = ANY($1::text[])
-            """,
-            self.databases,
-        )
-        assert totals is not None
         calls: Counter[str] = Counter()
         nested = 0
         for row in rows:
@@ -139,9 +161,18 @@ class StatementCounter:
                 calls[f"{row['datname']}: {' '.join(row['query'].split())}"] += row["calls"]
             else:
                 nested += row["calls"]
-        return Snapshot(at, calls, nested, int(totals["commits"]), int(totals["rollbacks"]))
+        return Snapshot(at, calls, nested, log_offset)
 
-    async def settled_snapshot(self) -> Snapshot:
-        """A snapshot once every commit made so far is in pg_stat_database (see FLUSH_S)."""
-        await asyncio.sleep(FLUSH_S)
-        return await self.snapshot()
+    def between(self, before: Snapshot, after: Snapshot) -> Delta:
+        calls = Counter(after.calls)
+        calls.subtract(before.calls)
+        with self.log.open("rb") as file:
+            file.seek(before.log_offset)
+            commits, rollbacks = transactions(file.read(after.log_offset - before.log_offset), self.databases)
+        return Delta(
+            seconds=after.at - before.at,
+            calls=+calls,  # drops the statements that did not run in the window
+            nested=after.nested - before.nested,
+            commits=commits,
+            rollbacks=rollbacks,
+        )
