@@ -32,7 +32,7 @@ DATABASES = ("orders", "payments")
 MAX_STATEMENTS = 6
 MAX_STATEMENTS_KEYED = 8
 MAX_COMMITS = 4
-TOP = 20  # statements listed in the breakdown
+SHOWN = 0.05  # the breakdown lists the statements run at least this often per order
 QUIET_S = 10.0  # the window that measures the idle services' rate
 
 
@@ -87,7 +87,8 @@ def _per_order(window: Delta, quiet: Delta, orders: int) -> dict[str, Any]:
     net: dict[str, float] = {}
     for query in window.calls.keys() | quiet.calls.keys():
         net[query] = window.calls[query] - quiet.calls[query] * share
-    top = sorted(net.items(), key=lambda item: (-round(item[1] / orders, 2), item[0]))[:TOP]
+    per_order = {query: round(calls / orders, 2) for query, calls in net.items() if calls / orders >= SHOWN}
+    breakdown = sorted(per_order.items(), key=lambda item: (-item[1], item[0]))
     return {
         "orders": orders,
         "window_s": round(window.seconds, 1),
@@ -97,7 +98,7 @@ def _per_order(window: Delta, quiet: Delta, orders: int) -> dict[str, Any]:
         "nested_per_order": round(_net(window, quiet, "nested") / orders, 2),
         "raw_statements": window.statements,
         "raw_commits": window.commits,
-        "top": [{"query": query, "per_order": round(calls / orders, 2)} for query, calls in top],
+        "breakdown": [{"query": query, "per_order": calls} for query, calls in breakdown],
     }
 
 
@@ -165,5 +166,5 @@ def describe(result: Mapping[str, Any]) -> str:
             f"{row['commits_per_order']} commits (goal ≤ {MAX_COMMITS}), "
             f"{row['rollbacks_per_order']} rollbacks, {row['nested_per_order']} nested statements"
         )
-        lines += [f"  {top['per_order']:6.2f}  {top['query'][:160]}" for top in row["top"]]
+        lines += [f"  {line['per_order']:6.2f}  {line['query'][:160]}" for line in row["breakdown"]]
     return "\n".join(lines)

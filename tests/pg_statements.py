@@ -7,8 +7,10 @@
   or a `ROLLBACK`. Not `xact_commit` of `pg_stat_database`: from PostgreSQL 15 a backend hands its
   commit count to the shared statistics only along with table or WAL statistics, so the commits
   of transactions that touch no table (a pool's reset of a connection, a health check's
-  `SELECT 1`) wait there until the backend's next write or its exit — minutes, on a pooled
-  connection that a LIFO pool leaves idle. The log has every transaction at once.
+  `SELECT 1`) stay in the backend until it next touches a table or exits — for as long as a
+  LIFO pool (asyncpg's) leaves that connection idle. The log has every transaction at once.
+  (Transactions that run no statement — a driver preparing one outside a transaction — are not
+  in the log; after the warm-up that prepared them they do not happen.)
 
 The server must be started with `SETTINGS`. The counter reads from the `postgres` database and
 keeps only the rows of the databases it was given, so its own queries are never counted. It takes
