@@ -18,9 +18,11 @@ snapshots and subtracts them, rather than resetting the server's counters."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ SETTINGS = (
 )
 # Where SETTINGS makes the server write its JSON log, in its data folder.
 LOG = Path("log") / "statements.json"
+MARK_TIMEOUT_S = 10.0
 
 
 def _library_folder() -> Path | None:
@@ -68,7 +71,7 @@ class Snapshot:
     at: float  # time.monotonic()
     calls: Counter[str]  # "database: statement" → executions (top-level)
     nested: int  # executions of statements run inside functions or procedures
-    log_offset: int  # the end of the log's last whole line
+    log_offset: int  # just past the line of the snapshot's mark
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ class StatementCounter:
         self.databases = list(databases)
         self.log = server.data / LOG
         self._conn: asyncpg.Connection | None = None
+        self._scanned = 0  # the log before this offset holds no mark to come
 
     async def __aenter__(self) -> StatementCounter:
         self._conn = await asyncpg.connect(self.server.url)
@@ -129,25 +133,31 @@ class StatementCounter:
             await self._conn.close()
             self._conn = None
 
-    def _log_end(self) -> int:
-        """The offset just past the log's last newline (a line being written is the next
-        snapshot's)."""
+    async def _log_mark(self, conn: asyncpg.Connection) -> int:
+        """The log's offset just past a statement of the counter's own: every line another
+        backend wrote before lies before it (they all reach the log through one pipe, in order).
+        The logger is another process, with no event to await: its file is read until the line
+        is there."""
+        mark = f"pg_statements mark {uuid.uuid4().hex}".encode()
+        await conn.execute(f"SELECT '{mark.decode()}'")
+        deadline = time.monotonic() + MARK_TIMEOUT_S
         with self.log.open("rb") as file:
-            size = file.seek(0, 2)
-            while size > 0:
-                start = max(0, size - 65536)
-                file.seek(start)
-                block = file.read(size - start)
-                if (newline := block.rfind(b"\n")) >= 0:
-                    return start + newline + 1
-                size = start
-        return 0
+            while True:
+                file.seek(self._scanned)
+                text = file.read()
+                if (found := text.find(mark)) >= 0:
+                    end = self._scanned + text.index(b"\n", found) + 1
+                    self._scanned = end
+                    return end
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the server's log {self.log} did not show the counter's mark")
+                await asyncio.sleep(0.01)
 
     async def snapshot(self) -> Snapshot:
         conn = self._conn
         assert conn is not None, "use the counter in `async with`"
         at = time.monotonic()
-        log_offset = self._log_end()
+        log_offset = await self._log_mark(conn)
         rows = await conn.fetch(
             """
             SELECT d.datname, s.query, s.toplevel, s.calls
