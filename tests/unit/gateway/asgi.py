@@ -33,7 +33,9 @@ def http_scope(
     }
 
 
-def websocket_scope(path: str = "/", headers: Iterable[tuple[str, str]] = (), query: bytes = b"") -> dict[str, Any]:
+def websocket_scope(
+    path: str = "/", headers: Iterable[tuple[str, str]] = (), query: bytes = b""
+) -> dict[str, Any]:
     scope = http_scope("GET", path, headers, query)
     del scope["method"]
     return scope | {"type": "websocket", "scheme": "ws", "subprotocols": []}

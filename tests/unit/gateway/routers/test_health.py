@@ -17,7 +17,9 @@ async def test_ready_when_both_services_serve(anonymous: httpx.AsyncClient) -> N
     assert reply.json() == {"status": "ready", "services": {"order_service": "SERVING", "payment_service": "SERVING"}}
 
 
-async def test_not_ready_names_the_service_that_cannot_be_reached(app: FastAPI, anonymous: httpx.AsyncClient) -> None:
+async def test_not_ready_names_the_service_that_cannot_be_reached(
+    app: FastAPI, anonymous: httpx.AsyncClient
+) -> None:
     nowhere = f"127.0.0.1:{free_port()}"
     real = app.state.backends
     app.state.backends = Backends.open(nowhere, nowhere, 1.0)
