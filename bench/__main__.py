@@ -5,7 +5,8 @@ It starts what it needs itself, on free ports with temporary databases: the hop 
 (bench/hop_server.py), the three services on SQLite (tests/harness.Stack) with a plain FastAPI
 app and the gateway with a bare route (bench/bare_gateway.py) under two HTTP servers beside
 them, two more of the SQLite stack with tracing on (bench/tracing_cost.py), and a PostgreSQL
-server with a cluster of 1 and one of 2 replicas of each gRPC service.
+server with a cluster of 1 and one of 2 replicas of each gRPC service, and one more stack on a
+PostgreSQL server that counts the statements and commits of an order (bench/statements.py).
 A section that fails is recorded with its error and the run goes on; the exit status is then 1.
 The PostgreSQL sections are skipped (not failed) where PostgreSQL's server binaries are missing,
 the rate-limit section where redis-server is.
@@ -41,6 +42,7 @@ from bench import (
     ratelimit,
     report,
     server,
+    statements,
     tracing_cost,
     webhooks,
 )
@@ -51,7 +53,18 @@ from tests.harness import ROOT, Stack
 
 log = logging.getLogger("bench")
 
-SECTIONS = ("codec", "ratelimit", "hop", "e2e", "server", "push", "e2e_postgres", "push_replicas", "webhooks")
+SECTIONS = (
+    "codec",
+    "ratelimit",
+    "hop",
+    "e2e",
+    "server",
+    "push",
+    "e2e_postgres",
+    "push_replicas",
+    "statements",
+    "webhooks",
+)
 _ON_STACK = ("e2e", "server", "push")  # the sections that share the SQLite stack
 RESULTS = ROOT / "bench" / "results"
 
@@ -98,6 +111,11 @@ def run(plan: Plan, sections: list[str], workdir: Path, http_load: str = "auto")
         _on_stack(results, plan, sections, workdir, tool)
     if "e2e_postgres" in sections or "push_replicas" in sections:
         _on_postgres(results, plan, sections, workdir, tool)
+    if "statements" in sections:  # a stack of its own: a server that counts its statements
+        if reason := statements.unavailable():
+            results["statements"] = {"skipped": reason}
+        else:
+            _section(results, "statements", lambda: statements.run(plan, workdir))
     if "webhooks" in sections:  # a stack of its own: webhooks allowed to loopback
         _section(results, "webhooks", lambda: webhooks.run(plan, workdir))
     results["goals"] = goals.evaluate(results)

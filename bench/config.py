@@ -31,6 +31,8 @@ class Plan:
     memory_fresh_gateway: bool  # restart the gateway before each memory measurement
     # Orders placed with 1 endpoint, and with 100 endpoints (one dead): bench/webhooks.py.
     webhook_orders: tuple[int, int]
+    # Orders of each kind (without and with an Idempotency-Key) whose statements are counted.
+    statement_orders: int
 
 
 # Each knob as (full run, quick run).
@@ -57,6 +59,7 @@ _KNOBS: dict[str, tuple[Any, Any]] = {
     "memory_watchers": (1000, 50),
     "memory_fresh_gateway": (True, False),
     "webhook_orders": ((300, 30), (20, 3)),
+    "statement_orders": (500, 100),
 }
 FULL = Plan(name="full", **{knob: full for knob, (full, _) in _KNOBS.items()})
 QUICK = Plan(name="quick", **{knob: quick for knob, (_, quick) in _KNOBS.items()})

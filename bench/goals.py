@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tests.order_statements import MAX_COMMITS, MAX_STATEMENTS, MAX_STATEMENTS_KEYED
+
 Results = dict[str, Any]
 
 
@@ -152,6 +154,56 @@ def _check(text: str, unit: str) -> Callable[[float], bool]:
     return lambda value: holds(value, limit)
 
 
+def _postgres_row(results: Results) -> dict[str, Any] | None:
+    rows = results.get("e2e_postgres", {}).get("results", [])
+    return next((r for r in rows if r["name"] == "postgres_r1" and r["concurrency"] == 32), None)
+
+
+def _postgres_vs_sqlite(field: str) -> Measure:
+    """One order replica on PostgreSQL against SQLite (c=32): `field` of the one ÷ the other's.
+    The sections run one after the other: a ratio of two windows of one run."""
+
+    def measure(results: Results) -> Figure | None:
+        postgres, sqlite = _postgres_row(results), _e2e_row(results, 32)
+        if not postgres or not sqlite or not postgres.get(field) or not sqlite.get(field):
+            return None
+        return Figure(postgres[field] / sqlite[field])
+
+    return measure
+
+
+def _cpu_vs_plain(results: Results) -> Figure | None:
+    """CPU per order (the three processes) ÷ the plain FastAPI endpoint's CPU per request (c=32)."""
+    order = _cpu_per_order_ms(results)
+    rows = results.get("e2e", {}).get("results", [])
+    plain = next((r for r in rows if r["name"] == "plain" and r["concurrency"] == 32), None)
+    if order is None or not plain or not plain.get("cpu_us"):
+        return None
+    return Figure(order.value * 1000 / plain["cpu_us"])
+
+
+def _statements_row(results: Results, keyed: bool) -> dict[str, Any] | None:
+    rows = results.get("statements", {}).get("rows", [])
+    return next((r for r in rows if r["idempotency_key"] is keyed), None)
+
+
+def _statements(keyed: bool) -> Measure:
+    def measure(results: Results) -> Figure | None:
+        row = _statements_row(results, keyed)
+        return _figure(row["statements_per_order"]) if row else None
+
+    return measure
+
+
+def _commits(results: Results) -> Figure | None:
+    """The more commits per order of the two kinds of order, with or without a key."""
+    rows = [row for keyed in (False, True) if (row := _statements_row(results, keyed))]
+    if not rows:
+        return None
+    worst = max(rows, key=lambda r: r["commits_per_order"])
+    return _figure(worst["commits_per_order"], f"{'with' if worst['idempotency_key'] else 'without'} a key")
+
+
 @dataclass(frozen=True)
 class Goal:
     """`text` states the goal's bound; the check is read from it, so the two cannot disagree."""
@@ -179,6 +231,37 @@ GOALS: list[Goal] = [
     ),
     Goal("e2e_share", "POST /v1/orders ≥ 20% of a plain FastAPI endpoint (c=32, SQLite)", "share", _e2e_share),
     Goal("e2e_p99", "POST /v1/orders p99 < 50 ms (c=32)", "ms", _e2e("p99_ms", 32)),
+    Goal("e2e_cpu_vs_plain", "CPU per order ≤ 8× a plain FastAPI request's (c=32, SQLite)", "×", _cpu_vs_plain),
+    Goal(
+        "pg_share",
+        "POST /v1/orders on PostgreSQL ≥ 0.8× SQLite's throughput (c=32, 1 order replica)",
+        "×",
+        _postgres_vs_sqlite("rps"),
+    ),
+    Goal(
+        "pg_cpu",
+        "CPU per order on PostgreSQL, its own included, ≤ 1.3× SQLite's (c=32, 1 order replica)",
+        "×",
+        _postgres_vs_sqlite("cpu_us"),
+    ),
+    Goal(
+        "pg_statements",
+        f"PostgreSQL statements per order ≤ {MAX_STATEMENTS}, no Idempotency-Key (counted by the server)",
+        "statements",
+        _statements(keyed=False),
+    ),
+    Goal(
+        "pg_statements_keyed",
+        f"PostgreSQL statements per order ≤ {MAX_STATEMENTS_KEYED} with an Idempotency-Key (counted by the server)",
+        "statements",
+        _statements(keyed=True),
+    ),
+    Goal(
+        "pg_commits",
+        f"PostgreSQL commits per order ≤ {MAX_COMMITS}, with or without a key (counted by the server)",
+        "commits",
+        _commits,
+    ),
     Goal(
         "tracing_share",
         "POST /v1/orders with every span exported ≥ 80% of its throughput untraced (c=32)",

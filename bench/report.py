@@ -181,6 +181,46 @@ def _e2e_postgres(part: Results) -> Table:
     return (title, header, rows)
 
 
+_STATEMENT_WIDTH = 110  # characters of a statement's text
+
+
+def _statements(part: Results) -> list[Table]:
+    goals = part["goals"]
+    rows: list[Row] = [
+        (
+            "with" if r["idempotency_key"] else "without",
+            r["orders"],
+            r["statements_per_order"],
+            f"≤ {goals['statements_keyed'] if r['idempotency_key'] else goals['statements']}",
+            r["commits_per_order"],
+            f"≤ {goals['commits']}",
+            r["rollbacks_per_order"],
+        )
+        for r in part["rows"]
+    ]
+    background = part["background"]
+    title = (
+        "2d. POST /v1/orders on PostgreSQL, counted by the server (pg_stat_statements; commits: its statement log): "
+        f"per order, gateway → order → payment → order, both databases; {part['concurrency']} clients; "
+        f"the idle services' {background['statements_per_s']} statements/s and {background['commits_per_s']} "
+        f"commits/s (quiet {background['window_s']} s window) subtracted"
+    )
+    header = ("Idempotency-Key", "orders", "statements/order", "goal", "commits/order", "goal", "rollbacks/order")
+    breakdown: list[Row] = [
+        (f"{'with' if r['idempotency_key'] else 'without'} key · {line['query'][:_STATEMENT_WIDTH]}", line["per_order"])
+        for r in part["rows"]
+        for line in r["breakdown"]
+    ]
+    return [
+        (title, header, rows),
+        (
+            "2e. Where an order's statements go (database: statement, executions per order)",
+            ("statement", "per order"),
+            breakdown,
+        ),
+    ]
+
+
 def _server(part: Results) -> Table:
     header = ("server · route · clients", *_LOAD_HEADER, "gateway CPU µs/req", "total CPU µs/req", "errors")
     rows: list[Row] = [
@@ -293,6 +333,7 @@ _SECTIONS: list[tuple[str, str, Callable[[Results], list[Table]]]] = [
     ("hop", "results", _hop),
     ("e2e", "results", _one(_e2e)),
     ("e2e_postgres", "results", _one(_e2e_postgres)),
+    ("statements", "rows", _statements),
     ("server", "results", _one(_server)),
     ("push", "available", _push),
     ("push_replicas", "delay", _one(_push_replicas)),

@@ -132,9 +132,10 @@ class Server:
 
 
 @contextmanager
-def server(durable: bool = False) -> Iterator[Server]:
-    """A started server on a free port, removed at the end."""
-    started = Server(Path(tempfile.mkdtemp(prefix="pg-")), durable=durable)
+def server(durable: bool = False, options: str = "") -> Iterator[Server]:
+    """A started server on a free port, removed at the end. `options`: more `-c name=value`
+    settings (e.g. `shared_preload_libraries`, which only a start can set)."""
+    started = Server(Path(tempfile.mkdtemp(prefix="pg-")), options=options, durable=durable)
     try:
         yield started.init().start()
     finally:
@@ -142,9 +143,9 @@ def server(durable: bool = False) -> Iterator[Server]:
 
 
 @contextmanager
-def postgres_cluster(durable: bool = False) -> Iterator[str]:
+def postgres_cluster(durable: bool = False, options: str = "") -> Iterator[str]:
     """Start a cluster on a free port; yield its URL (`postgresql://…/postgres`); remove it."""
-    with server(durable) as started:
+    with server(durable, options) as started:
         yield started.url
 
 

@@ -11,10 +11,21 @@ from typing import Any
 
 import pytest
 
-from tests import postgres, redis_server
+from tests import pg_statements, postgres, redis_server
 from tests.harness import ROOT
 
-SECTIONS = ("codec", "ratelimit", "hop", "e2e", "server", "push", "e2e_postgres", "push_replicas", "webhooks")
+SECTIONS = (
+    "codec",
+    "ratelimit",
+    "hop",
+    "e2e",
+    "server",
+    "push",
+    "e2e_postgres",
+    "push_replicas",
+    "statements",
+    "webhooks",
+)
 ON_POSTGRES = ("e2e_postgres", "push_replicas")
 CHANNELS = ("short_poll", "long_poll", "sse", "websocket")
 
@@ -45,8 +56,10 @@ def report(quick: tuple[subprocess.CompletedProcess[str], Path]) -> dict[str, An
 def test_every_section_ran(report: dict[str, Any]) -> None:
     for section in SECTIONS:
         assert "error" not in report[section], report[section]
-        if (section in ON_POSTGRES and not postgres.available()) or (
-            section == "ratelimit" and not redis_server.available()
+        if (
+            (section in ON_POSTGRES and not postgres.available())
+            or (section == "ratelimit" and not redis_server.available())
+            or (section == "statements" and not pg_statements.available())
         ):
             assert "skipped" in report[section]
         else:
@@ -156,6 +169,22 @@ def test_push_across_replicas(report: dict[str, Any]) -> None:
         assert 0 < row["p50_ms"] <= row["p99_ms"], row
 
 
+def test_statement_counts(report: dict[str, Any]) -> None:
+    if not pg_statements.available():
+        pytest.skip("PostgreSQL or its pg_stat_statements extension is not installed: the bench skipped the section")
+    part = report["statements"]
+    rows = {r["idempotency_key"]: r for r in part["rows"]}
+    assert set(rows) == {False, True}
+    for row in rows.values():
+        # Whatever the code's counts, an order runs statements and commits, and the breakdown
+        # accounts for nearly all of its statements.
+        assert row["statements_per_order"] >= 1, row
+        assert row["commits_per_order"] >= 1, row
+        listed = sum(line["per_order"] for line in row["breakdown"])
+        assert abs(listed - row["statements_per_order"]) < 1, row
+    assert part["background"]["window_s"] > 0
+
+
 def test_push_figures(report: dict[str, Any]) -> None:
     push = report["push"]
     assert push["available"] == dict.fromkeys(CHANNELS, True), push["unavailable"]
@@ -190,6 +219,8 @@ def test_goals_are_reported(report: dict[str, Any]) -> None:
     for goal in report["goals"]:
         if goal["id"].startswith("cross_replica") and not postgres.available():
             continue
+        if goal["id"].startswith("pg_") and not pg_statements.available():
+            continue
         assert goal["measured"] is not None, goal
         assert goal["met"] in (True, False), goal
 
@@ -198,6 +229,7 @@ def test_table_and_plots(quick: tuple[subprocess.CompletedProcess[str], Path]) -
     done, out = quick
     titles = ["1a.", "1b.", "1c.", "2a.", "2c.", "3a.", "3b.", "4.", "Goals"]
     titles += ["2b.", "3c."] if postgres.available() else []
+    titles += ["2d.", "2e."] if pg_statements.available() else []
     for title in titles:
         assert f"\n{title}" in done.stdout
     for name in ("codec", "hop", "e2e", "push", "variants"):
