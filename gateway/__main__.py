@@ -18,6 +18,11 @@ from gateway.settings import GatewaySettings
 # watcher freed: a ping every 20 s, the socket closed when no pong came within 20 s.
 WS_PING_INTERVAL_S = 20.0
 WS_PING_TIMEOUT_S = 20.0
+# An idle keep-alive connection is kept this long: longer than clients and load balancers keep
+# theirs (httpx 5 s, browsers and cloud load balancers up to 60 s), so that it is the client that
+# ends an idle connection. A server that ends it first can do so just as the client sends the
+# next request on it, which the client sees as a reset (uvicorn's default, 5 s, equals httpx's).
+KEEP_ALIVE_S = 75
 
 
 def main(app_factory: Callable[[GatewaySettings], FastAPI] = create_app) -> None:
@@ -36,6 +41,7 @@ def main(app_factory: Callable[[GatewaySettings], FastAPI] = create_app) -> None
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=KEEP_ALIVE_S,
         ws_ping_interval=WS_PING_INTERVAL_S,
         ws_ping_timeout=WS_PING_TIMEOUT_S,
         # Order frames are small JSON documents: compressing them saves little, and each

@@ -152,3 +152,23 @@ async def _log_lines(stack: Stack, marker: str, until: str, timeout: float = 5) 
             return lines
         assert asyncio.get_running_loop().time() < deadline, f"no log line with request_id {until}"
         await asyncio.sleep(0.02)
+
+
+async def test_an_idle_connection_outlives_a_clients_keep_alive(stack: Stack) -> None:
+    """The gateway keeps an idle connection longer than httpx (5 s) keeps its own: a client that
+    sends its next request on a connection idle for its whole keep-alive finds it open — the
+    gateway never ends it at the moment the client reuses it (gateway/__main__.py, KEEP_ALIVE_S)."""
+    idle_s = httpx.Limits().keepalive_expiry
+    assert idle_s is not None
+    connected: list[str] = []
+
+    async def trace(event: str, _info: object) -> None:
+        if event == "connection.connect_tcp.complete":
+            connected.append(event)
+
+    async with httpx.AsyncClient(base_url=stack.url, limits=httpx.Limits(keepalive_expiry=None)) as client:
+        first = await client.get("/healthz", extensions={"trace": trace})
+        await asyncio.sleep(idle_s + 1)  # the idle time is what is tested
+        second = await client.get("/healthz", extensions={"trace": trace})
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert len(connected) == 1, "the gateway had closed the idle connection"
