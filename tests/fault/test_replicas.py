@@ -28,6 +28,7 @@ import pytest
 
 from tests import postgres
 from tests.fault.scenario import DOWN_S, Scenario
+from tests.fault.webhooks import ENV as WEBHOOK_ENV
 from tests.harness import Cluster
 
 pytestmark = pytest.mark.postgres
@@ -51,7 +52,7 @@ def cluster(postgres_server: str, tmp_path: Path) -> Iterator[Cluster]:
         tmp_path / "cluster",
         order_database_url=postgres.create_database(postgres_server, f"fault_orders_{suffix}"),
         payment_database_url=postgres.create_database(postgres_server, f"fault_payments_{suffix}"),
-        env={"PAYMENT_PROCESSOR_LATENCY_MS": str(LATENCY_MS)},
+        env={"PAYMENT_PROCESSOR_LATENCY_MS": str(LATENCY_MS), **WEBHOOK_ENV},
     )
     try:
         yield created.start()
