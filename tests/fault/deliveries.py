@@ -1,4 +1,4 @@
-"""The webhook part of the fault ledger (CONTRACT §13, docs/webhooks.md#delivery): after a fault
+"""The webhook part of the fault ledger (docs/webhooks.md#delivery): after a fault
 run, every event of the account the endpoint subscribes to was delivered or is `failed` after its
 whole retry schedule — none missing, none left pending — and each order's versions reached the
 endpoint in order.

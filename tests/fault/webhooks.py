@@ -1,4 +1,4 @@
-"""The webhook endpoint of a fault run (CONTRACT §13): registered before the run's first order,
+"""The webhook endpoint of a fault run: registered before the run's first order,
 aimed at a real receiver on loopback (tests/webhook_receiver.py), so that every event of the
 load's account is delivered while services are killed, stopped, slowed and cut from their
 database. The receiver refuses some events on purpose, chosen by their id: one in
