@@ -1,7 +1,7 @@
-"""The webhook part of the fault ledger (docs/webhooks.md#delivery): after a fault
-run, every event of the account the endpoint subscribes to was delivered or is `failed` after its
-whole retry schedule — none missing, none left pending — and each order's versions reached the
-endpoint in order.
+"""The webhook part of the fault ledger (docs/webhooks.md#delivery): after a fault run, every
+event of the account the endpoint subscribes to was delivered or is `failed` after its whole retry
+schedule — none missing, none left pending — and each order's versions reached the endpoint in
+order.
 
 What it is checked against: the account's events as the order database numbered them
 (`account_events`), the endpoint's delivery log as the REST API shows it, and what the receiver

@@ -1,11 +1,13 @@
-"""The webhook endpoint of a fault run: registered before the run's first order,
-aimed at a real receiver on loopback (tests/webhook_receiver.py), so that every event of the
-load's account is delivered while services are killed, stopped, slowed and cut from their
-database. The receiver refuses some events on purpose, chosen by their id: one in
-`REFUSED_EVERY_TIME` at every attempt (it must end `failed`, after the whole schedule, without
-holding up the order's next version for longer), one in `REFUSED_ONCE` the first time only (it is
-retried). The watched order's hundreds of versions go one after another: its events are never
-refused, so as not to add the schedule's waits to the end of the run.
+"""The webhook endpoint of a fault run: registered before the run's first order by a second
+account — the one of the watched order, which also has a small load of its own (HOOKED_CLIENTS
+beside the main load's 32: enough orders in flight at every fault, few enough deliveries not to
+change what the main load sees) — and aimed at a real receiver on loopback
+(tests/webhook_receiver.py), so that every event of that account is delivered while services are
+killed, stopped, slowed and cut from their database. The receiver refuses some events on purpose,
+chosen by their id: one in `REFUSED_EVERY_TIME` at every attempt (it must end `failed`, after the
+whole schedule, without holding up the order's next version for longer), one in `REFUSED_ONCE`
+the first time only (it is retried). The watched order's hundreds of versions go one after
+another: its events are never refused, so as not to add the schedule's waits to the end of the run.
 
 At the end (`settle`) the run waits until the receiver has had every event and the delivery log,
 read through the REST API as a user would, gives each a final status — the retries need the
@@ -42,8 +44,6 @@ REFUSED_EVERY_TIME = 100
 REFUSED_ONCE = 25
 DELIVERED_WITHIN_S = 180.0
 PATH = "/fault"
-# The clients of the webhook account's own load, beside the main load's 32: enough orders in
-# flight at every fault, few enough that the endpoint keeps up on two cores.
 HOOKED_CLIENTS = int(os.environ.get("FAULT_WEBHOOK_CLIENTS", "2"))
 PAGE = 100
 
