@@ -1,14 +1,14 @@
 """A webhook receiver on loopback for the tests and the benchmark: a real HTTP server (aiohttp) in
 the test's own event loop, on a port from `free_port()`, that records every request it gets and
 lets a test await "n requests have come" instead of sleeping. Each path answers as the test set
-it up: 2xx by default, or a status, a redirect, a huge or a slow body; `garbage()` starts a raw
-TCP server that answers something that is not HTTP."""
+it up: 2xx by default, or a status, a redirect, a huge or a slow body, or a status chosen request
+by request; `garbage()` starts a raw TCP server that answers something that is not HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -46,6 +46,8 @@ class Behaviour:
     fail_first: int = 0
     # Answer only once this is set.
     hold: asyncio.Event | None = None
+    # Chooses the status of each request as it comes (None: as the fields above say).
+    answer: Callable[[Arrival], int | None] | None = None
 
 
 @dataclass
@@ -68,16 +70,24 @@ class Receiver:
             await self._changed.wait_for(lambda: len(self.at(path)) >= count)
         return self.at(path)
 
+    async def wait_until(self, done: Callable[[], bool], timeout: float) -> None:
+        """Until `done()` is true, looked at again as each request comes."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(done)
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         headers = {name.lower(): value for name, value in request.headers.items()}
         arrival = Arrival(request.path, headers, body, time.time())
         behaviour = self.behaviours.get(request.path, Behaviour())
+        chosen = behaviour.answer(arrival) if behaviour.answer is not None else None
         async with self._changed:
             self.arrivals.append(arrival)
             self._changed.notify_all()
         if behaviour.hold is not None:
             await behaviour.hold.wait()
+        if chosen is not None:
+            return web.Response(status=chosen)
         if len(self.at(request.path)) <= behaviour.fail_first:
             return web.Response(status=503)
         answer_headers = {"Location": behaviour.location} if behaviour.location else None

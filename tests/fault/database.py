@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fault.load import Load
+from tests.fault.webhooks import ENV as WEBHOOK_ENV
 from tests.harness import Cluster
 
 # A simulated acquirer round trip, as in the replica runs: a fault finds charges under way.
@@ -16,12 +17,13 @@ LATENCY_MS = 50
 
 
 def cluster_on(workdir: Path, order_url: str, payment_url: str) -> Cluster:
-    """Two replicas of each gRPC service and two gateways (not started)."""
+    """Two replicas of each gRPC service and two gateways (not started), with the fault runs'
+    webhook settings."""
     return Cluster(
         workdir,
         order_database_url=order_url,
         payment_database_url=payment_url,
-        env={"PAYMENT_PROCESSOR_LATENCY_MS": str(LATENCY_MS)},
+        env={"PAYMENT_PROCESSOR_LATENCY_MS": str(LATENCY_MS), **WEBHOOK_ENV},
     )
 
 

@@ -10,7 +10,9 @@ when:
   no order with two payments; every order agrees with its payment (status, amount, refunded);
 - refunds add up to what the payment says was refunded, and never to more than the charge;
 - exactly one order per client `Idempotency-Key`, and it is the one the client was told about;
-- the event log of every order holds versions 1..n without a gap and ends at the order's version.
+- the event log of every order holds versions 1..n without a gap and ends at the order's version;
+- every event of the webhook account (`account_events`) was delivered to its endpoint or failed
+  after its whole retry schedule, each order's versions in order (tests/fault/deliveries.py).
 
 Reading the databases (not the API) means a bug in the API cannot hide a bug in the books.
 """
@@ -27,7 +29,7 @@ from typing import Any
 import asyncpg
 
 from shop.order.v1 import order_pb2
-from tests.harness import ACCOUNT
+from tests.harness import ACCOUNT, OTHER_ACCOUNT
 
 FINISHED = frozenset({"paid", "payment_failed"})
 _PAYMENT_FOR_ORDER = {"paid": "succeeded", "payment_failed": "failed"}
@@ -45,13 +47,18 @@ EXPIRY_CHECK = "expiry"
 
 # The same statements on both engines.
 ORDERS = "SELECT id, status, payment_id, version, doc FROM orders"
-# The load's keys are its account's (docs/security.md#accounts-and-ownership: an idempotency key is
-# scoped to its account).
-CREATE_KEYS = f"SELECT key, order_id FROM idempotency_keys WHERE scope = '{ACCOUNT}/CreateOrder'"
+# The loads' keys are their accounts' (docs/security.md#accounts-and-ownership: an idempotency key
+# is scoped to its account): the main load's, and OTHER_ACCOUNT's, the one with the webhook endpoint
+# (tests/fault/webhooks.py).
+_SCOPES = f"'{ACCOUNT}/CreateOrder', '{OTHER_ACCOUNT}/CreateOrder'"
+CREATE_KEYS = f"SELECT key, order_id FROM idempotency_keys WHERE scope IN ({_SCOPES})"
 EVENTS = "SELECT order_id, version FROM order_events ORDER BY order_id, version"
+ACCOUNT_EVENTS = f"SELECT order_id, version FROM account_events WHERE account_id = '{OTHER_ACCOUNT}' ORDER BY seq"
 CHECKS = "SELECT order_id, check_id FROM order_checks ORDER BY order_id, check_id"
 PAYMENTS = "SELECT id, order_id, idempotency_key, status, amount, amount_refunded FROM payments"
 REFUNDS = "SELECT payment_id, SUM(amount), COUNT(*) FROM refunds GROUP BY payment_id"
+ORDER_STATEMENTS = (ORDERS, CREATE_KEYS, EVENTS, CHECKS, ACCOUNT_EVENTS)
+PAYMENT_STATEMENTS = (PAYMENTS, REFUNDS)
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,8 @@ class Ledger:
     refund_counts: dict[str, int]
     # Checks left for the reconciler: (order id, check id).
     checks: list[tuple[str, str]] = field(default_factory=list)
+    # The events of the webhook account (its feed's, its endpoint's): each order's versions.
+    account_events: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def pending(self) -> list[str]:
@@ -108,27 +117,34 @@ def _ledger(
     keys: Iterable[Sequence[Any]],
     events: Iterable[Sequence[Any]],
     checks: Iterable[Sequence[Any]],
+    account_events: Iterable[Sequence[Any]],
     payments: Iterable[Sequence[Any]],
     refunds: Iterable[Sequence[Any]],
 ) -> Ledger:
-    """The ledger from the rows of the statements above, whichever engine they came from."""
+    """The ledger from the statements' rows, whichever engine they came from."""
     found: dict[str, OrderRow] = {}
     for order_id, status, payment_id, version, doc in orders:
         document = order_pb2.Order.FromString(bytes(doc))
         found[order_id] = OrderRow(order_id, status, payment_id, version, document.amount, document.amount_refunded)
-    log: dict[str, list[int]] = defaultdict(list)
-    for order_id, version in events:
-        log[order_id].append(version)
     sums = [tuple(row) for row in refunds]
     return Ledger(
         orders=found,
         payments={row[0]: PaymentRow(*row) for row in payments},
         create_keys={key: order_id for key, order_id in keys},
-        events=dict(log),
+        events=_versions(events),
         refunded={payment_id: int(total) for payment_id, total, _ in sums},
         refund_counts={payment_id: int(n) for payment_id, _, n in sums},
         checks=[(order_id, check) for order_id, check in checks],
+        account_events=_versions(account_events),
     )
+
+
+def _versions(events: Iterable[Sequence[Any]]) -> dict[str, list[int]]:
+    """(order id, version) rows as each order's versions, in the rows' order."""
+    found: dict[str, list[int]] = defaultdict(list)
+    for order_id, version in events:
+        found[order_id].append(version)
+    return dict(found)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -139,14 +155,10 @@ def _connect(path: Path) -> sqlite3.Connection:
 def read_ledger(workdir: Path) -> Ledger:
     """The books of one stack, from its SQLite files."""
     with _connect(workdir / "orders.db") as db:
-        orders = db.execute(ORDERS).fetchall()
-        keys = db.execute(CREATE_KEYS).fetchall()
-        events = db.execute(EVENTS).fetchall()
-        checks = db.execute(CHECKS).fetchall()
+        order_rows = [db.execute(statement).fetchall() for statement in ORDER_STATEMENTS]
     with _connect(workdir / "payments.db") as db:
-        payments = db.execute(PAYMENTS).fetchall()
-        refunds = db.execute(REFUNDS).fetchall()
-    return _ledger(orders, keys, events, checks, payments, refunds)
+        payment_rows = [db.execute(statement).fetchall() for statement in PAYMENT_STATEMENTS]
+    return _ledger(*order_rows, *payment_rows)
 
 
 async def _snapshot(url: str, *statements: str) -> list[list[asyncpg.Record]]:
@@ -161,9 +173,9 @@ async def _snapshot(url: str, *statements: str) -> list[list[asyncpg.Record]]:
 
 async def read_postgres_ledger(order_database_url: str, payment_database_url: str) -> Ledger:
     """The books of a cluster of replicas, from its two PostgreSQL databases."""
-    orders, keys, events, checks = await _snapshot(order_database_url, ORDERS, CREATE_KEYS, EVENTS, CHECKS)
-    payments, refunds = await _snapshot(payment_database_url, PAYMENTS, REFUNDS)
-    return _ledger(orders, keys, events, checks, payments, refunds)
+    order_rows = await _snapshot(order_database_url, *ORDER_STATEMENTS)
+    payment_rows = await _snapshot(payment_database_url, *PAYMENT_STATEMENTS)
+    return _ledger(*order_rows, *payment_rows)
 
 
 @dataclass

@@ -6,8 +6,11 @@ the books audited from the databases.
         await run.warm_up()
         ... break something, bring it back ...
     # on exit: the load is drained, the watched order refunded in full, the watchers finished,
-    # the reconciler given time to finish pending orders, the books audited, figures recorded,
-    # and every broken rule raised as one AssertionError.
+    # the reconciler given time to finish pending orders, the webhooks time to deliver every
+    # event, the books audited, figures recorded, and every broken rule raised as one AssertionError.
+
+The stack must have been started with the webhook settings of tests/fault/webhooks.py
+(`with_webhooks`): a webhook endpoint of the load's account is registered before the first order.
 
 With a `Cluster` the load is spread over every gateway, the gRPC watcher is aimed at every order
 replica (pick-first: it follows the first, and moves on when that one dies), the SSE watcher
@@ -18,22 +21,21 @@ the books are read from PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from tests.artifacts import record
+from tests.fault import service_logs
+from tests.fault.deliveries import DeliveryBooks, audit_deliveries
 from tests.fault.ledger import Ledger, audit, read_ledger, read_postgres_ledger
 from tests.fault.load import Load
 from tests.fault.watchers import GrpcWatcher, Refunder, SseWatcher, WebSocketWatcher, gateway_serves_sse
-from tests.harness import Cluster, Stack, ipv4_target
+from tests.fault.webhooks import HOOKED_CLIENTS, Webhooks
+from tests.harness import Cluster, Stack, bearer, ipv4_target
 
 # The issue's figures; shorter with FAULT_LOAD_S / FAULT_DOWN_S for a quick local run.
 LOAD_S = float(os.environ.get("FAULT_LOAD_S", "30"))
@@ -52,11 +54,6 @@ class _Restart:
     ready_at: float | None = None
 
 
-def _wall(ts: str) -> float:
-    """A log line's `ts` (`2026-11-24T21:03:04.512Z`) as a time.time()."""
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-
-
 class Scenario:
     def __init__(self, stack: Stack | Cluster, name: str, *, clients: int = CLIENTS, watch: bool = True) -> None:
         self.stack = stack
@@ -64,6 +61,9 @@ class Scenario:
         self.urls = stack.urls if isinstance(stack, Cluster) else [stack.url]
         self.order_target = ipv4_target(stack.order_ports) if isinstance(stack, Cluster) else stack.order_target
         self.load = Load(self.urls, stack.headers, clients=clients)
+        # The webhook account (tests/fault/webhooks.py): the watched order, and a load of its own.
+        hooked = bearer(stack.keys.other)
+        self.hooked = Load(self.urls, hooked, clients=HOOKED_CLIENTS, seed=11)
         self.watch = watch
         self.figures: dict[str, Any] = {}
         self.fault_at: float | None = None
@@ -72,23 +72,34 @@ class Scenario:
         self._stop_refunds = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.watchers: dict[str, GrpcWatcher | SseWatcher | WebSocketWatcher] = {}
-        self.refunder = Refunder(self.urls[0], stack.headers)
+        self.refunder = Refunder(self.urls[0], hooked)
+        self.webhooks = Webhooks(self.urls[0], hooked)
         self._restarts: dict[str, _Restart] = {}
 
     async def __aenter__(self) -> Scenario:
         self.started = time.monotonic()
+        try:
+            await self._begin()
+        except BaseException:
+            await self.webhooks.close()
+            raise
+        return self
+
+    async def _begin(self) -> None:
+        await self.webhooks.start()
         if self.watch:
             order_id = await self.refunder.create()
+            self.webhooks.exempt.add(order_id)
             self.watchers["grpc"] = GrpcWatcher(self.order_target, order_id)
             if await gateway_serves_sse(self.urls[0]):
                 # Every watcher asks for the whole history (after version 0): the order moves on
                 # while they connect, and "the current version" would be a different one each run.
-                self.watchers["sse"] = SseWatcher(self.urls[0], order_id, self.stack.headers, after_version=0)
-                self.watchers["websocket"] = WebSocketWatcher(self.urls[-1], order_id, self.stack.headers)
+                self.watchers["sse"] = SseWatcher(self.urls[0], order_id, self.hooked.headers, after_version=0)
+                self.watchers["websocket"] = WebSocketWatcher(self.urls[-1], order_id, self.hooked.headers)
             self._tasks = [asyncio.create_task(w.run()) for w in self.watchers.values()]
             self._tasks.append(asyncio.create_task(self.refunder.run(self._stop_refunds)))
         self.load.start()
-        return self
+        self.hooked.start()
 
     async def warm_up(self, orders: int = 50) -> None:
         """Until the load has really started (orders created), so the fault hits a busy system."""
@@ -135,63 +146,13 @@ class Scenario:
     def calls_since_restart(self, name: str) -> tuple[Counter[str], str | None]:
         """The RPCs (a gateway: the requests) the restarted service `name` served after its
         restart, by method (route), and when it logged the first of them (its log's `ts`)."""
-        restart = self._restarts[name]
-        with self.stack.services[name].log_path.open("rb") as log:
-            log.seek(restart.log_offset)
-            lines = log.read().decode(errors="replace").splitlines()
-        served: Counter[str] = Counter()
-        first: str | None = None
-        for line in lines:
-            with suppress(ValueError):
-                entry = json.loads(line)
-                if not isinstance(entry, dict):
-                    continue
-                if entry.get("msg") == "rpc" and "/grpc." not in str(entry.get("rpc")):
-                    served[str(entry["rpc"]).rsplit("/", 1)[-1]] += 1
-                elif entry.get("msg") == "request" and str(entry.get("route", "")).startswith("/v1/"):
-                    served[f"{entry.get('method')} {entry.get('route')}"] += 1
-                else:
-                    continue
-                first = first or str(entry.get("ts"))
-        return served, first
+        return service_logs.served_since(self.stack.services[name], self._restarts[name].log_offset)
 
     def rpc_failures(self) -> dict[str, dict[str, int]]:
-        """Per service, the gRPC calls it answered with another status than OK, as its log says
-        (`CreateOrder ABORTED`: n): what the services told each other and the gateways, behind
-        what the clients saw. A killed process logs none of the calls it was cut off in."""
-
-        def failed_call(entry: dict[str, Any]) -> str | None:
-            if entry.get("msg") == "rpc" and entry.get("status") != "OK":
-                return f"{str(entry.get('rpc')).rsplit('/', 1)[-1]} {entry.get('status')}"
-            return None
-
-        return self._count_log_lines(failed_call)
+        return service_logs.rpc_failures(self.stack.services)
 
     def log_errors(self) -> dict[str, dict[str, int]]:
-        """Lines at level error or above in each service's log, by the first line of the message
-        (a figure to read, not a rule: a killed process logs nothing, a survivor may log what
-        it could not do for a while)."""
-
-        def error(entry: dict[str, Any]) -> str | None:
-            if entry.get("level") in ("error", "critical"):
-                return str(entry.get("msg", "")).splitlines()[0][:160]
-            return None
-
-        return self._count_log_lines(error)
-
-    def _count_log_lines(self, kind: Callable[[dict[str, Any]], str | None]) -> dict[str, dict[str, int]]:
-        """Per service, how many of its JSON log lines are of each `kind` (None: not counted)."""
-        found: dict[str, dict[str, int]] = {}
-        for name, service in self.stack.services.items():
-            seen: Counter[str] = Counter()
-            for line in service.log().splitlines():
-                with suppress(ValueError):
-                    entry = json.loads(line)
-                    if isinstance(entry, dict) and (counted := kind(entry)) is not None:
-                        seen[counted] += 1
-            if seen:
-                found[name] = dict(seen.most_common())
-        return found
+        return service_logs.log_errors(self.stack.services)
 
     def _restart_figures(self, problems: list[str]) -> dict[str, Any]:
         figures: dict[str, Any] = {}
@@ -199,7 +160,7 @@ class Scenario:
             served, first = self.calls_since_restart(name)
             figures[f"restart:{name}"] = {
                 "ready_after_s": None if restart.ready_at is None else round(restart.ready_at - restart.at, 3),
-                "first_call_after_s": None if first is None else round(_wall(first) - restart.wall, 3),
+                "first_call_after_s": None if first is None else round(service_logs.wall(first) - restart.wall, 3),
                 "served": dict(sorted(served.items())),
             }
             if isinstance(self.stack, Cluster) and not served:
@@ -219,7 +180,7 @@ class Scenario:
         if kind is not None:
             await self._abandon()
             return
-        await self.load.stop()
+        await asyncio.gather(self.load.stop(), self.hooked.stop())
         self._stop_refunds.set()
         done, pending = await asyncio.wait(self._tasks, timeout=120) if self._tasks else (set(), set())
         for task in pending:
@@ -227,13 +188,17 @@ class Scenario:
         for task in done:
             task.result()  # a watcher that crashed is a failure of the test, with its traceback
         ledger = await self._settled()
-        self._check(ledger, stuck_watchers=len(pending))
+        try:
+            delivered = await self.webhooks.settle(ledger.account_events)
+        finally:
+            await self.webhooks.close()
+        self._check(ledger, delivered, stuck_watchers=len(pending))
 
     async def _abandon(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.gather(self.load.stop(), return_exceptions=True)
+        await asyncio.gather(self.load.stop(), self.hooked.stop(), self.webhooks.close(), return_exceptions=True)
 
     async def _settled(self) -> Ledger:
         """The books once the reconciler has finished every pending order and every check of an
@@ -251,18 +216,24 @@ class Scenario:
                 return ledger
             await asyncio.sleep(0.2)
 
-    def _check(self, ledger: Ledger, stuck_watchers: int) -> None:
+    def _check(self, ledger: Ledger, delivered: DeliveryBooks, stuck_watchers: int) -> None:
         watched = self.refunder.order.get("id")
-        result = audit(ledger, self.load.told(), exempt=[watched] if watched else [])
+        result = audit(ledger, {**self.load.told(), **self.hooked.told()}, exempt=[watched] if watched else [])
         load = self.load.figures(fault_at=self.fault_at, back_at=self.back_at)
         problems = list(result.problems)
-        problems += [f"key {r.key}: {u}" for r in self.load.results.values() for u in r.unexpected]
-        if load["keys_with_two_orders"]:
-            problems.append(f"{load['keys_with_two_orders']} keys were answered with two different orders")
+        webhook_problems, webhook_figures = audit_deliveries(ledger.account_events, delivered)
+        problems += webhook_problems
+        for clients in (self.load, self.hooked):
+            problems += [f"key {r.key}: {u}" for r in clients.results.values() for u in r.unexpected]
+            if twice := clients.figures()["keys_with_two_orders"]:
+                problems.append(f"{twice} keys were answered with two different orders")
         figures: dict[str, Any] = {
             **self.figures,
             **{k: v for k, v in load.items()},
             **result.figures(),
+            "webhook_orders_created": self.hooked.created,
+            **webhook_figures,
+            **self.webhooks.figures,
             "duration_s": round(time.monotonic() - self.started, 1),
         }
         if watched:

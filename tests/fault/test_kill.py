@@ -10,11 +10,13 @@ import asyncio
 import pytest
 
 from tests.fault.scenario import DOWN_S, LOAD_S, Scenario
+from tests.fault.webhooks import with_webhooks
 from tests.harness import Stack
 
 
 @pytest.mark.parametrize("victim", ["payment_service", "order_service"])
 async def test_sigkill_under_load(fresh_stack: Stack, victim: str) -> None:
+    with_webhooks(fresh_stack)
     fresh_stack.start()
     async with Scenario(fresh_stack, f"sigkill {victim}") as run:
         await run.warm_up()

@@ -27,6 +27,7 @@ import pytest
 
 from tests import postgres
 from tests.fault.scenario import DOWN_S, Scenario
+from tests.fault.webhooks import ENV as WEBHOOK_ENV
 from tests.harness import Cluster
 
 pytestmark = pytest.mark.postgres
@@ -45,7 +46,7 @@ LATENCY_MS = 100
 @pytest.fixture
 def cluster(postgres_server: str, tmp_path: Path) -> Iterator[Cluster]:
     """Two replicas of each gRPC service and two gateways, on databases of their own."""
-    env = {"PAYMENT_PROCESSOR_LATENCY_MS": str(LATENCY_MS)}
+    env = {"PAYMENT_PROCESSOR_LATENCY_MS": str(LATENCY_MS), **WEBHOOK_ENV}
     with postgres.cluster_on(postgres_server, tmp_path / "cluster", env=env) as running:
         yield running
 

@@ -32,6 +32,7 @@ from ulid import ULID
 from common.grpc_server import SHUTDOWN_GRACE_S
 from tests.artifacts import record
 from tests.fault.scenario import DOWN_S, SHORT_LOAD_S, Scenario
+from tests.fault.webhooks import with_webhooks
 from tests.harness import Stack
 
 LATENCY_MS = 300
@@ -92,6 +93,7 @@ def _log_times(log: str, message: str) -> list[str]:
 async def test_sigterm_under_load(fresh_stack: Stack, victim: str) -> None:
     fresh_stack.service_env["payment_service"] = {"PAYMENT_PROCESSOR_LATENCY_MS": str(LATENCY_MS)}
     fresh_stack.__post_init__()
+    with_webhooks(fresh_stack)
     fresh_stack.start()
     service = fresh_stack.services[victim]
     health = None

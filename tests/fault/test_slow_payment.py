@@ -9,6 +9,7 @@ did in between. The watched order goes through it too."""
 from __future__ import annotations
 
 from tests.fault.scenario import SHORT_LOAD_S, Scenario
+from tests.fault.webhooks import with_webhooks
 from tests.harness import Stack
 
 DEADLINE_S = 1
@@ -19,6 +20,7 @@ async def test_slow_payment_service(fresh_stack: Stack) -> None:
     fresh_stack.env["GATEWAY_DEADLINE_S"] = str(DEADLINE_S)
     fresh_stack.service_env["payment_service"] = {"PAYMENT_PROCESSOR_LATENCY_MS": str(LATENCY_MS)}
     fresh_stack.__post_init__()
+    with_webhooks(fresh_stack)
     fresh_stack.start()
     # Fewer clients: each order waits for a reconciler round (1.5 s per charge); 8 keep it busy.
     async with Scenario(fresh_stack, "slow payment_service", clients=8) as run:

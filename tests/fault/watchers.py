@@ -36,7 +36,7 @@ from tests.sse import sse_json
 FINAL = frozenset({"payment_failed", "canceled", "refunded"})
 
 
-async def _post_until_done(
+async def post_until_done(
     http: httpx.AsyncClient,
     path: str,
     body: dict[str, Any],
@@ -83,7 +83,7 @@ class Refunder:
                 "items": [{"sku": "WATCHED", "quantity": 1, "unit_price": 1_000_000}],
                 "payment_method": "pm_card_visa",
             }
-            reply = await _post_until_done(http, "/v1/orders", body, errors=self.errors)
+            reply = await post_until_done(http, "/v1/orders", body, errors=self.errors)
             assert reply.status_code == 201, reply.text
             self.order = reply.json()
         return str(self.order["id"])
@@ -93,13 +93,13 @@ class Refunder:
         path = f"/v1/orders/{self.order['id']}/refund"
         async with httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=30) as http:
             while not stop.is_set():
-                reply = await _post_until_done(http, path, {"amount": 1}, errors=self.errors)
+                reply = await post_until_done(http, path, {"amount": 1}, errors=self.errors)
                 if reply.status_code != 200:
                     self.problems.append(f"refund: {reply.status_code} {reply.text[:300]}")
                     return
                 self.refunds += 1
                 await asyncio.sleep(0.01)
-            reply = await _post_until_done(http, path, {}, errors=self.errors)
+            reply = await post_until_done(http, path, {}, errors=self.errors)
             if reply.status_code != 200 or reply.json()["status"] != "refunded":
                 self.problems.append(f"final refund: {reply.status_code} {reply.text[:300]}")
             else:
