@@ -8,16 +8,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from common import tracing
 from common.loop_lag import monitor_loop_lag
-from gateway import errors, openapi, pipeline
+from gateway import errors, openapi, pipeline, streaming
 from gateway.backends import Backends
 from gateway.push import Hub
 from gateway.push.feed import FeedStreams
 from gateway.ratelimit import open_storage
 from gateway.routers import demo, demo_webhooks, docs, events, health, orders, pages, payments, push, qr, webhooks
 from gateway.settings import GatewaySettings
+
+
+class Gateway(FastAPI):
+    """FastAPI with the thin dispatch of long-lived streams in front (gateway/streaming.py)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await streaming.dispatch(super().__call__, scope, receive, send)
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -31,7 +39,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             settings.gateway_deadline_s,
             settings.grpc_tls,
         )
-        app.state.hub = Hub(app.state.backends.orders, settings.gateway_public_url, settings.gateway_deadline_s)
+        app.state.hub = Hub(
+            app.state.backends.orders,
+            settings.gateway_public_url,
+            settings.gateway_deadline_s,
+            settings.sse_heartbeat_s,
+        )
         app.state.hub.start()
         app.state.feed_streams = FeedStreams()  # the events feed's SSE streams (docs/webhooks.md)
         app.state.feed_streams.start()
@@ -46,7 +59,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await rates.close()
             tracing.flush()
 
-    app = FastAPI(
+    app = Gateway(
         title="Shop gateway",
         version="1.0.0",
         summary="REST in front of two gRPC services (orders, payments), with four ways to follow an order.",

@@ -37,6 +37,12 @@ Why this order:
 
 Each is plain ASGI (no BaseHTTPMiddleware), so that streamed answers (SSE) pass straight
 through; between them they read the request's headers once (middleware/headers.py).
+
+An order's SSE stream and WebSocket go through all of it for their set-up, up to the answer's
+head (or the accepted socket); the stream itself is then served from in front of the pipeline
+(gateway/streaming.py), so that an idle watcher holds none of these layers. A layer here sees
+no message of such a stream after its head: one that needs to act when the stream ends says so
+with `streaming.when_stream_ends` (RequestContext does, for the access log).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from common.logs import adopt_request_id, request_id_var
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.middleware.headers import request_headers
+from gateway.streaming import when_stream_ends
 
 log = logging.getLogger("gateway.access")
 
@@ -52,9 +53,7 @@ class RequestContext:
                 HTTP_LATENCY.labels(scope.get("method", "WS"), _route(scope)).observe(time.perf_counter() - started)
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
+        def done() -> None:
             template = _route(scope)
             method = scope.get("method", "WS")
             HTTP_REQUESTS.labels(method, template, str(status)).inc()
@@ -69,7 +68,15 @@ class RequestContext:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
-            request_id_var.reset(token)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            # A stream handed over to the thin dispatch is logged when it ends, with its whole
+            # duration, as the others are; the request id stays in the context until then.
+            if not when_stream_ends(scope, done):
+                done()
+                request_id_var.reset(token)
 
 
 def _route(scope: Scope) -> str:

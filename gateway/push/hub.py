@@ -29,6 +29,7 @@ from prometheus_client import Counter
 from common.caller import CallerScope
 from common.order_status import FINAL
 from gateway.metrics import WATCH_STREAMS
+from gateway.push.heartbeat import Heartbeat
 from gateway.push.shutdown import on_exit_signals
 from gateway.push.subscription import End, Subscription
 from gateway.push.updates import OrderUpdate
@@ -64,8 +65,15 @@ class ResumeAhead(Exception):
 
 
 class Hub:
-    def __init__(self, orders: order_pb2_grpc.OrderServiceAsyncStub, public_url: str, join_timeout_s: float) -> None:
+    def __init__(
+        self,
+        orders: order_pb2_grpc.OrderServiceAsyncStub,
+        public_url: str,
+        join_timeout_s: float,
+        heartbeat_s: float = 15.0,
+    ) -> None:
         self.orders = orders
+        self.heartbeat = Heartbeat(heartbeat_s)  # the SSE streams' keep-alives
         self.public_url = public_url
         self.join_timeout_s = join_timeout_s
         self._topics: dict[str, _Topic] = {}
@@ -170,6 +178,7 @@ class Hub:
         self._restore_signals()
         topics = list(self._topics.values())
         self.drain()
+        self.heartbeat.close()
         await asyncio.gather(*(topic.task for topic in topics), return_exceptions=True)
 
 

@@ -12,7 +12,9 @@ Why not sse-starlette, which we used first: it runs an anyio task group with fou
 every open stream, and a stream answered through FastAPI's routing keeps its per-request state
 alive for as long as it is open; an idle watcher must stay small (bench/README.md has the
 figures). Here a stream is the request's own task, which sends, plus one small task that waits
-for the client to leave.
+for the client to leave; once its head is sent, the pipeline's layers let go of it
+(gateway/streaming.py), and its keep-alives come from one clock for all streams
+(push/heartbeat.py).
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from gateway.auth import caller_of
 from gateway.deps import RESOURCE_ID_PATTERN
 from gateway.errors import ApiError
 from gateway.push.deps import order_id_of
+from gateway.push.heartbeat import Heartbeat
 from gateway.push.hub import Hub, OrderNotFound, PushUnavailable, ResumeAhead
-from gateway.push.subscription import Subscription
+from gateway.push.subscription import KeepAlive, Subscription
+from gateway.streaming import serve_stream
 
 # How long a browser's EventSource waits before it reconnects (sending Last-Event-ID).
 RETRY_MS = 2000
@@ -62,14 +66,11 @@ class EventStream:
     """The answer to GET /v1/orders/{id}/events for one order: 200 and the stream, 204 when
     nothing more will come, 404 / 503 problem+json; `ApiError` for a bad Last-Event-ID."""
 
-    def __init__(
-        self, hub: Hub, order_id: str, last_event_id_header: str | None, heartbeat_s: float, scope: CallerScope
-    ) -> None:
+    def __init__(self, hub: Hub, order_id: str, last_event_id_header: str | None, scope: CallerScope) -> None:
         self.hub = hub
         self.order_id = order_id
         self.scope = scope
         self.after_version = last_event_id(last_event_id_header)
-        self.heartbeat_s = heartbeat_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -86,40 +87,55 @@ class EventStream:
                 f"Last-Event-ID {self.after_version} is ahead of the order (at version {ahead.current})",
                 errors=[{"field": "Last-Event-ID", "message": f"must be ≤ {ahead.current}"}],
             ) from None
-        try:
-            if subscription.finished:
-                # At or past the final version: 204 tells an EventSource to stop reconnecting.
-                await Response(status_code=204)(scope, receive, send)
-            elif scope["method"] == "HEAD":
-                await Response(headers=dict((k.decode(), v.decode()) for k, v in _HEADERS))(scope, receive, send)
-            else:
-                await self._stream(subscription, receive, send)
-        finally:
-            subscription.close()
-
-    async def _stream(self, subscription: Subscription, receive: Receive, send: Send) -> None:
-        listener = asyncio.create_task(_close_on_disconnect(receive, subscription))
+        if subscription.finished or scope["method"] == "HEAD":
+            try:
+                if subscription.finished:
+                    # At or past the final version: 204 tells an EventSource to stop reconnecting.
+                    await Response(status_code=204)(scope, receive, send)
+                else:
+                    await Response(headers=dict((k.decode(), v.decode()) for k, v in _HEADERS))(scope, receive, send)
+            finally:
+                subscription.close()
+            return
+        stream = _Live(subscription, self.hub.heartbeat)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
             await _body(send, _RETRY)
-            loop = asyncio.get_running_loop()
-            heartbeat_at = loop.time() + self.heartbeat_s
-            while True:
-                try:
-                    async with asyncio.timeout_at(heartbeat_at):
-                        update = await subscription.get()
-                except TimeoutError:
-                    await _body(send, _KEEP_ALIVE)
-                    heartbeat_at += self.heartbeat_s
-                    if heartbeat_at <= loop.time():  # the send was held up: start the beat afresh
-                        heartbeat_at = loop.time() + self.heartbeat_s
-                    continue
-                if update is None:
-                    break  # final status sent, client dropped for being slow, or shutdown
-                await _body(send, update.sse)  # encoded once by the hub, whoever receives it
+        except BaseException:
+            stream.abandon()
+            raise
+        # The head has gone through the pipeline; the stream itself is served by the thin
+        # dispatch (gateway/streaming.py).
+        await serve_stream(scope, receive, send, stream)
+
+
+class _Live:
+    """An open stream: the subscription's versions as events, a keep-alive at each beat of the
+    process's heartbeat (push/heartbeat.py), until the subscription ends or the client leaves."""
+
+    __slots__ = ("heartbeat", "subscription")
+
+    def __init__(self, subscription: Subscription, heartbeat: Heartbeat) -> None:
+        self.subscription = subscription
+        self.heartbeat = heartbeat
+
+    async def run(self, receive: Receive, send: Send) -> None:
+        subscription = self.subscription
+        listener = asyncio.create_task(_close_on_disconnect(receive, subscription))
+        slot = self.heartbeat.join(subscription)
+        try:
+            while (event := await subscription.next_event()) is not None:
+                # An update is encoded once by the hub, whoever receives it.
+                await _body(send, _KEEP_ALIVE if isinstance(event, KeepAlive) else event.sse)
+            # The final status sent, the client dropped for being slow or gone, or shutdown.
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            self.heartbeat.leave(subscription, slot)
             listener.cancel()
+            subscription.close()
+
+    def abandon(self) -> None:
+        self.subscription.close()
 
 
 async def _body(send: Send, chunk: bytes) -> None:
@@ -154,5 +170,5 @@ class OrderEvents:
             raise ApiError(401, "no API key", code="UNAUTHENTICATED")
         app = scope["app"]
         last_event = Headers(scope=scope).get("last-event-id")
-        stream = EventStream(app.state.hub, order_id, last_event, app.state.settings.sse_heartbeat_s, caller.scope)
+        stream = EventStream(app.state.hub, order_id, last_event, caller.scope)
         await stream(scope, receive, send)

@@ -31,8 +31,28 @@ class End(Enum):
     FAILED = "failed"  # the order service refused the watch
 
 
+class KeepAlive:
+    """What `next_event` gives when it is time for a keep-alive."""
+
+    __slots__ = ()
+
+
+KEEP_ALIVE = KeepAlive()
+
+
 class Subscription:
-    __slots__ = ("_closed", "_last", "_leave", "_limit", "_pending", "_started", "_waiter", "channel", "end")
+    __slots__ = (
+        "_beat",
+        "_closed",
+        "_last",
+        "_leave",
+        "_limit",
+        "_pending",
+        "_started",
+        "_waiter",
+        "channel",
+        "end",
+    )
 
     def __init__(self, channel: str, leave: Callable[[Subscription], None]) -> None:
         self.channel = channel
@@ -44,6 +64,7 @@ class Subscription:
         self._closed = False
         self._last = 0
         self._limit = QUEUE_LIMIT
+        self._beat = False
         WATCHERS.labels(channel).inc()
 
     # -- the hub's side ------------------------------------------------------------------------
@@ -76,6 +97,13 @@ class Subscription:
         """The hub ends the subscription (shutdown, or the order service refused the watch)."""
         self._finish(end)
 
+    def beat(self) -> None:
+        """Time for a keep-alive (push/heartbeat.py): `next_event` gives one once nothing is
+        waiting, unless a version goes out first."""
+        if self._started and self.end is None:
+            self._beat = True
+            self._wake()
+
     # -- the client's side ---------------------------------------------------------------------
 
     @property
@@ -88,15 +116,20 @@ class Subscription:
         while not self._pending:
             if self.end is not None:
                 return None
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        update = self._pending.pop(0)
-        if update.final:
-            self._finish(End.FINAL)
-        return update
+            await self._wait()
+        return self._pop()
+
+    async def next_event(self) -> OrderUpdate | KeepAlive | None:
+        """Like `get`, or KEEP_ALIVE when a beat came while nothing was waiting (SSE)."""
+        while not self._pending:
+            if self.end is not None:
+                return None
+            if self._beat:
+                self._beat = False
+                return KEEP_ALIVE
+            await self._wait()
+        self._beat = False  # the stream is not silent: this version is as good as a keep-alive
+        return self._pop()
 
     async def get_latest(self) -> OrderUpdate | None:
         """Like `get`, but skip to the newest version waiting (for long polling)."""
@@ -121,6 +154,19 @@ class Subscription:
             self._closed = True
             WATCHERS.labels(self.channel).dec()
             self._leave(self)
+
+    async def _wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def _pop(self) -> OrderUpdate:
+        update = self._pending.pop(0)
+        if update.final:
+            self._finish(End.FINAL)
+        return update
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():

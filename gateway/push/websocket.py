@@ -11,12 +11,14 @@ browser's WebSocket sees its code and reason. Dead peers are noticed by the serv
 (uvicorn sends one every 20 s and closes a connection that does not answer within 20 s).
 
 Like the SSE endpoint (see sse.py), this is a plain ASGI app rather than a FastAPI route, to keep
-an idle watcher small: the connection's own task sends, one small task receives.
+an idle watcher small: the connection's own task sends, one small task receives; once the socket
+is accepted and subscribed, the pipeline's layers let go of it (gateway/streaming.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -27,6 +29,7 @@ from gateway.auth import CLOSE_NOT_FOUND, caller_of
 from gateway.push.deps import order_id_of
 from gateway.push.hub import OrderNotFound, PushUnavailable, ResumeAhead
 from gateway.push.subscription import End, Subscription
+from gateway.streaming import serve_stream
 
 CLOSE_NORMAL = 1000
 CLOSE_UNSUPPORTED = 1003
@@ -117,9 +120,24 @@ class OrderSocket:
             except ResumeAhead as ahead:
                 await socket.close(CLOSE_POLICY, f"after_version is ahead of the order (at version {ahead.current})")
                 return
-            await _serve(socket, subscription, receive)
+            # Accepted and subscribed: the rest is served by the thin dispatch (gateway/streaming.py).
+            await serve_stream(scope, receive, send, _Live(subscription))
         except OSError:
             pass  # the client went away (uvicorn's ClientDisconnected)
+
+
+class _Live:
+    __slots__ = ("subscription",)
+
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+
+    async def run(self, receive: Receive, send: Send) -> None:
+        with contextlib.suppress(OSError):  # the client went away
+            await _serve(_Socket(send), self.subscription, receive)
+
+    def abandon(self) -> None:
+        self.subscription.close()
 
 
 async def _serve(socket: _Socket, subscription: Subscription, receive: Receive) -> None:

@@ -17,7 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from gateway.auth import authenticated
-from gateway.deps import ResourceId, SettingsDep
+from gateway.deps import ResourceId
 from gateway.push.deps import HubDep
 from gateway.push.sse import EventStream, OrderEvents
 from gateway.push.websocket import OrderSocket
@@ -54,7 +54,6 @@ class _Stream(Response):
 async def order_events(
     order_id: ResourceId,
     hub: HubDep,
-    settings: SettingsDep,
     request: Request,
     last_event_id: Annotated[
         str,
@@ -78,4 +77,4 @@ async def order_events(
 
     The WebSocket `WS /v1/orders/{order_id}/ws` (`?after_version=`) sends the same messages
     as JSON text frames; see docs/push-channels.md#websocket."""
-    return _Stream(EventStream(hub, order_id, last_event_id, settings.sse_heartbeat_s, authenticated(request).scope))
+    return _Stream(EventStream(hub, order_id, last_event_id, authenticated(request).scope))
