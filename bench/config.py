@@ -43,8 +43,8 @@ _KNOBS: dict[str, tuple[Any, Any]] = {
     "hop_warmup_s": (1.0, 0.2),
     "hop_window_s": (3.0, 0.3),
     "hop_concurrency": ((1, 32), (32,)),
-    "e2e_warmup_s": (2.0, 0.0),
-    "e2e_window_s": (6.0, 1.0),
+    "e2e_warmup_s": (2.0, 1.0),
+    "e2e_window_s": (6.0, 2.0),
     "e2e_concurrency": ((1, 32), (1, 32)),
     "postgres_concurrency": ((1, 32), (32,)),
     # c=32 only: the servers differ in what they do per request under load; at c=1 the figure
