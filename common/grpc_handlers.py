@@ -237,8 +237,9 @@ class _MethodLog:
 
     def end(self, state: tuple[Any, float], context: Context, code: grpc.StatusCode) -> None:
         token, started = state
-        duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        log.log(self.level, "rpc", extra={"rpc": self.method, "status": code.name, "duration_ms": duration_ms})
+        if log.isEnabledFor(self.level):
+            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            log.log(self.level, "rpc", extra={"rpc": self.method, "status": code.name, "duration_ms": duration_ms})
         # When the caller hangs up, grpc.aio may leave a stream's generator to asyncio's
         # finalizer, which closes it in a task of its own — another Context, where the token
         # cannot be reset (ValueError). The call's own Context ends with the call anyway.
