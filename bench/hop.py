@@ -86,8 +86,15 @@ def find(results: list[dict[str, Any]], transport: str, payload: str, concurrenc
     return None
 
 
+def _cpu_us(row: dict[str, Any]) -> float:
+    return float(row.get("client_cpu_us") or 0) + float(row.get("server_cpu_us") or 0)
+
+
 def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """gRPC throughput as a multiple of each JSON client's, per payload and concurrency."""
+    """gRPC throughput as a multiple of each JSON client's, per payload and concurrency; and its
+    calls per CPU-second (client and server together) as a multiple of theirs, which what else
+    runs on the machine disturbs far less — a single-threaded server gets a smaller share of two
+    busy cores than grpc's threads do, and its throughput swings with the load."""
     out = []
     for row in results:
         if row["transport"] != "grpc":
@@ -97,5 +104,7 @@ def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             match = find(results, other, row["payload"], row["concurrency"])
             if match and match.get("rps"):
                 entry[f"grpc_vs_{other}"] = round(row["rps"] / match["rps"], 2)
+            if match and _cpu_us(row) and _cpu_us(match):
+                entry[f"grpc_cpu_vs_{other}"] = round(_cpu_us(match) / _cpu_us(row), 2)
         out.append(entry)
     return out

@@ -1,9 +1,10 @@
 """`python -m bench.hop_client …`: the load of the hop benchmark, from its own process.
 
-N workers share one client — one gRPC channel (`common.grpc_client.open_channel`, as the order
-service and the gateway open theirs), one httpx.AsyncClient, or one aiohttp.ClientSession — and
-each sends the next call as soon as the last one is answered (a closed loop). After a warm-up,
-consecutive windows are measured back to back; the JSON result on stdout has one entry per window.
+N workers share one client — for `Charge` the order service's own `PaymentClient`, for the 100
+items one gRPC channel (`common.grpc_client.open_channel`, as the gateway opens its own), one
+httpx.AsyncClient, or one aiohttp.ClientSession — and each sends the next call as soon as the
+last one is answered (a closed loop). After a warm-up, consecutive windows are measured back to
+back; the JSON result on stdout has one entry per window.
 
 Clients are written as a team would write them: httpx with its `json=` and `.json()` (the
 standard library's json), aiohttp as the tuned baseline with orjson on both ways.
@@ -24,14 +25,14 @@ import aiohttp
 import httpx
 import orjson
 
-from bench.payloads import charge_fields, charge_request, create_order_fields, create_order_request
+from bench.payloads import charge_fields, create_order_fields, create_order_request
 from bench.procs import cpu_seconds
 from bench.stats import Run
 from common.grpc_client import open_channel
 from gateway.backends import ORDER_RETRYABLE
-from order_service.payment_client import RETRYABLE as PAYMENT_RETRYABLE
+from order_service.payment_client import PaymentClient
 from shop.order.v1 import order_pb2, order_pb2_grpc
-from shop.payment.v1 import payment_pb2, payment_pb2_grpc
+from shop.payment.v1 import payment_pb2
 
 Call = Callable[[], Awaitable[None]]
 TIMEOUT_S = 10.0
@@ -50,16 +51,18 @@ def _keys() -> Callable[[], str]:
 
 async def _grpc(target: str, payload: str, concurrency: int) -> tuple[Call, Callable[[], Awaitable[None]]]:
     if payload == "small":
-        channel = open_channel(target, PAYMENT_RETRYABLE)
-        payments = payment_pb2_grpc.PaymentServiceStub(channel)
+        # The order service's own client of the payment service, as it charges an order.
+        payments = PaymentClient(target)
         key = _keys()
 
         async def charge() -> None:
-            reply = await payments.Charge(charge_request(key()), timeout=TIMEOUT_S)
+            fields = charge_fields(key())
+            order = order_pb2.Order(id=fields["order_id"], amount=fields["amount"], currency=fields["currency"])
+            reply = await payments.charge(order, fields["payment_method"], TIMEOUT_S)
             if reply.status != payment_pb2.PAYMENT_STATUS_SUCCEEDED:
                 raise CallFailed(reply.status)
 
-        return charge, lambda: channel.close(None)
+        return charge, payments.close
     channel = open_channel(target, ORDER_RETRYABLE)
     orders = order_pb2_grpc.OrderServiceStub(channel)
     request = create_order_request()

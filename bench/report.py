@@ -94,14 +94,20 @@ def _hop(hop: Results) -> list[Table]:
         for r in hop["results"]
     ]
     ratios: list[Row] = [
-        (f"{r['payload']} · c={r['concurrency']}", r.get("grpc_vs_httpx"), r.get("grpc_vs_aiohttp"))
+        (
+            f"{r['payload']} · c={r['concurrency']}",
+            r.get("grpc_vs_httpx"),
+            r.get("grpc_vs_aiohttp"),
+            r.get("grpc_cpu_vs_httpx"),
+            r.get("grpc_cpu_vs_aiohttp"),
+        )
         for r in hop["ratios"]
     ]
     return [
         ("1b. Inter-service hop: gRPC/protobuf vs JSON over HTTP/1.1 (medians)", header, rows),
         (
-            "1c. gRPC hop throughput as a multiple of the JSON hop's",
-            ("payload · clients", "× httpx", "× aiohttp"),
+            "1c. gRPC hop throughput, and calls per CPU-second (client + server), as a multiple of the JSON hop's",
+            ("payload · clients", "× httpx", "× aiohttp", "per CPU × httpx", "per CPU × aiohttp"),
             ratios,
         ),
     ]

@@ -13,7 +13,7 @@ request id as `x-request-id`, and, with tracing on, the trace as `traceparent` (
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
@@ -82,32 +82,75 @@ def service_config(retryable: Iterable[tuple[str, str]]) -> str:
     return json.dumps(config)
 
 
-class _RequestIdInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
-):
-    @staticmethod
-    def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        request_id = request_id_var.get()
-        if not request_id:
-            return details
-        metadata = grpc.aio.Metadata(*(details.metadata or ()))
-        metadata["x-request-id"] = request_id
-        return grpc.aio.ClientCallDetails(
-            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-        )
+_REQUEST_ID_KEY = "x-request-id"
 
-    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return await continuation(self._with_request_id(client_call_details), request)
 
-    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return await continuation(self._with_request_id(client_call_details), request)
+def _with_request_id(metadata: Any) -> Any:
+    """The call's metadata with the current request id as its one `x-request-id`."""
+    request_id = request_id_var.get()
+    if not request_id:
+        return metadata
+    if not metadata:
+        return ((_REQUEST_ID_KEY, request_id),)
+    return (*((key, value) for key, value in metadata if key != _REQUEST_ID_KEY), (_REQUEST_ID_KEY, request_id))
+
+
+class _CarriesRequestId:
+    """A unary-unary or unary-stream method of the channel: the call, with the request id."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Callable[..., Any]) -> None:
+        self._call = call
+
+    def __call__(self, request: Any, *, metadata: Any = None, **options: Any) -> Any:
+        return self._call(request, metadata=_with_request_id(metadata), **options)
+
+
+class RequestIdChannel(grpc.aio.Channel):
+    """grpc.aio's channel, whose unary calls carry the current request id. Added where the call
+    is made rather than by a client interceptor: grpc.aio runs a channel's interceptors in a
+    task of their own for every call, and keeps the call behind a proxy."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._channel = channel
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _CarriesRequestId(self._channel.unary_unary(method, *args, **kwargs))
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _CarriesRequestId(self._channel.unary_stream(method, *args, **kwargs))
+
+    # Client streaming: no method of ours has it.
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.stream_unary(method, *args, **kwargs)
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.stream_stream(method, *args, **kwargs)
+
+    async def close(self, grace: float | None = None) -> None:
+        await self._channel.close(grace)
+
+    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
+        return self._channel.get_state(try_to_connect)
+
+    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
+        await self._channel.wait_for_state_change(last_observed_state)
+
+    async def channel_ready(self) -> None:
+        await self._channel.channel_ready()
+
+    async def __aenter__(self) -> RequestIdChannel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._channel.close(None)
 
 
 def open_channel(
     target: str, retryable: Iterable[tuple[str, str]] = (), tls: TlsFiles | None = None
 ) -> grpc.aio.Channel:
-    """Plaintext, or mutual TLS with `tls` (common/tls.py)."""
+    """Plaintext, or mutual TLS with `tls` (common/tls.py); its calls carry the request id."""
     options = [
         *KEEPALIVE_CLIENT_OPTIONS,
         *RECONNECT_OPTIONS,
@@ -116,10 +159,12 @@ def open_channel(
         ("grpc.enable_retries", 1),
         ("grpc.service_config", service_config(retryable)),
     ]
-    # The tracing interceptor (only when tracing is on) first: it puts `traceparent` in. The
-    # stubs know only the sync interceptor types, hence Any.
-    interceptors: Any = [*client_interceptors(), _RequestIdInterceptor()]
+    # The tracing interceptor, only when tracing is on (it puts `traceparent` in): with none,
+    # grpc.aio makes each call directly. The stubs know only the sync interceptor types.
+    interceptors: Any = client_interceptors()
     if tls is not None:
         options += tls.channel_options()
-        return grpc.aio.secure_channel(target, tls.channel_credentials(), options, interceptors=interceptors)
-    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+        channel = grpc.aio.secure_channel(target, tls.channel_credentials(), options, interceptors=interceptors)
+    else:
+        channel = grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+    return RequestIdChannel(channel)

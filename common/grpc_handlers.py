@@ -16,8 +16,9 @@ all three. Around each call it runs:
   (common/errors.py); anything else is INTERNAL, with nothing for the caller and a traceback
   in the log.
 
-`ServiceInterceptor` wraps each method's handler once, the first time the method is called, and
-keeps it: a wrapper built per call would be paid for on every call (bench/README.md).
+`common.grpc_server.HookedServer` wraps each method's handler once, as it is added to the
+server (a generic handler's, the first time the method is called), and keeps it: a wrapper built per call would
+be paid for on every call (bench/README.md).
 A hook may leave a method alone (`for_method` returns None): nothing of it runs for that method.
 """
 
@@ -236,28 +237,11 @@ class _MethodLog:
 
     def end(self, state: tuple[Any, float], context: Context, code: grpc.StatusCode) -> None:
         token, started = state
-        duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        log.log(self.level, "rpc", extra={"rpc": self.method, "status": code.name, "duration_ms": duration_ms})
+        if log.isEnabledFor(self.level):
+            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            log.log(self.level, "rpc", extra={"rpc": self.method, "status": code.name, "duration_ms": duration_ms})
         # When the caller hangs up, grpc.aio may leave a stream's generator to asyncio's
         # finalizer, which closes it in a task of its own — another Context, where the token
         # cannot be reset (ValueError). The call's own Context ends with the call anyway.
         with suppress(ValueError):
             request_id_var.reset(token)
-
-
-class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Wraps each method's handler with `hooks` (outermost first), once per method."""
-
-    def __init__(self, hooks: Sequence[Hook]) -> None:
-        self.hooks = tuple(hooks)
-        self._wrapped: dict[str, Handler | None] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler:
-        method = handler_call_details.method
-        if method not in self._wrapped:
-            self._wrapped[method] = wrap_handler(await continuation(handler_call_details), method, self.hooks)
-        return self._wrapped[method]  # type: ignore[return-value]

@@ -81,9 +81,15 @@ HANDLERS = {
 }
 
 
-async def serve(*hooks: Recorder) -> tuple[grpc.aio.Server, grpc.aio.Channel]:
+async def serve(*hooks: Recorder, registered: bool = False) -> tuple[grpc.aio.Server, grpc.aio.Channel]:
+    """`registered`: the handlers added as generated code adds them (grpcio ≥ 1.63), looked up by
+    name before any generic handler; else as one generic handler."""
+
     def register(server: grpc.aio.Server) -> None:
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, HANDLERS),))
+        if registered:
+            server.add_registered_method_handlers(SERVICE, HANDLERS)  # type: ignore[attr-defined]
+        else:
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, HANDLERS),))
 
     server, _, port = create_grpc_server([SERVICE], register, "127.0.0.1", 0, hooks=hooks)
     await server.start()
@@ -94,10 +100,10 @@ def unary(channel: grpc.aio.Channel, method: str) -> Any:
     return channel.unary_unary(f"/{SERVICE}/{method}", request_serializer=None, response_deserializer=None)
 
 
-async def call(method: str, stream: bool = False, **kwargs: Any) -> Any:
+async def call(method: str, stream: bool = False, registered: bool = False, **kwargs: Any) -> Any:
     """One call on a server with two recording hooks; returns the answer and the events."""
     recorded: list[tuple[str, ...]] = []
-    server, channel = await serve(Recorder("outer", recorded), Recorder("inner", recorded))
+    server, channel = await serve(Recorder("outer", recorded), Recorder("inner", recorded), registered=registered)
     try:
         path = f"/{SERVICE}/{method}"
         if stream:
@@ -118,6 +124,37 @@ async def test_hooks_start_outermost_first_and_end_innermost_first() -> None:
     assert answer == b"req-from-caller"  # the boundary adopted the caller's request id
     assert wrapped == [("outer", "wrap", "Say", "unary"), ("inner", "wrap", "Say", "unary")]
     assert events == [("outer", "start"), ("inner", "start"), ("inner", "end", "OK"), ("outer", "end", "OK")]
+
+
+async def test_registered_methods_are_wrapped_as_generic_ones_are() -> None:
+    answer, events, wrapped = await call("Say", registered=True, metadata=(("x-request-id", "req-registered"),))
+    assert answer == b"req-registered"
+    # All of them as they are added, each once: not per call.
+    assert len(wrapped) == 2 * len(HANDLERS)
+    assert [w[0] for w in wrapped if w[2] == "Say"] == ["outer", "inner"]
+    assert events == [("outer", "start"), ("inner", "start"), ("inner", "end", "OK"), ("outer", "end", "OK")]
+    error, events, _ = await call("Missing", registered=True)
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert events[-1] == ("outer", "end", "NOT_FOUND")
+
+
+async def test_a_call_carries_the_request_id_in_force_as_its_only_one() -> None:
+    """open_channel's calls say whose request they serve: the id in force where the call is
+    made, in place of one the caller may have put in the metadata itself."""
+    token = request_id_var.set("req-in-force")
+    try:
+        plain, _, _ = await call("Say")
+        replaced, _, _ = await call("Say", metadata=(("x-request-id", "req-stale"), ("other", "kept")))
+        stream, _, _ = await call("Count", stream=True)
+    finally:
+        request_id_var.reset(token)
+    assert plain == replaced == b"req-in-force"
+    assert stream == [b"1", b"2"]
+
+
+async def test_without_a_request_id_in_force_the_server_makes_one() -> None:
+    answer, _, _ = await call("Say")
+    assert answer.startswith(b"req_")
 
 
 async def test_a_service_error_is_its_status_with_details() -> None:
