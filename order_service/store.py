@@ -209,16 +209,7 @@ class OrderStore:
             raise NotFound(f"order {order_id} not found")
         was = order.status
         if payment is not None and apply_payment(order, payment):
-            await tx.execute(
-                UPDATE_ORDER,
-                order.id,
-                status_name(order.status),
-                order.payment.id or None,
-                order.version,
-                order.SerializeToString(),
-                us_of(order.updated_at),
-            )
-            await _append_event(tx, order)
+            await save_version(tx, order)
             await self.changes.announce(tx, order.id, order.version)
         for check in settles:
             await tx.execute(DONE_CHECK, order_id, check)
@@ -266,6 +257,20 @@ def _wake_after_commit(tx: Tx, order: pb.Order, queued: int) -> None:
         tx.after_commit(lambda: events.NEWS.wake(order.account_id))
     if queued:
         tx.after_commit(deliveries.QUEUED.wake)
+
+
+async def save_version(tx: Tx, order: pb.Order) -> None:
+    """A new version of the order (`version` bumped by the caller, its row locked) and its event."""
+    await tx.execute(
+        UPDATE_ORDER,
+        order.id,
+        status_name(order.status),
+        order.payment.id or None,
+        order.version,
+        order.SerializeToString(),
+        us_of(order.updated_at),
+    )
+    await _append_event(tx, order)
 
 
 async def _append_event(tx: Tx, order: pb.Order) -> None:

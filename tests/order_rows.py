@@ -4,8 +4,7 @@ for tests of what hangs off an order's writes (the events feed, webhooks) withou
 from __future__ import annotations
 
 from common.db import Tx
-from common.order_status import status_name
-from common.timestamps import now_us, us_of
+from common.timestamps import now_us
 from order_service import store
 from order_service.changes import LocalChanges
 from shop.order.v1 import order_pb2 as pb
@@ -33,13 +32,4 @@ async def locked(tx: Tx, order_id: str) -> pb.Order | None:
 
 async def save(tx: Tx, order: pb.Order) -> None:
     """A new version of the order (the caller bumped `version`) and its event, inside `tx`."""
-    await tx.execute(
-        store.UPDATE_ORDER,
-        order.id,
-        status_name(order.status),
-        order.payment.id or None,
-        order.version,
-        order.SerializeToString(),
-        us_of(order.updated_at),
-    )
-    await store._append_event(tx, order)
+    await store.save_version(tx, order)

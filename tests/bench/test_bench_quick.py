@@ -11,21 +11,10 @@ from typing import Any
 
 import pytest
 
+from bench.__main__ import SECTIONS
 from tests import pg_statements, postgres, redis_server
 from tests.harness import ROOT
 
-SECTIONS = (
-    "codec",
-    "ratelimit",
-    "hop",
-    "e2e",
-    "server",
-    "push",
-    "e2e_postgres",
-    "push_replicas",
-    "statements",
-    "webhooks",
-)
 ON_POSTGRES = ("e2e_postgres", "push_replicas")
 CHANNELS = ("short_poll", "long_poll", "sse", "websocket")
 
