@@ -1,6 +1,6 @@
 """The errors a service raises, each tied to one gRPC status code, and their wire form.
 
-Handlers raise these; the server interceptor (common.grpc_server) is the one place that turns
+Handlers raise these; the service boundary (common/grpc_handlers.py) is the one place that turns
 them into a gRPC status with rich details (google.rpc.BadRequest, google.rpc.ErrorInfo).
 Anything else that escapes a handler becomes INTERNAL with no detail for the caller.
 

@@ -195,6 +195,6 @@ async def _finished(span: Span, started: Any, outcome: Callable[[Any], Any]) -> 
 
 
 def client_interceptors() -> list[Any]:
-    """What `open_channel` adds in front of its own interceptors: nothing when tracing is off."""
+    """The interceptors `open_channel` gives a channel: none when tracing is off."""
     tracer = tracing.tracer()
     return [] if tracer is None else [UnaryTracing(tracer), StreamTracing(tracer)]

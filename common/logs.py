@@ -15,8 +15,8 @@ import orjson
 from common.ids import new_id
 from common.tracing import current_ids
 
-# Set by the gateway's middleware and by the gRPC server interceptor, read by every log line
-# and by the gRPC client interceptor that passes the id on to the next service.
+# Set by the gateway's middleware and by the gRPC services' handler wrapper, read by every log
+# line and by the gRPC channel that passes the id on to the next service (common/grpc_client.py).
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # A caller's id goes into every log line: 1-128 visible ASCII characters, nothing that could
