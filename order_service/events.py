@@ -92,8 +92,16 @@ async def record(tx: Tx, order: pb.Order) -> None:
         return  # an order from before accounts: nobody's feed
     seq = await tx.fetchval(NEXT_NUMBER, order.account_id)
     await tx.execute(INSERT, order.account_id, seq, order.id, order.version)
-    await deliveries.enqueue(tx, order.account_id, order.id, order.version)
-    tx.after_commit(lambda: NEWS.wake(order.account_id))
+    queued = await deliveries.enqueue(tx, order.account_id, order.id, order.version)
+    wake_after_commit(tx, order.account_id, queued)
+
+
+def wake_after_commit(tx: Tx, account_id: str, queued: int) -> None:
+    """This process's feed streams of the account, and (`queued` deliveries) its webhook worker,
+    told once `tx` has committed an event (other replicas' find it by polling)."""
+    tx.after_commit(lambda: NEWS.wake(account_id))
+    if queued:
+        tx.after_commit(deliveries.QUEUED.wake)
 
 
 async def lock_head(tx: Tx, account_id: str) -> None:

@@ -28,10 +28,10 @@ from order_service.changes import CHANNEL
 from order_service.domain import CHARGE_CHECK, EXPIRY_CHECK, expiry_due
 from order_service.events import EVENT_TYPE
 from order_service.idempotency import Claim
+from order_service.webhooks.deliveries import event_pattern
 from shop.order.v1 import order_pb2 as pb
 
-# Endpoints whose `enabled_events` take the event (order_service/webhooks/deliveries.py).
-_EVENT_PATTERN = f"% {EVENT_TYPE} %"
+_EVENT_PATTERN = event_pattern(EVENT_TYPE)
 
 # $1 id, $2 customer, $3 status, $4 method, $5 doc, $6 time, $7 account (NULL: none),
 # $8 the charge check's due time, $9 $10 the idempotency key (NULLs: none), $11 the event type

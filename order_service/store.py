@@ -21,7 +21,6 @@ from order_service import events, idempotency
 from order_service import single_statements as one
 from order_service.changes import LocalChanges
 from order_service.domain import CHARGE_CHECK, EXPIRY_CHECK, apply_payment, expiry_due
-from order_service.webhooks import deliveries
 from shop.order.v1 import order_pb2 as pb
 from shop.payment.v1 import payment_pb2
 
@@ -134,7 +133,8 @@ class OrderStore:
     async def _add_pending_in_one(self, tx: Tx, order: pb.Order, payment_method: str, charge_due_us: int) -> None:
         # No NOTIFY: nobody can be watching an order that did not exist.
         queued = await one.add_pending(tx, order, payment_method, charge_due_us, idempotency.held())
-        _wake_after_commit(tx, order, queued)
+        if order.account_id:
+            events.wake_after_commit(tx, order.account_id, queued)
 
     @writes
     async def _add_pending(self, tx: Tx, order: pb.Order, payment_method: str, charge_due_us: int) -> None:
@@ -191,7 +191,8 @@ class OrderStore:
         if queued is None:
             return False
         self.changes.wake_after_commit(tx, order.id)
-        _wake_after_commit(tx, order, queued)
+        if order.account_id:
+            events.wake_after_commit(tx, order.account_id, queued)
         return True
 
     @writes
@@ -248,15 +249,6 @@ class OrderStore:
     async def purge_keys(self, tx: Tx) -> int:
         """Forget REST idempotency keys older than 24 hours."""
         return await tx.execute(PURGE_KEYS, now_us() - idempotency.TTL_US)
-
-
-def _wake_after_commit(tx: Tx, order: pb.Order, queued: int) -> None:
-    """This process's feed streams and webhook worker, told at commit of what a single statement
-    wrote (events.record and deliveries.enqueue tell them in the step-by-step transaction)."""
-    if order.account_id:
-        tx.after_commit(lambda: events.NEWS.wake(order.account_id))
-    if queued:
-        tx.after_commit(deliveries.QUEUED.wake)
 
 
 async def save_version(tx: Tx, order: pb.Order) -> None:

@@ -115,11 +115,15 @@ class _Queued:
 QUEUED = _Queued()
 
 
-async def enqueue(tx: Tx, account_id: str, order_id: str, version: int, event_type: str = "order.updated") -> None:
-    """Part of the event's transaction (see the module docstring): a delivery per endpoint."""
-    queued = await tx.execute(ENQUEUE, account_id, order_id, version, now_us(), f"% {event_type} %")
-    if queued:
-        tx.after_commit(QUEUED.wake)
+def event_pattern(event_type: str) -> str:
+    """What `LIKE` matches an endpoint's `enabled_events` (space-separated) that take `event_type`."""
+    return f"% {event_type} %"
+
+
+async def enqueue(tx: Tx, account_id: str, order_id: str, version: int, event_type: str = "order.updated") -> int:
+    """Part of the event's transaction (see the module docstring): a delivery per endpoint. Returns
+    how many were queued (the caller wakes the worker at commit: events.wake_after_commit)."""
+    return await tx.execute(ENQUEUE, account_id, order_id, version, now_us(), event_pattern(event_type))
 
 
 async def fail_pending(tx: Tx, endpoint_id: str) -> None:
