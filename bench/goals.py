@@ -156,11 +156,12 @@ def _check(text: str, unit: str) -> Callable[[float], bool]:
 
 def _postgres_row(results: Results) -> dict[str, Any] | None:
     rows = results.get("e2e_postgres", {}).get("results", [])
-    return next((r for r in rows if r["name"] == "postgres_r1" and r["concurrency"] == 32), None)
+    return next((r for r in rows if r["name"] == "postgres_single" and r["concurrency"] == 32), None)
 
 
 def _postgres_vs_sqlite(field: str) -> Measure:
-    """One order replica on PostgreSQL against SQLite (c=32): `field` of the one ÷ the other's.
+    """One replica of each service on PostgreSQL against the same on SQLite (c=32): `field` of the
+    one ÷ the other's.
     The sections run one after the other: a ratio of two windows of one run."""
 
     def measure(results: Results) -> Figure | None:
@@ -234,13 +235,13 @@ GOALS: list[Goal] = [
     Goal("e2e_cpu_vs_plain", "CPU per order ≤ 8× a plain FastAPI request's (c=32, SQLite)", "×", _cpu_vs_plain),
     Goal(
         "pg_share",
-        "POST /v1/orders on PostgreSQL ≥ 0.8× SQLite's throughput (c=32, 1 order replica)",
+        "POST /v1/orders on PostgreSQL ≥ 0.8× SQLite's throughput (c=32, one replica of each service)",
         "×",
         _postgres_vs_sqlite("rps"),
     ),
     Goal(
         "pg_cpu",
-        "CPU per order on PostgreSQL, its own included, ≤ 1.3× SQLite's (c=32, 1 order replica)",
+        "CPU per order on PostgreSQL, its own included, ≤ 1.3× SQLite's (c=32, one replica of each service)",
         "×",
         _postgres_vs_sqlite("cpu_us"),
     ),

@@ -1,7 +1,9 @@
 """The PostgreSQL set-up the benchmark measures: one throw-away PostgreSQL server (durable: its
 default fsync at commit, unlike the tests' cluster) and on it one cluster (tests/harness.Cluster)
 of 2 order-service and 2 payment-service replicas with one gateway aimed round-robin at both order
-replicas — plus one more gateway per order replica, aimed at that replica alone.
+replicas — plus one more gateway per order replica, aimed at that replica alone — and, on
+databases of their own on the same server, one replica of each service (`single`: the three
+processes of the SQLite stack, on PostgreSQL), which the PostgreSQL-against-SQLite figures compare.
 
 So "1 order replica" and "2 order replicas" are the same processes on the same database, reached
 through a pinned gateway or through the round-robin one: the two rows differ in nothing but how
@@ -22,10 +24,10 @@ from pathlib import Path
 
 import asyncpg
 
-from bench import auth
+from bench import auth, tracing_cost
 from bench.procs import Server, stop_together
 from tests import postgres
-from tests.harness import Cluster, free_port
+from tests.harness import Cluster, Stack, free_port
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class PostgresSetup:
     cluster: Cluster  # its one gateway (urls[0]) spreads calls over every order replica
     pinned: list[str]  # gateway URLs, one per order replica, in the order of cluster.order_targets
     pinned_pids: list[int]
+    single: Stack  # one replica of each service, as the SQLite stack has
 
 
 def _parent(pid: int) -> int:
@@ -87,17 +90,29 @@ def setup(workdir: Path) -> Iterator[PostgresSetup]:
             gateways=1,
             keys=auth.KEYS,
         )
+        single = Stack(
+            workdir / "single",
+            env={
+                "ORDER_DATABASE_URL": postgres.create_database(server_url, "orders_single"),
+                "PAYMENT_DATABASE_URL": postgres.create_database(server_url, "payments_single"),
+                **tracing_cost.UNTRACED_ENV,
+            },
+            keys=auth.KEYS,
+        )
         gateways: list[tuple[Server, str]] = []
         try:
             cluster.launch()
+            single.launch()
             # Started before their services answer: a gateway's channels wait for readiness.
             gateways = _pinned_gateways(cluster, workdir)
             cluster.wait_ready(timeout=90)
+            single.wait_ready(timeout=60)
             for server, url in gateways:
                 server.wait_http(f"{url}/readyz", timeout=60)
             version, postmaster = _server_facts(server_url)
-            yield PostgresSetup(version, postmaster, cluster, [u for _, u in gateways], [s.pid for s, _ in gateways])
+            pinned = [u for _, u in gateways]
+            yield PostgresSetup(version, postmaster, cluster, pinned, [s.pid for s, _ in gateways], single)
         finally:
             procs = [server.proc for server, _ in gateways]
-            procs += [s.proc for s in cluster.services.values() if s.proc is not None]
+            procs += [s.proc for s in (*cluster.services.values(), *single.services.values()) if s.proc is not None]
             stop_together(procs)

@@ -174,7 +174,7 @@ def variants(results: Results, path: Path) -> None:
         part = results.get(key, {}).get("results", [])
         top = max((r["concurrency"] for r in part), default=0)
         rows += [
-            (f"PG ×{r['order_replicas']}" if key == "e2e_postgres" else "SQLite", r)
+            (f"PG {r['order_replicas']}+{r['payment_replicas']}" if key == "e2e_postgres" else "SQLite", r)
             for r in part
             if r["concurrency"] == top and r["endpoint"] == "POST /v1/orders"
         ]

@@ -7,6 +7,7 @@ bench/README.md were made; run it on a quiet machine to see the same on yours.
 
   hop      the gRPC hop (PaymentService.Charge, 32 clients): hop server and load client
   e2e      POST /v1/orders (32 clients, wrk or the Python generator): gateway, order, payment
+  postgres the same on PostgreSQL, one replica of each service (bench/pg.py's `single`)
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import auth, windows
+from bench import auth, pg, windows
 from bench.procs import Server
 from bench.stats import percentile
-from tests.harness import ROOT, Stack, free_port
+from tests.harness import ROOT, Service, Stack, free_port
 
 _IDLE = ("EpollSelector.select", "_connection_worker_thread (aiosqlite/core.py:59)", "Condition.wait")
 
@@ -143,31 +144,42 @@ def profile_e2e(seconds: float, out: Path, tool: str) -> str:
     stack = Stack(out / "stack", keys=auth.KEYS)
     auth.use_keys()
     stack.start()
-    url = stack.url + "/v1/orders"
     try:
-        windows.window(tool, url, 32, 2)  # warm-up
-        for service in stack.services.values():
-            service.log_path.write_text("")
         pids = {name: s.proc.pid for name, s in stack.services.items() if s.proc is not None}
-        recorders = _record(pids, seconds, out)
-        measured = windows.window(tool, url, 32, seconds + 1)
-        for recorder in recorders.values():
-            recorder.wait()
-        logs = {name: s.log() for name, s in stack.services.items()}
+        return _profile_orders(stack.url, pids, list(stack.services.values()), seconds, out, tool)
     finally:
         stack.stop()
+
+
+def profile_postgres(seconds: float, out: Path, tool: str) -> str:
+    auth.use_keys()
+    with pg.setup(out) as setup:
+        services = setup.single.services
+        pids = {name: s.proc.pid for name, s in services.items() if s.proc is not None}
+        return _profile_orders(setup.single.url, pids, list(services.values()), seconds, out, tool)
+
+
+def _profile_orders(
+    base: str, pids: dict[str, int], services: list[Service], seconds: float, out: Path, tool: str
+) -> str:
+    url = base + "/v1/orders"
+    windows.window(tool, url, 32, 2)  # warm-up
+    for service in services:
+        service.log_path.write_text("")
+    recorders = _record(pids, seconds, out)
+    measured = windows.window(tool, url, 32, seconds + 1)
+    for recorder in recorders.values():
+        recorder.wait()
     parts = [f"POST /v1/orders, 32 clients ({tool}): {measured.to_json()}", "\ndurations from the services' logs:"]
-    for name in ("gateway", "order_service", "payment_service"):
-        parts += _durations(logs[name])
-    parts += [
-        f"\n{name}:\n{summarize(out / f'{name}.folded')}" for name in ("gateway", "order_service", "payment_service")
-    ]
+    for service in services:
+        parts += _durations(service.log())
+    parts += [f"\n{name}:\n{summarize(out / f'{name}.folded')}" for name in pids]
     return "\n".join(parts)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n\n")[0])
-    parser.add_argument("target", choices=["hop", "e2e"])
+    parser.add_argument("target", choices=["hop", "e2e", "postgres"])
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--out", type=Path, help="keep the folded stacks here (flamegraph.pl, speedscope)")
     args = parser.parse_args()
@@ -175,7 +187,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
-        text = profile_hop(args.seconds, out) if args.target == "hop" else profile_e2e(args.seconds, out, tool)
+        if args.target == "hop":
+            text = profile_hop(args.seconds, out)
+        elif args.target == "e2e":
+            text = profile_e2e(args.seconds, out, tool)
+        else:
+            text = profile_postgres(args.seconds, out, tool)
     sys.stdout.write(text + "\n")
 
 

@@ -181,7 +181,8 @@ def _e2e_postgres(part: Results) -> Table:
     ]
     rows += _share_rows(part["ratios"], len(header))
     title = (
-        "2b. POST /v1/orders on PostgreSQL: 1 or 2 order replicas taking the calls, CPU summed over replicas "
+        "2b. POST /v1/orders on PostgreSQL: one replica of each service (1 + 1), and the 2 + 2 cluster with 1 or 2 "
+        "order replicas taking the calls, CPU summed over replicas "
         f"(medians; load: {part.get('load_tool')}; on 2 cores the replicas share them)"
     )
     return (title, header, rows)
