@@ -139,11 +139,16 @@ def test_server_figures(report: dict[str, Any]) -> None:
 def test_postgres_figures(report: dict[str, Any]) -> None:
     needs_postgres()
     rows = report["e2e_postgres"]["results"]
-    assert {(r["order_replicas"], r["payment_replicas"]) for r in rows} == {(1, 2), (2, 2)}
+    assert {(r["name"], r["order_replicas"], r["payment_replicas"]) for r in rows} == {
+        ("postgres_single", 1, 1),
+        ("postgres_r1", 1, 2),
+        ("postgres_r2", 2, 2),
+    }
     check_load_rows(rows)
     for row in rows:
         assert row["postgres_cpu_us"] > 0, row
         assert row["order_service_cpu_us"] > 0, row
+        assert row["payment_service_cpu_us"] > 0, row
     assert report["e2e_postgres"]["ratios"][0]["share"] > 0
 
 
