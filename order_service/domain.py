@@ -129,9 +129,10 @@ EXPIRY_CHECK = "expiry"
 EXPIRY_RETRY_US = 1_000_000
 
 
-def expiry_due(order: pb.Order) -> int | None:
-    """When the order's expiry check falls due: while its payment waits for the customer (None:
-    it does not, and the order needs no expiry check)."""
+def expiry_check(was: int, order: pb.Order) -> tuple[int | None, bool]:
+    """The expiry check of an order that was `was` and is now `order`: when it falls due, while the
+    payment waits for the customer (None: it does not); and whether a check left from when it did
+    is to be settled."""
     if order.status != pb.ORDER_STATUS_REQUIRES_ACTION or not order.payment.HasField("next_action"):
-        return None
-    return max(us_of(order.payment.next_action.expires_at), now_us() + EXPIRY_RETRY_US)
+        return None, was == pb.ORDER_STATUS_REQUIRES_ACTION
+    return max(us_of(order.payment.next_action.expires_at), now_us() + EXPIRY_RETRY_US), False

@@ -25,13 +25,19 @@ from common.db import Sql, Tx
 from common.order_status import status_name
 from common.timestamps import us_of
 from order_service.changes import CHANNEL
-from order_service.domain import CHARGE_CHECK, EXPIRY_CHECK, expiry_due
+from order_service.domain import CHARGE_CHECK, EXPIRY_CHECK, expiry_check
 from order_service.events import EVENT_TYPE
 from order_service.idempotency import Claim
-from order_service.webhooks.deliveries import event_pattern
+from order_service.webhooks.deliveries import event_pattern, queue_deliveries
 from shop.order.v1 import order_pb2 as pb
 
 _EVENT_PATTERN = event_pattern(EVENT_TYPE)
+# The deliveries of version 1 (ADD_PENDING's parameters), and of the next version, for the account
+# `head` numbered its event in (RECORD's).
+_QUEUE_FIRST = queue_deliveries(account="$7", order_id="$1", version="1", at="$6", pattern="$11")
+_QUEUE_NEXT = queue_deliveries(
+    account="(SELECT account_id FROM head)", order_id="$1", version="$5", at="$7", pattern="$13", lock=True
+)
 
 # $1 id, $2 customer, $3 status, $4 method, $5 doc, $6 time, $7 account (NULL: none),
 # $8 the charge check's due time, $9 $10 the idempotency key (NULLs: none), $11 the event type
@@ -46,11 +52,7 @@ ADD_PENDING = Sql(
     " head AS (INSERT INTO event_heads (account_id, seq) SELECT CAST($7 AS TEXT), 1 WHERE $7 IS NOT NULL"
     "  ON CONFLICT (account_id) DO UPDATE SET seq = event_heads.seq + 1 RETURNING seq),"
     " feed AS (INSERT INTO account_events (account_id, seq, order_id, version) SELECT $7, seq, $1, 1 FROM head),"
-    " queued AS (INSERT INTO webhook_deliveries"
-    "  (endpoint_id, order_id, version, status, attempts, next_attempt_us, created_us, updated_us)"
-    "  SELECT w.id, $1, 1, 'pending', 0, $6, $6, $6 FROM webhook_endpoints w"
-    "  WHERE w.account_id = $7 AND w.status = 'enabled'"
-    "  AND (w.enabled_events = '*' OR (' ' || w.enabled_events || ' ') LIKE $11) RETURNING 1)"
+    f" queued AS ({_QUEUE_FIRST} RETURNING 1)"
     " SELECT count(*) FROM queued"
 )
 
@@ -74,14 +76,7 @@ RECORD = Sql(
     "  ON CONFLICT (account_id) DO UPDATE SET seq = event_heads.seq + 1 RETURNING account_id, seq),"
     " feed AS (INSERT INTO account_events (account_id, seq, order_id, version) SELECT account_id, seq, $1, $5"
     "  FROM head),"
-    " queued AS (INSERT INTO webhook_deliveries"
-    "  (endpoint_id, order_id, version, status, attempts, next_attempt_us, created_us, updated_us)"
-    "  SELECT w.id, $1, $5, 'pending', 0,"
-    "   CASE WHEN EXISTS (SELECT 1 FROM webhook_deliveries p"
-    "    WHERE p.endpoint_id = w.id AND p.order_id = $1 AND p.status = 'pending' FOR UPDATE)"
-    "   THEN NULL ELSE CAST($7 AS BIGINT) END, $7, $7"
-    "  FROM webhook_endpoints w JOIN head ON w.account_id = head.account_id WHERE w.status = 'enabled'"
-    "  AND (w.enabled_events = '*' OR (' ' || w.enabled_events || ' ') LIKE $13) RETURNING 1)"
+    f" queued AS ({_QUEUE_NEXT} RETURNING 1)"
     " SELECT n AS changed, (SELECT count(*) FROM queued) AS queued,"
     "  CASE WHEN n > 0 THEN pg_notify($14, $15) END AS notified"
     " FROM (SELECT count(*) AS n FROM changed) AS c"
@@ -114,8 +109,8 @@ async def record(
     """Store `order`, the next version of `stored`; returns how many webhook deliveries it queued,
     or None when the order was no longer at `stored`'s version (nothing was written). As the
     step-by-step transaction does, the expiry check follows the status."""
-    expiry = expiry_due(order)
-    if expiry is None and stored.status == pb.ORDER_STATUS_REQUIRES_ACTION:
+    expiry, settle_expiry = expiry_check(stored.status, order)
+    if settle_expiry:
         settles = [*settles, EXPIRY_CHECK]
     row = await tx.fetchrow(
         RECORD,

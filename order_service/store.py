@@ -20,7 +20,7 @@ from common.timestamps import now_us, us_of
 from order_service import events, idempotency
 from order_service import single_statements as one
 from order_service.changes import LocalChanges
-from order_service.domain import CHARGE_CHECK, EXPIRY_CHECK, apply_payment, expiry_due
+from order_service.domain import CHARGE_CHECK, EXPIRY_CHECK, apply_payment, expiry_check
 from shop.order.v1 import order_pb2 as pb
 from shop.payment.v1 import payment_pb2
 
@@ -214,9 +214,10 @@ class OrderStore:
             await self.changes.announce(tx, order.id, order.version)
         for check in settles:
             await tx.execute(DONE_CHECK, order_id, check)
-        if (expires := expiry_due(order)) is not None:
+        expires, settle_expiry = expiry_check(was, order)
+        if expires is not None:
             await tx.execute(ADD_CHECK, order_id, EXPIRY_CHECK, expires)
-        elif was == pb.ORDER_STATUS_REQUIRES_ACTION:
+        elif settle_expiry:
             await tx.execute(DONE_CHECK, order_id, EXPIRY_CHECK)
         if answers and (claim := idempotency.held()) is not None:
             await idempotency.answer(tx, claim, order, payment)

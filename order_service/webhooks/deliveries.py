@@ -32,16 +32,29 @@ PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 # once are not all called at the same instant.
 JITTER = 0.1
 
-ENQUEUE = Sql(
-    "INSERT INTO webhook_deliveries"
-    " (endpoint_id, order_id, version, status, attempts, next_attempt_us, created_us, updated_us)"
-    " SELECT w.id, CAST($2 AS TEXT), CAST($3 AS BIGINT), 'pending', 0,"
-    "  CASE WHEN EXISTS (SELECT 1 FROM webhook_deliveries p"
-    "   WHERE p.endpoint_id = w.id AND p.order_id = $2 AND p.status = 'pending')"
-    "  THEN NULL ELSE CAST($4 AS BIGINT) END, CAST($4 AS BIGINT), CAST($4 AS BIGINT)"
-    " FROM webhook_endpoints w WHERE w.account_id = $1 AND w.status = 'enabled'"
-    " AND (w.enabled_events = '*' OR (' ' || w.enabled_events || ' ') LIKE $5)"
-)
+
+def queue_deliveries(account: str, order_id: str, version: str, at: str, pattern: str, *, lock: bool = False) -> str:
+    """The INSERT that queues an event's deliveries: one per enabled endpoint of `account` whose
+    `enabled_events` match `pattern` (event_pattern), waiting (`next_attempt_us` NULL) when an
+    earlier delivery of the order is still pending for that endpoint. The arguments are SQL
+    expressions (`$n`), so that the single statements (order_service/single_statements.py) embed
+    the same INSERT; `lock`: read that earlier delivery FOR UPDATE, as a statement whose snapshot
+    is older than the order's row lock must."""
+    locking = " FOR UPDATE" if lock else ""
+    return (
+        "INSERT INTO webhook_deliveries"
+        " (endpoint_id, order_id, version, status, attempts, next_attempt_us, created_us, updated_us)"
+        f" SELECT w.id, CAST({order_id} AS TEXT), CAST({version} AS BIGINT), 'pending', 0,"
+        "  CASE WHEN EXISTS (SELECT 1 FROM webhook_deliveries p"
+        f"   WHERE p.endpoint_id = w.id AND p.order_id = {order_id} AND p.status = 'pending'{locking})"
+        f"  THEN NULL ELSE CAST({at} AS BIGINT) END, CAST({at} AS BIGINT), CAST({at} AS BIGINT)"
+        f" FROM webhook_endpoints w WHERE w.account_id = {account} AND w.status = 'enabled'"
+        f" AND (w.enabled_events = '*' OR (' ' || w.enabled_events || ' ') LIKE {pattern})"
+    )
+
+
+ENQUEUE = Sql(queue_deliveries(account="$1", order_id="$2", version="$3", at="$4", pattern="$5"))
+
 # Due deliveries, at most `$6` per endpoint and none of the endpoints listed in `$5` (",a,b,":
 # those this replica is already busy with), oldest due first. The due conditions are repeated
 # at the locking level so that a row another replica claimed meanwhile is re-checked and skipped.
